@@ -1,0 +1,32 @@
+"""PyTorch backend: eager truncated host + heads, for development, training and parity checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from detector.backends.base import HeadLogits
+from detector.errors import InferenceError
+from detector.model import ProbeModel
+from detector.tokenize import TokenBatch
+
+
+class TorchBackend:
+    name = "torch-cpu"
+
+    def __init__(self, model: ProbeModel, num_threads: int = 1) -> None:
+        torch.set_num_threads(num_threads)
+        self.model = model.eval()
+
+    def forward(self, batch: TokenBatch) -> HeadLogits:
+        input_ids = torch.from_numpy(batch.input_ids)
+        mask = torch.from_numpy(batch.attention_mask)
+        try:
+            with torch.inference_mode():
+                outputs = self.model(input_ids, mask)
+        except RuntimeError as exc:
+            raise InferenceError(f"torch forward failed on a batch of shape {tuple(input_ids.shape)}") from exc
+        return {
+            name: out.float().numpy().astype(np.float32, copy=False)
+            for name, out in zip(self.model.head_names, outputs, strict=True)
+        }

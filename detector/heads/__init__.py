@@ -1,0 +1,26 @@
+"""heads: probes that read `Activations`. Importing this package registers every built-in head type."""
+
+from detector.heads import linear, sae
+from detector.heads.base import Head, HeadConfig
+from detector.heads.linear import SequenceLinearConfig, SequenceLinearHead, TokenLinearConfig, TokenLinearHead
+from detector.heads.registry import build_head, config_from_dict, head_class, head_level, head_types, register_head
+from detector.heads.sae import SAEFeatureConfig, SAEFeatureHead
+
+__all__ = [
+    "Head",
+    "HeadConfig",
+    "SAEFeatureConfig",
+    "SAEFeatureHead",
+    "SequenceLinearConfig",
+    "SequenceLinearHead",
+    "TokenLinearConfig",
+    "TokenLinearHead",
+    "build_head",
+    "config_from_dict",
+    "head_class",
+    "head_level",
+    "head_types",
+    "linear",
+    "register_head",
+    "sae",
+]

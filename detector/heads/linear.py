@@ -1,0 +1,78 @@
+"""Linear probe heads: per-token (multi-label PII, with a lookahead window) and per-sequence (pooled)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from detector.activations import Activations
+from detector.errors import ConfigError
+from detector.heads.base import Head, HeadConfig
+from detector.heads.pooling import POOLINGS, lookahead_stack, pool
+from detector.heads.registry import register_head
+
+
+@dataclass(frozen=True)
+class TokenLinearConfig(HeadConfig):
+    # Following tokens each token's head also reads; a causal host needs right context to see a whole entity.
+    lookahead: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.lookahead, int) or not 0 <= self.lookahead <= 32:
+            raise ConfigError(f"head {self.name}: lookahead must be an integer in [0, 32], got {self.lookahead!r}")
+
+
+@register_head("token_linear")
+class TokenLinearHead(Head):
+    """logits[b, i, l] = bias[l] + sum_j weight[l, j] . h[b, i + j]   for j in 0..lookahead."""
+
+    config_class = TokenLinearConfig
+    level = "token"
+
+    def __init__(self, config: TokenLinearConfig, d_model: int) -> None:
+        super().__init__(config, d_model)
+        n = len(config.labels)
+        self.weight = nn.Parameter(torch.zeros(n, config.lookahead + 1, d_model))  # [labels, w + 1, d_model]
+        self.bias = nn.Parameter(torch.zeros(n))  # [labels]
+
+    def forward(self, acts: Activations) -> torch.Tensor:
+        h = acts.layer(self.config.layer)  # [batch, seq, d_model]
+        stacked = lookahead_stack(h, acts.content_mask, self.config.lookahead)  # [batch, seq, w + 1, d_model]
+        return torch.einsum("bswd,lwd->bsl", stacked, self.weight) + self.bias  # [batch, seq, labels]
+
+
+@dataclass(frozen=True)
+class SequenceLinearConfig(HeadConfig):
+    # mean/max are robust on a causal host; last is cheap but weak; rolling-mean-max finds a short harmful run in a
+    # long benign text.
+    pooling: str = "mean"
+    # Tokens per run for rolling-mean-max (ignored by the other poolings).
+    window: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"head {self.name}: pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
+        if not isinstance(self.window, int) or self.window < 1:
+            raise ConfigError(f"head {self.name}: window must be a positive integer, got {self.window!r}")
+
+
+@register_head("sequence_linear")
+class SequenceLinearHead(Head):
+    """logits[b, l] = bias[l] + weight[l] . pool(h[b, text tokens])."""
+
+    config_class = SequenceLinearConfig
+    level = "sequence"
+
+    def __init__(self, config: SequenceLinearConfig, d_model: int) -> None:
+        super().__init__(config, d_model)
+        self.weight = nn.Parameter(torch.zeros(len(config.labels), d_model))  # [labels, d_model]
+        self.bias = nn.Parameter(torch.zeros(len(config.labels)))  # [labels]
+
+    def forward(self, acts: Activations) -> torch.Tensor:
+        h = acts.layer(self.config.layer)  # [batch, seq, d_model]
+        pooled = pool(h, acts.content_mask, self.config.pooling, self.config.window)  # [batch, d_model]
+        return pooled @ self.weight.T + self.bias  # [batch, labels]

@@ -1,0 +1,42 @@
+"""host -> activations -> heads as one torch module (the thing the torch backend runs and ONNX export traces)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from detector.activations import Activations, content_mask_from
+from detector.errors import ConfigError
+from detector.heads import Head
+from detector.truncate import TruncatedHost
+
+
+class ProbeModel(nn.Module):
+    """forward(input_ids [batch, seq], attention_mask [batch, seq]) -> one logits tensor per head, in `head_names`
+    order: token heads [batch, seq, labels], sequence heads [batch, labels]."""
+
+    def __init__(self, host: TruncatedHost, heads: Sequence[Head], prefix: int, suffix: int) -> None:
+        super().__init__()
+        missing = sorted({h.config.layer for h in heads} - set(host.layers))
+        if missing:
+            raise ConfigError(f"heads read layers {missing} that the truncated host does not capture")
+        self.host = host
+        self.heads = nn.ModuleList(heads)
+        self.head_names: tuple[str, ...] = tuple(h.config.name for h in heads)
+        self.prefix = prefix
+        self.suffix = suffix
+
+    def activations(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Activations:
+        hidden = self.host(input_ids, attention_mask)
+        mask = attention_mask.bool()
+        return Activations(
+            layers=dict(zip(self.host.layers, hidden, strict=True)),
+            attention_mask=mask,
+            content_mask=content_mask_from(mask, self.prefix, self.suffix),
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        acts = self.activations(input_ids, attention_mask)
+        return tuple(head(acts) for head in self.heads)

@@ -1,0 +1,220 @@
+"""Detector: texts -> tokenize -> one truncated forward pass per batch -> heads -> spans and categories."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detector.backends import Backend, HeadLogits, TorchBackend
+from detector.bundle import Bundle, load_bundle
+from detector.errors import EmptyInputError, InputTooLargeError, InvalidInputError
+from detector.heads import head_level
+from detector.host import HostInfo, resolve_host
+from detector.model import ProbeModel
+from detector.settings import DetectorSettings
+from detector.spans import Span, decode_spans
+from detector.tokenize import EncodedText, HostTokenizer, Window, plan_windows
+from detector.truncate import load_host_config, load_truncated_host, num_host_layers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CategoryScore:
+    score: float  # calibrated probability
+    flagged: bool  # score >= threshold
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    spans: tuple[Span, ...]
+    categories: dict[str, CategoryScore]
+    n_tokens: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spans": [s.to_dict() for s in self.spans],
+            "categories": {k: {"score": round(v.score, 4), "flagged": v.flagged} for k, v in self.categories.items()},
+        }
+
+
+@dataclass(frozen=True)
+class _OutputPlan:
+    """Which head produces which token label or category."""
+
+    token_heads: tuple[str, ...]
+    token_labels: tuple[str, ...]
+    token_thresholds: np.ndarray  # [n_token_labels]
+    sequence_heads: tuple[str, ...]
+    categories: dict[str, tuple[str, int, float]] = field(default_factory=dict)  # category -> (head, column, thr)
+
+
+def _plan_outputs(bundle: Bundle) -> _OutputPlan:
+    token_heads, labels, thresholds, seq_heads = [], [], [], []
+    categories: dict[str, tuple[str, int, float]] = {}
+    for entry in bundle.manifest.active_heads:
+        name = entry.config.name
+        if head_level(entry.type, entry.config) == "token":
+            token_heads.append(name)
+            labels.extend(entry.config.labels)
+            thresholds.extend(entry.thresholds[label] for label in entry.config.labels)
+        else:
+            seq_heads.append(name)
+            for col, label in enumerate(entry.config.labels):
+                categories[label] = (name, col, entry.thresholds[label])
+    return _OutputPlan(
+        tuple(token_heads), tuple(labels), np.asarray(thresholds, dtype=np.float32), tuple(seq_heads), categories
+    )
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
+
+
+class Detector:
+    """Loaded once per process; `detect` is thread-compatible but not re-entrant on the torch backend."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        backend: Backend,
+        tokenizer: HostTokenizer,
+        host: HostInfo,
+        settings: DetectorSettings,
+    ) -> None:
+        self.bundle = bundle
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.host = host
+        self.settings = settings
+        self.plan = _plan_outputs(bundle)
+        self.content_len = settings.window_tokens - tokenizer.num_special
+
+    @classmethod
+    def load(cls, bundle_path: Path | str, settings: DetectorSettings | None = None) -> Detector:
+        """Load and check a bundle, resolve its host (offline), build the host truncated at the deepest layer read."""
+        settings = settings if settings is not None else DetectorSettings.from_env()
+        started = time.perf_counter()
+        bundle = load_bundle(Path(bundle_path))
+        host = resolve_host(bundle.manifest.host.id, settings.cache_dir, settings.host_path)
+        config = load_host_config(host.path)
+        bundle.check_host(host, num_host_layers(config), int(config.hidden_size))
+        tokenizer = HostTokenizer.from_folder(host.path)
+        truncated = load_truncated_host(host.path, bundle.manifest.layers, config)
+        model = ProbeModel(truncated, bundle.build_heads(), len(tokenizer.prefix_ids), len(tokenizer.suffix_ids))
+        backend = TorchBackend(model, settings.num_threads)
+        log.info(
+            "detector loaded",
+            extra={
+                "bundle": bundle.manifest.name,
+                "layers": list(bundle.manifest.layers),
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+        )
+        return cls(bundle, backend, tokenizer, host, settings)
+
+    # -- tokenize ---------------------------------------------------------------------------------------------------
+    def validate(self, texts: Sequence[object]) -> list[str]:
+        """Type, size and content checks; messages name the index and sizes, never the text."""
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise InvalidInputError("texts must be a list of strings")
+        out: list[str] = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInputError(f"text {i} has type {type(text).__name__}, expected str")
+            if len(text) > self.settings.max_chars:
+                raise InputTooLargeError(f"text {i} has {len(text)} characters; the limit is {self.settings.max_chars}")
+            if not text.strip():
+                raise EmptyInputError(f"text {i} is empty or whitespace only")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInputError(f"text {i} is not valid Unicode (lone surrogate)") from None
+            out.append(text)
+        return out
+
+    def encode(self, texts: Sequence[object]) -> list[EncodedText]:
+        return [self.tokenizer.encode(t) for t in self.validate(texts)]
+
+    # -- host + heads ------------------------------------------------------------------------------------------------
+    def _windows(self, encoded: Sequence[EncodedText]) -> list[Window]:
+        windows: list[Window] = []
+        for i, enc in enumerate(encoded):
+            windows.extend(plan_windows(len(enc.ids), self.content_len, self.settings.window_overlap, i))
+        return windows
+
+    def score(
+        self, encoded: Sequence[EncodedText], batch_size: int | None = None
+    ) -> tuple[list[np.ndarray], list[dict[str, float]]]:
+        """Token label probabilities [n_tokens, n_labels] and category probabilities, per text."""
+        plan = self.plan
+        token_probs = [np.zeros((len(e.ids), len(plan.token_labels)), dtype=np.float32) for e in encoded]
+        cat_probs: list[dict[str, float]] = [{c: 0.0 for c in plan.categories} for _ in encoded]
+        windows = sorted(self._windows(encoded), key=lambda w: w.end - w.start, reverse=True)
+        size = batch_size or self.settings.batch_size
+        for at in range(0, len(windows), size):
+            batch = self.tokenizer.collate(windows[at : at + size], encoded)
+            logits = self.backend.forward(batch)
+            self._stitch(batch.windows, batch.content_offset, logits, token_probs, cat_probs)
+        return token_probs, cat_probs
+
+    def _stitch(
+        self,
+        windows: Sequence[Window],
+        offset: int,
+        logits: HeadLogits,
+        token_probs: list[np.ndarray],
+        cat_probs: list[dict[str, float]],
+    ) -> None:
+        plan = self.plan
+        token_cols = [_sigmoid(logits[name]) for name in plan.token_heads]  # each [batch, seq, labels_h]
+        token_all = np.concatenate(token_cols, axis=-1) if token_cols else None  # [batch, seq, n_labels]
+        for row, w in enumerate(windows):
+            if token_all is not None:
+                lo, hi = offset + w.own_start - w.start, offset + w.own_end - w.start
+                token_probs[w.text_index][w.own_start : w.own_end] = token_all[row, lo:hi]
+            for cat, (head, col, _) in plan.categories.items():
+                p = float(_sigmoid(logits[head][row, col]))
+                cat_probs[w.text_index][cat] = max(cat_probs[w.text_index][cat], p)  # any unsafe window flags
+
+    # -- spans ---------------------------------------------------------------------------------------------------------
+    def detect(self, texts: Sequence[object], batch_size: int | None = None) -> list[Detection]:
+        valid = self.validate(texts)
+        encoded = [self.tokenizer.encode(t) for t in valid]
+        token_probs, cat_probs = self.score(encoded, batch_size)
+        plan = self.plan
+        results = []
+        for text, enc, probs, cats in zip(valid, encoded, token_probs, cat_probs, strict=True):
+            spans = decode_spans(text, enc.offsets, probs, plan.token_labels, plan.token_thresholds)
+            categories = {
+                c: CategoryScore(p, p >= plan.categories[c][2], plan.categories[c][2]) for c, p in cats.items()
+            }
+            results.append(Detection(tuple(spans), categories, len(enc.ids)))
+        return results
+
+    def info(self) -> dict[str, Any]:
+        m = self.bundle.manifest
+        return {
+            "bundle": {"name": m.name, "version": m.version, "path": str(self.bundle.path), "created_at": m.created_at},
+            "host": {
+                "id": self.host.id,
+                "sha256": self.host.sha256,
+                "path": str(self.host.path),
+                "family": m.host.family,
+                "num_layers": m.host.num_layers,
+                "d_model": m.host.d_model,
+            },
+            "layers": list(m.layers),
+            "backend": self.backend.name,
+            "labels": list(self.plan.token_labels),
+            "categories": list(self.plan.categories),
+            "thresholds": {e.config.name: e.thresholds for e in m.active_heads},
+            "window_tokens": self.settings.window_tokens,
+        }

@@ -1,0 +1,75 @@
+"""Library settings, read from `PROBEGUARD_*` environment variables.
+
+Each field carries a one-line trade-off comment. Values are validated on construction: a bad value is a
+`ConfigError` naming the variable, raised at startup rather than at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from detector.errors import ConfigError
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "probeguard"
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    # Where the assembled GGUF, the converted safetensors host and built graphs live; must be writable once.
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    # Host model folder (any Hugging Face model); None = the bundle's host (default: packaged Gemma 3 270M).
+    host_path: Path | None = None
+    # torch intra-op threads; 1 is safest on small shared boxes, more only helps with idle cores.
+    num_threads: int = 1
+    # Tokens per window including special tokens; longer windows give more context but cost O(n^2) attention.
+    window_tokens: int = 512
+    # Overlap between consecutive windows; more overlap = better context at seams, more compute.
+    window_overlap: int = 64
+    # Longest accepted text in characters; larger texts are refused with InputTooLargeError, never truncated.
+    max_chars: int = 100_000
+    # Windows scored per forward pass; larger batches raise throughput and peak memory.
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        positive = ("num_threads", "window_tokens", "max_chars", "batch_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.window_overlap, int) or self.window_overlap < 0:
+            raise ConfigError(f"setting window_overlap must be a non-negative integer, got {self.window_overlap!r}")
+        if self.window_tokens < 16:
+            raise ConfigError(f"setting window_tokens must be at least 16, got {self.window_tokens}")
+        if self.window_overlap * 2 >= self.window_tokens - 4:
+            raise ConfigError(
+                f"setting window_overlap ({self.window_overlap}) must be less than half of window_tokens "
+                f"({self.window_tokens}) minus special tokens"
+            )
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> DetectorSettings:
+        """Build settings from `PROBEGUARD_<FIELD>` variables; explicit overrides win."""
+        source = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = source.get(f"PROBEGUARD_{f.name.upper()}")
+            if raw is None:
+                continue
+            if f.name in ("cache_dir", "host_path"):
+                values[f.name] = Path(raw).expanduser() if raw else None
+            else:
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ConfigError(f"PROBEGUARD_{f.name.upper()} must be an integer, got {raw!r}") from None
+        if "cache_dir" in values and values["cache_dir"] is None:
+            raise ConfigError("PROBEGUARD_CACHE_DIR must not be empty")
+        cache = source.get("PROBEGUARD_CACHE")
+        if cache and "cache_dir" not in values:
+            values["cache_dir"] = Path(cache).expanduser()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

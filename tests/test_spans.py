@@ -1,0 +1,106 @@
+"""Table-driven span decoding: offsets, merging, fragments, snapping, unicode, emoji, CJK."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from detector.spans import Span, decode_spans, snap
+
+LABELS = ("PERSON", "EMAIL", "PHONE", "SSN")
+THRESHOLDS = np.array([0.5, 0.5, 0.5, 0.5], dtype=np.float32)
+
+
+def _tokens(text: str) -> list[tuple[int, int]]:
+    """Gemma-like pieces: a leading space belongs to the next word; words split into <=4-char chunks."""
+    out = []
+    for m in re.finditer(r"\s*\S+", text):
+        s, e = m.start(), m.end()
+        while s < e:
+            out.append((s, min(s + 4, e)))
+            s = min(s + 4, e)
+    return out
+
+
+def _decode(text: str, marks: dict[str, str]) -> list[tuple[str, str]]:
+    """marks: substring -> label; tokens overlapping the substring get p=0.9 for that label."""
+    offsets = np.array(_tokens(text), dtype=np.int64)
+    probs = np.full((len(offsets), len(LABELS)), 0.05, dtype=np.float32)
+    for sub, label in marks.items():
+        label, _, p = label.partition("@")
+        a = text.index(sub)
+        b = a + len(sub)
+        for i, (s, e) in enumerate(offsets):
+            if s < b and e > a and text[s:e].strip():
+                probs[i, LABELS.index(label)] = float(p or 0.9)
+    spans = decode_spans(text, offsets, probs, LABELS, THRESHOLDS)
+    return [(s.label, text[s.start : s.end]) for s in spans]
+
+
+CASES = [
+    ("no pii", "hello there, how are you?", {}, []),
+    ("one name", "My name is Anna Schmidt.", {"Anna Schmidt": "PERSON"}, [("PERSON", "Anna Schmidt")]),
+    ("email keeps dots, drops final period", "Write to anna.schmidt@example.org.", {"anna.schmidt@example.org": "EMAIL"},
+     [("EMAIL", "anna.schmidt@example.org")]),
+    ("two entities split by label", "Anna Schmidt 555-0199", {"Anna Schmidt": "PERSON", "555-0199": "PHONE"},
+     [("PERSON", "Anna Schmidt"), ("PHONE", "555-0199")]),
+    ("fragment inside a word takes the run's label", "SSN 123-45-6789 ok",
+     {"123-45-678": "SSN", "9": "PHONE@0.6"}, [("SSN", "123-45-6789")]),
+    ("partial word snaps to whole word", "Contact Maximilianus now", {"Maxi": "PERSON"},
+     [("PERSON", "Maximilianus")]),
+    ("wrapping punctuation trimmed", "(Anna) and <anna@x.io>", {"Anna": "PERSON", "anna@x.io": "EMAIL"},
+     [("PERSON", "Anna"), ("EMAIL", "anna@x.io")]),
+    ("non-latin name", "Hi, I'm Krisztián Szöllösy!", {"Krisztián Szöllösy": "PERSON"},
+     [("PERSON", "Krisztián Szöllösy")]),
+    ("emoji next to entity", "😀 Anna 😀", {"Anna": "PERSON"}, [("PERSON", "Anna")]),
+    ("below threshold ignored", "Anna Schmidt", {"Anna Schmidt": "PERSON@0.4"}, []),
+    ("multi-line address stays one span when contiguous", "Anna\nBaker Street 5\nLondon",
+     {"Anna": "PERSON", "Baker Street 5\nLondon": "PHONE"}, [("PERSON", "Anna"), ("PHONE", "Baker Street 5\nLondon")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "text", "marks", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_decode_spans(name, text, marks, expected):
+    assert _decode(text, marks) == expected
+
+
+def test_cjk_is_not_extended_to_the_whole_sentence():
+    text = "私の名前は田中太郎です"
+    a = text.index("田中太郎")
+    offsets = np.array([(i, i + 1) for i in range(len(text))], dtype=np.int64)
+    probs = np.full((len(text), len(LABELS)), 0.05, dtype=np.float32)
+    probs[a : a + 4, 0] = 0.9
+    spans = decode_spans(text, offsets, probs, LABELS, THRESHOLDS)
+    assert spans == [Span("PERSON", a, a + 4, pytest.approx(0.9))]
+
+
+def test_score_is_max_of_the_label_over_the_run():
+    text = "Anna Schmidt"
+    offsets = np.array([(0, 4), (4, 12)], dtype=np.int64)
+    probs = np.array([[0.7, 0, 0, 0], [0.95, 0, 0, 0]], dtype=np.float32)
+    (span,) = decode_spans(text, offsets, probs, LABELS, THRESHOLDS)
+    assert span.score == pytest.approx(0.95)
+
+
+def test_per_label_thresholds():
+    text = "Anna 555"
+    offsets = np.array([(0, 4), (4, 8)], dtype=np.int64)
+    probs = np.array([[0.6, 0, 0, 0], [0, 0, 0.6, 0]], dtype=np.float32)
+    thresholds = np.array([0.7, 0.5, 0.5, 0.5], dtype=np.float32)
+    assert [s.label for s in decode_spans(text, offsets, probs, LABELS, thresholds)] == ["PHONE"]
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        decode_spans("ab", np.zeros((2, 2), dtype=np.int64), np.zeros((2, 3)), LABELS, THRESHOLDS)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "expected"),
+    [("  Anna  ", 0, 8, "Anna"), ("Anna.", 0, 5, "Anna"), ("xAnnay", 1, 3, "xAnnay"), ("   ", 0, 3, "")],
+)
+def test_snap(text, start, end, expected):
+    s, e = snap(text, start, end)
+    assert text[s:e] == expected
