@@ -42,8 +42,8 @@ def _decode(text: str, marks: dict[str, str]) -> list[tuple[str, str]]:
 CASES = [
     ("no pii", "hello there, how are you?", {}, []),
     ("one name", "My name is Anna Schmidt.", {"Anna Schmidt": "PERSON"}, [("PERSON", "Anna Schmidt")]),
-    ("email keeps dots, drops final period", "Write to anna.schmidt@example.org.", {"anna.schmidt@example.org": "EMAIL"},
-     [("EMAIL", "anna.schmidt@example.org")]),
+    ("email keeps dots, drops final period", "Write to anna.schmidt@example.org.",
+     {"anna.schmidt@example.org": "EMAIL"}, [("EMAIL", "anna.schmidt@example.org")]),
     ("two entities split by label", "Anna Schmidt 555-0199", {"Anna Schmidt": "PERSON", "555-0199": "PHONE"},
      [("PERSON", "Anna Schmidt"), ("PHONE", "555-0199")]),
     ("fragment inside a word takes the run's label", "SSN 123-45-6789 ok",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from detector.tokenize import HostTokenizer, plan_windows
@@ -19,7 +21,7 @@ def test_windows_own_every_token_exactly_once(n, content, overlap):
         for i in range(w.own_start, w.own_end):
             owned[i] += 1
     assert owned == [1] * n
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         assert a.end - b.start >= overlap, "consecutive windows overlap by at least `overlap` tokens"
 
 
