@@ -151,6 +151,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(_settings(args), args.bundle, as_json=args.json)
 
 
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probeguard", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -162,14 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--cache-dir", type=Path, help="cache folder (default: $PROBEGUARD_CACHE or ~/.cache/probeguard)"
         )
-        p.add_argument("--threads", type=int, help="torch intra-op threads (default: $PROBEGUARD_NUM_THREADS or 1)")
+        p.add_argument("--threads", type=_positive_int, help="torch threads (default: $PROBEGUARD_NUM_THREADS or 1)")
 
     p = sub.add_parser("detect", help="score a text, or a JSONL file of {id, text} rows")
     common(p)
     p.add_argument("text", nargs="?", help="the text to score")
     p.add_argument("--input", type=Path, help="JSONL input, one {'id', 'text'} object per line")
     p.add_argument("--output", help="JSONL output (default: stdout)")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="windows per forward pass")
     p.add_argument("--redact", choices=REDACT_MODES, help="also return the text with spans redacted")
     p.set_defaults(func=cmd_detect)
 
@@ -202,9 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     _register_training()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    if getattr(args, "batch_size", 1) is not None and getattr(args, "batch_size", 1) < 1:
-        print("error: --batch-size must be at least 1", file=sys.stderr)
-        return 2
     try:
         return int(args.func(args))
     except ProbeguardError as exc:

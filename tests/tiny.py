@@ -18,9 +18,10 @@ from transformers import (
     LlamaConfig,
     PretrainedConfig,
     PreTrainedTokenizerFast,
+    Qwen2Config,
 )
 
-FAMILIES: tuple[str, ...] = ("gemma3_text", "llama", "gpt2", "bert")
+FAMILIES: tuple[str, ...] = ("gemma3_text", "llama", "qwen2", "gpt2", "bert")
 NUM_LAYERS = 4
 D_MODEL = 32
 
@@ -68,6 +69,11 @@ def tiny_config(family: str, vocab_size: int) -> PretrainedConfig:
         )  # fmt: skip
     if family == "llama":
         return LlamaConfig(
+            **common, hidden_size=D_MODEL, intermediate_size=64, num_hidden_layers=NUM_LAYERS, num_attention_heads=2,
+            num_key_value_heads=1, max_position_embeddings=1024,
+        )  # fmt: skip
+    if family == "qwen2":
+        return Qwen2Config(
             **common, hidden_size=D_MODEL, intermediate_size=64, num_hidden_layers=NUM_LAYERS, num_attention_heads=2,
             num_key_value_heads=1, max_position_embeddings=1024,
         )  # fmt: skip
