@@ -202,10 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_training() -> None:
     try:
-        from training import train
+        from training import eval_cli, train
     except ImportError:  # the training extras (faker, tqdm) are not installed
         return
     EXTRA_COMMANDS.setdefault("train", (train.configure, train.run))
+    EXTRA_COMMANDS.setdefault("eval", (eval_cli.configure, eval_cli.run))
 
 
 def main(argv: list[str] | None = None) -> int:

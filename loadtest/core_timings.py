@@ -6,7 +6,8 @@
   temporary cache first, which is what a fresh machine pays once);
 - forward: truncated host (to the bundle's deepest layer) vs the full host, torch eager, batch 1, for 64- and
   512-token inputs (median of --repeats);
-- peak RSS of this process (ru_maxrss).
+- resident memory right after the detector is loaded, and the peak RSS of the whole run (ru_maxrss, which includes
+  the full host loaded for comparison and, with --cold, the conversion).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ def _median_ms(fn, repeats: int) -> float:
     return round(statistics.median(times), 2)
 
 
+def _rss_mb() -> float:
+    """Current resident set size (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cold", action="store_true", help="also time a first-use conversion in a temporary cache")
@@ -59,6 +68,7 @@ def main() -> None:
     started = time.perf_counter()
     detector = Detector.load(default_bundle_path(), settings)
     result["load_warm_s"] = round(time.perf_counter() - started, 2)
+    result["rss_after_detector_load_mb"] = _rss_mb()
     truncated = detector.backend.model.host  # type: ignore[attr-defined]
     full = load_full_host(detector.host.path)
     result["layers"] = {"truncated_to": truncated.depth, "host_total": full.config.num_hidden_layers}

@@ -1,34 +1,74 @@
-"""Entity-level evaluation: predicted spans vs gold spans, exact (label, start, end) matches, micro and per label."""
+"""Evaluation: entity-level span metrics (exact and overlap matching) and category metrics (AUROC, P/R at threshold)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+
 Triple = tuple[str, int, int]
 
 
+def _prf(tp: int, npred: int, ngold: int) -> dict[str, float]:
+    precision = tp / npred if npred else 0.0
+    recall = tp / ngold if ngold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "support": ngold}
+
+
 def entity_scores(gold: Sequence[Iterable[Triple]], pred: Sequence[Iterable[Triple]]) -> dict[str, object]:
+    """Micro and per-label P/R/F1. `exact`: same label and boundaries; `overlap`: same label, any shared character
+    (each gold and each predicted entity matched at most once)."""
     tp: Counter[str] = Counter()
+    tp_overlap: Counter[str] = Counter()
     n_gold: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
     for g, p in zip(gold, pred, strict=True):
         gs, ps = set(g), set(p)
-        for label, *_ in gs:
-            n_gold[label] += 1
-        for label, *_ in ps:
-            n_pred[label] += 1
-        for label, *_ in gs & ps:
-            tp[label] += 1
-
-    def prf(t: int, npred: int, ngold: int) -> dict[str, float]:
-        precision = t / npred if npred else 0.0
-        recall = t / ngold if ngold else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "support": ngold}
-
+        n_gold.update(label for label, *_ in gs)
+        n_pred.update(label for label, *_ in ps)
+        tp.update(label for label, *_ in gs & ps)
+        used: set[Triple] = set()
+        for label, start, end in sorted(gs, key=lambda t: t[1]):
+            match = next((q for q in sorted(ps, key=lambda t: t[1]) if q not in used and q[0] == label
+                          and q[1] < end and q[2] > start), None)  # fmt: skip
+            if match is not None:
+                used.add(match)
+                tp_overlap[label] += 1
     labels = sorted(set(n_gold) | set(n_pred))
     return {
-        "micro": prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values())),
-        "per_label": {label: prf(tp[label], n_pred[label], n_gold[label]) for label in labels},
+        "micro": _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values())),
+        "micro_overlap": _prf(sum(tp_overlap.values()), sum(n_pred.values()), sum(n_gold.values())),
+        "per_label": {label: _prf(tp[label], n_pred[label], n_gold[label]) for label in labels},
+    }
+
+
+def auroc(scores: np.ndarray, y: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
+    pos, neg = scores[y == 1], scores[y == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
+    combined = np.concatenate([pos, neg])
+    for value in np.unique(combined):  # average ranks of ties
+        tied = combined == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def category_scores(scores: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    flagged = scores >= threshold
+    pos, neg = y == 1, y == 0
+    return {
+        "auroc": round(auroc(scores, y), 4),
+        "threshold": round(float(threshold), 4),
+        "recall": round(float(flagged[pos].mean()), 4) if pos.any() else float("nan"),
+        "fpr": round(float(flagged[neg].mean()), 4) if neg.any() else float("nan"),
+        "precision": round(float(flagged[pos].sum() / max(flagged.sum(), 1)), 4),
+        "positives": int(pos.sum()),
+        "negatives": int(neg.sum()),
     }

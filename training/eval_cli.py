@@ -1,0 +1,75 @@
+"""`probeguard eval --bundle B --data FILE`: score span, labelled or Presidio-format data with a bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from detector.paths import default_bundle_path
+from detector.settings import DetectorSettings
+from training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl
+from training.evaluate import category_scores, entity_scores
+
+FORMATS = ("auto", "span", "labelled", "presidio")
+
+
+def detect_format(path: Path) -> str:
+    if path.suffix == ".json":
+        return "presidio"
+    for raw in path.read_bytes().splitlines():
+        if raw.strip():
+            try:
+                first = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                break
+            if isinstance(first, dict) and "labels" in first:
+                return "labelled"
+            return "span"
+    raise DataError(str(path), ["cannot tell the format from the first line; pass --format"])
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", type=Path, help="bundle folder (default: newest models/probeguard-base)")
+    p.add_argument("--data", type=Path, required=True, help="span JSONL, labelled JSONL or Presidio-research JSON")
+    p.add_argument("--format", choices=FORMATS, default="auto")
+    p.add_argument("--label-map", help="Presidio entity type -> label, as JSON or a JSON file; null ignores a type")
+    p.add_argument("--host", type=Path)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--batch-size", type=int, default=16)
+
+
+def run(args: argparse.Namespace) -> int:
+    from detector.pipeline import Detector
+
+    settings = DetectorSettings.from_env(host_path=args.host, num_threads=args.threads)
+    detector = Detector.load(args.bundle or default_bundle_path(), settings)
+    labels = detector.plan.token_labels
+    fmt = detect_format(args.data) if args.format == "auto" else args.format
+    report: dict[str, object] = {"bundle": detector.info()["bundle"], "data": str(args.data), "format": fmt}
+    if fmt == "labelled":
+        per_category = read_labelled_jsonl(args.data, list(detector.plan.categories))
+        for category, rows in per_category.items():
+            if not rows:
+                continue
+            results = detector.detect([r.text for r in rows], batch_size=args.batch_size)
+            scores = np.array([r.categories[category].score for r in results])
+            y = np.array([r.label for r in rows])
+            threshold = detector.plan.categories[category][2]
+            report[category] = category_scores(scores, y, threshold)
+    else:
+        if fmt == "presidio":
+            raw = args.label_map or "{}"
+            label_map = json.loads(Path(raw).read_text() if Path(raw).is_file() else raw)
+            examples = read_presidio_json(args.data, label_map, labels)
+        else:
+            examples = read_span_jsonl(args.data, labels)
+        results = detector.detect([e.text for e in examples], batch_size=args.batch_size)
+        gold = [list(e.spans) for e in examples]
+        pred = [[(s.label, s.start, s.end) for s in r.spans] for r in results]
+        report["entities"] = entity_scores(gold, pred)
+        report["texts"] = len(examples)
+    print(json.dumps(report, indent=2))
+    return 0
