@@ -1,15 +1,12 @@
-"""`probeguard train`: synthetic PII + shared instruction data -> harvested activations -> heads -> bundle.
-
-This first pipeline fits one token head (PII, linear with lookahead) and one sequence head (`unsafe`, pooled linear)
-at one layer, calibrates them on data they were not fitted on, and evaluates entity F1 on held-out templates and a
-held-out locale. Every number it prints is computed here, on data generated or read in this run.
-"""
+"""`probeguard train --config training/configs/default.toml`: data -> layer sweep -> activations -> heads ->
+calibration -> bundle -> evaluation report. Every number in the report is computed in this run."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import random
+import platform
 import time
 from pathlib import Path
 
@@ -17,147 +14,203 @@ import numpy as np
 import torch
 
 from detector.bundle import HostRef, save_bundle
-from detector.heads import SequenceLinearConfig, SequenceLinearHead, TokenLinearConfig, TokenLinearHead
+from detector.heads import Head, TokenLinearConfig, TokenLinearHead
 from detector.host import DEFAULT_HOST_ID, resolve_host
 from detector.settings import DetectorSettings
 from detector.tokenize import HostTokenizer
 from detector.truncate import load_host_config, load_truncated_host, num_host_layers
 from training import fit
-from training.data import SHARED_UNSAFE, LabelledText, load_instructions, token_targets
+from training.activations import harvest_to_store
+from training.categories import FittedCategory, fit_linear_category, fit_sae_category
+from training.config import TrainConfig, load_config
+from training.data import SpanExample, token_targets
+from training.datasets import Datasets, build_datasets
 from training.evaluate import entity_scores
-from training.harvest import harvest
-from training.synth import PII_LABELS, SynthExample, generate_examples
+from training.report import plot_linear_vs_sae, plot_per_label, plot_pr_curves, write_report
+from training.sae import load_saelens, train_topk_sae
+from training.sweep import SweepResult, category_auroc, choose_layer, plot_sweep, token_macro_f1
+from training.synth import PII_LABELS
 
-
-def _sample(rows: list[LabelledText], n: int, seed: int) -> list[LabelledText]:
-    rng = random.Random(seed)
-    return rng.sample(rows, min(n, len(rows)))
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.toml"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="bundle folder to write, e.g. models/probeguard-base/0.1.0")
-    p.add_argument("--name", default="probeguard-base")
-    p.add_argument("--version", default="0.1.0")
-    p.add_argument("--host", type=Path, help="host model folder (default: packaged Gemma 3 270M)")
-    p.add_argument("--layer", type=int, default=6, help="layer both heads read (residual stream after N blocks)")
-    p.add_argument("--lookahead", type=int, default=3, help="following tokens the PII head reads")
-    p.add_argument("--n-pii", type=int, default=4000, help="synthetic PII training examples")
-    p.add_argument("--n-val", type=int, default=600, help="examples per validation split")
-    p.add_argument("--n-benign", type=int, default=3000, help="harmless instructions used as negatives")
-    p.add_argument("--unsafe-data", type=Path, default=SHARED_UNSAFE, help="folder with harmful_/harmless_*.json")
-    p.add_argument("--fpr", type=float, default=0.01, help="target false-positive rate for category thresholds")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training TOML (default: the default bundle)")
+    p.add_argument("--out", type=Path, help="override [bundle].out")
+    p.add_argument("--threads", type=int, help="override threads")
+    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (minutes, poor quality)")
+
+
+def _quick(config: TrainConfig) -> TrainConfig:
+    r = dataclasses.replace
+    return r(config, data=r(config.data, n_pii_train=300, n_pii_val=80, n_benign=200, n_injection_synthetic=100),
+             sweep=r(config.sweep, layers=[2, 4], n_texts=120, epochs=1), pii=r(config.pii, epochs=2),
+             sae=r(config.sae, steps=50, d_sae=256, k=8))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    settings = DetectorSettings.from_env(num_threads=args.threads, host_path=args.host)
-    torch.set_num_threads(settings.num_threads)
-    torch.manual_seed(args.seed)
+    config = load_config(args.config)
+    if args.quick:
+        config = _quick(config)
+    if args.threads:
+        config = dataclasses.replace(config, threads=args.threads)
+    out = args.out or config.path(config.bundle.out)
+    settings = DetectorSettings.from_env(num_threads=config.threads, host_path=config.path(config.host) if config.host
+                                         else None)  # fmt: skip
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
     host = resolve_host(DEFAULT_HOST_ID, settings.cache_dir, settings.host_path)
-    config = load_host_config(host.path)
+    hcfg = load_host_config(host.path)
+    n_layers, d_model = num_host_layers(hcfg), int(hcfg.hidden_size)
     tokenizer = HostTokenizer.from_folder(host.path)
-    truncated = load_truncated_host(host.path, [args.layer], config)
     max_tokens = settings.window_tokens - tokenizer.num_special
+    data = build_datasets(config)
+    print(json.dumps({"data": data.summary()}), flush=True)
 
-    def acts_of(texts: list[str], desc: str) -> tuple[list[np.ndarray], list]:
-        h = harvest(truncated, tokenizer, texts, max_tokens, batch_size=16, desc=desc)
-        return h.layers[args.layer], h.encoded
+    hosts: dict[tuple[int, ...], object] = {}
 
-    # -- data ---------------------------------------------------------------------------------------------------------
-    pii_train = generate_examples(args.n_pii, seed=args.seed, template_split="train")
-    pii_calib = generate_examples(args.n_val, seed=args.seed + 1, template_split="train")
-    pii_heldout = generate_examples(args.n_val, seed=args.seed + 2, template_split="heldout")
-    pii_locale = generate_examples(args.n_val // 2, seed=args.seed + 3, locales=["ja_JP"], template_split="all")
-    d = args.unsafe_data
-    harmful_train = load_instructions(d / "harmful_train.json", 1)
-    harmless_train = load_instructions(d / "harmless_train.json", 0)
-    harmful_val = load_instructions(d / "harmful_val.json", 1)
-    harmless_val = _sample(load_instructions(d / "harmless_val.json", 0), 2000, args.seed)
-    benign = _sample(harmless_train, args.n_benign, args.seed)
+    def store(layers: list[int], texts: list[str], desc: str):
+        if tuple(layers) not in hosts:  # one truncated host per layer set, loaded once
+            hosts[tuple(layers)] = load_truncated_host(host.path, layers, hcfg)
+        truncated = hosts[tuple(layers)]
+        return harvest_to_store(truncated, host.sha256, tokenizer, texts, settings.cache_dir, max_tokens, desc=desc)
 
-    # -- token head (PII) ---------------------------------------------------------------------------------------------
-    token_texts = [e.text for e in pii_train] + [b.text for b in benign[: args.n_benign // 2]]
-    token_spans = [[(s.label, s.start, s.end) for s in e.spans] for e in pii_train] + [[]] * (args.n_benign // 2)
-    acts, encoded = acts_of(token_texts, "harvest pii")
-    targets = [token_targets(e.offsets, sp, PII_LABELS) for e, sp in zip(encoded, token_spans, strict=True)]
-    pii_head = TokenLinearHead(
-        TokenLinearConfig(name="pii", layer=args.layer, labels=PII_LABELS, lookahead=args.lookahead),
-        int(config.hidden_size),
-    )
-    losses = fit.fit_token_head(pii_head, acts, targets, epochs=args.epochs, seed=args.seed)
-    calib_acts, calib_enc = acts_of([e.text for e in pii_calib], "harvest calib")
-    calib_y = np.concatenate(
-        [token_targets(e.offsets, [(s.label, s.start, s.end) for s in ex.spans], PII_LABELS)
-         for e, ex in zip(calib_enc, pii_calib, strict=True)]
-    )  # fmt: skip
-    calib_logits = np.concatenate(fit.token_logits(pii_head, calib_acts))
-    pii_thresholds: dict[str, float] = {}
-    token_f1: dict[str, float] = {}
+    sweep = _sweep(config, data, [k for k in config.sweep.layers if 0 < k < n_layers], store)
+    pii_layer = config.pii.layer or sweep.chosen["pii"]
+    cat_layer = config.categories.layer or max(sweep.chosen["unsafe"], sweep.chosen["prompt_injection"])
+    layers = sorted({pii_layer, cat_layer})
+
+    # -- PII token head -------------------------------------------------------------------------------------------
+    pii_texts = data.pii_train + [SpanExample(b.text, ()) for b in data.benign[: len(data.benign) // 2]]
+    st, enc = store(layers, [e.text for e in pii_texts], "harvest pii")
+    targets = [token_targets(e.offsets, ex.spans, PII_LABELS)[:n] for e, ex, n in
+               zip(enc, pii_texts, st.lengths, strict=True)]  # fmt: skip
+    pii_head = TokenLinearHead(TokenLinearConfig(name="pii", layer=pii_layer, labels=PII_LABELS,
+                                                 lookahead=config.pii.lookahead), d_model)  # fmt: skip
+    losses = fit.fit_token_head(pii_head, st.per_text(pii_layer), targets, epochs=config.pii.epochs, seed=config.seed)
+    cst, cenc = store(layers, [e.text for e in data.pii_calib], "harvest calibration")
+    cal_y = np.concatenate([token_targets(e.offsets, ex.spans, PII_LABELS)[:n] for e, ex, n in
+                            zip(cenc, data.pii_calib, cst.lengths, strict=True)])  # fmt: skip
+    cal_logits = np.concatenate(fit.token_logits(pii_head, cst.per_text(pii_layer)))
+    pii_thresholds, curves = {}, {}
     for col, label in enumerate(PII_LABELS):
-        a, c = fit.platt(calib_logits[:, col], calib_y[:, col])
+        a, c = fit.platt(cal_logits[:, col], cal_y[:, col])
         fit.fold_platt(pii_head, col, a, c)
-        probs = 1 / (1 + np.exp(-(a * calib_logits[:, col] + c)))
-        pii_thresholds[label], token_f1[label] = fit.best_f1_threshold(probs, calib_y[:, col])
+        probs = 1 / (1 + np.exp(-(a * cal_logits[:, col] + c)))
+        pii_thresholds[label] = fit.best_f1_threshold(probs, cal_y[:, col])[0]
+        curves[label] = (probs, cal_y[:, col])
 
-    # -- sequence head (unsafe) ---------------------------------------------------------------------------------------
-    seq_train = harmful_train + benign + [LabelledText(e.text, 0) for e in pii_train[:1000]]
-    seq_acts, _ = acts_of([r.text for r in seq_train], "harvest unsafe")
-    unsafe_head = SequenceLinearHead(
-        SequenceLinearConfig(name="unsafe", layer=args.layer, labels=("unsafe",), pooling="mean"),
-        int(config.hidden_size),
-    )
-    feats = fit.pooled_features(seq_acts, "mean", 16)
-    fit.fit_sequence_head(unsafe_head, feats, np.array([[r.label] for r in seq_train], dtype=np.float32))
-    val_rows = harmful_val + harmless_val
-    val_acts, _ = acts_of([r.text for r in val_rows], "harvest unsafe val")
-    with torch.no_grad():
-        val_logits = (fit.pooled_features(val_acts, "mean", 16) @ unsafe_head.weight.T + unsafe_head.bias)[:, 0]
-    val_y = np.array([r.label for r in val_rows], dtype=np.float32)
-    a, c = fit.platt(val_logits.numpy(), val_y)
-    fit.fold_platt(unsafe_head, 0, a, c)
-    val_probs = 1 / (1 + np.exp(-(a * val_logits.numpy() + c)))
-    unsafe_threshold = fit.threshold_at_fpr(val_probs[val_y == 0], args.fpr)
-    unsafe_recall = float((val_probs[val_y == 1] >= unsafe_threshold).mean())
+    # -- SAE + category heads -------------------------------------------------------------------------------------
+    if config.sae.external:
+        sae_weights, sae_layer = load_saelens(config.path(config.sae.external))
+        if sae_layer != cat_layer:
+            raise ValueError(f"external SAE reads layer {sae_layer}, category heads read {cat_layer}")
+    else:
+        sae_weights = train_topk_sae(st.matrix(cat_layer), config.sae.d_sae, config.sae.k, config.sae.steps,
+                                     config.sae.batch_tokens, config.sae.lr, config.seed)  # fmt: skip
+    heads: list[tuple[Head, dict[str, float]]] = [(pii_head, pii_thresholds)]
+    cat_metrics, comparison, decisions = {}, {}, []
+    for name, cat in data.categories.items():
+        fitted = _fit_category(config, name, cat_layer, cat, sae_weights, store, layers)
+        served = "linear" if fitted["linear"].val["auroc"] >= fitted["sae"].val["auroc"] else "sae"
+        decisions.append(f"{name}: serving the {served} head (validation AUROC linear "
+                         f"{fitted['linear'].val['auroc']:.4f} vs SAE {fitted['sae'].val['auroc']:.4f}); "
+                         "the other is kept in the bundle, inactive")  # fmt: skip
+        for kind, f in fitted.items():
+            f.head.config = dataclasses.replace(f.head.config, active=kind == served)
+            heads.append((f.head, {name: f.threshold}))
+        cat_metrics[name] = {k: {"served": k == served, "val": f.val, "shifted": f.shifted, "detail": f.detail}
+                             for k, f in fitted.items()}  # fmt: skip
+        comparison[name] = {k: {"val_auroc": f.val["auroc"], "val_recall": f.val["recall"]} for k, f in fitted.items()}
 
-    # -- bundle + evaluation through the served path ------------------------------------------------------------------
-    ref = HostRef(host.id, host.sha256, num_host_layers(config), int(config.hidden_size), str(config.model_type))
-    heads = [(pii_head, pii_thresholds), (unsafe_head, {"unsafe": unsafe_threshold})]
-    training_data = {
-        "pii_synthetic": {"train": len(pii_train), "seed": args.seed, "template_split": "train",
-                          "locales": "DEFAULT_LOCALES"},
-        "benign_negatives": {"source": "shared/data/unsafe/harmless_train.json (Alpaca, CC BY-NC 4.0)",
-                             "n": len(benign)},
-        "unsafe": {"harmful_train": len(harmful_train), "calibration": "harmful_val + 2000 of harmless_val"},
-    }  # fmt: skip
-    save_bundle(args.out, name=args.name, version=args.version, host=ref, heads=heads, training_data=training_data)
+    # -- bundle, then evaluation through the served path -------------------------------------------------------------
+    ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type))
+    name, version = config.bundle.name, config.bundle.version
+    save_bundle(out, name=name, version=version, host=ref, heads=heads, training_data=data.summary())
     from detector.pipeline import Detector
 
-    detector = Detector.load(args.out, settings)
+    detector = Detector.load(out, settings)
     metrics = {
-        "layer": args.layer,
-        "token_head_train_loss": [round(x, 4) for x in losses],
-        "token_f1_calibration": {k: round(v, 4) for k, v in token_f1.items()},
-        "entity_heldout_templates": _entity_eval(detector, pii_heldout),
-        "entity_heldout_locale_ja_JP": _entity_eval(detector, pii_locale),
-        "unsafe": {"threshold": round(unsafe_threshold, 4), "target_fpr": args.fpr,
-                   "recall_at_threshold_on_harmful_val": round(unsafe_recall, 4),
-                   "note": "threshold and Platt fitted on the same validation rows; recall is optimistic"},
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "threads": settings.num_threads,
+        "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "layers": layers,
+        "sweep": sweep.to_dict(), "token_head_train_loss": [round(x, 4) for x in losses],
+        "pii": {"calibration": _entities(detector, data.pii_calib),
+                "heldout_templates": _entities(detector, data.pii_heldout),
+                "heldout_locale": _entities(detector, data.pii_locale),
+                "heldout_locale_name": config.data.heldout_locale, "thresholds": pii_thresholds},
+        "categories": cat_metrics, "sae": sae_weights.stats, "decisions": decisions,
+        "train_seconds": round(time.perf_counter() - started, 1), "threads": config.threads,
+        "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}",
     }  # fmt: skip
-    save_bundle(
-        args.out, name=args.name, version=args.version, host=ref, heads=heads, metrics=metrics,
-        training_data=training_data,
-    )  # fmt: skip
-    print(json.dumps(metrics, indent=2))
+    save_bundle(out, name=name, version=version, host=ref, heads=heads, metrics=_headline(metrics),
+                training_data=data.summary())  # fmt: skip
+    plot_sweep(sweep, out / "layer_sweep.png")
+    plot_per_label(metrics["pii"]["heldout_templates"]["per_label"], out / "pii_per_label.png",
+                   "PII entity P/R/F1, held-out templates")  # fmt: skip
+    plot_pr_curves(curves, out / "pii_pr_curves.png")
+    plot_linear_vs_sae(comparison, out / "linear_vs_sae.png")
+    write_report(out, metrics)
+    print(json.dumps(_headline(metrics), indent=2))
     return 0
 
 
-def _entity_eval(detector: object, examples: list[SynthExample]) -> dict[str, object]:
-    results = detector.detect([e.text for e in examples])  # type: ignore[attr-defined]
-    gold = [[(s.label, s.start, s.end) for s in e.spans] for e in examples]
-    pred = [[(s.label, s.start, s.end) for s in r.spans] for r in results]
-    return entity_scores(gold, pred)
+def _sweep(config: TrainConfig, data: Datasets, layers: list[int], store) -> SweepResult:
+    n = config.sweep.n_texts
+    train, val = data.pii_train[:n], data.pii_calib[: max(n // 3, 1)]
+    st, enc = store(layers, [e.text for e in train + val], "sweep harvest pii")
+    ys = [token_targets(e.offsets, ex.spans, PII_LABELS)[:n] for e, ex, n in
+          zip(enc, train + val, st.lengths, strict=True)]  # fmt: skip
+    result = SweepResult(layers=layers, tolerance=config.sweep.tolerance)
+    result.scores["pii"] = [
+        token_macro_f1(k, PII_LABELS, (a := st.per_text(k))[: len(train)], ys[: len(train)], a[len(train) :],
+                       ys[len(train) :], config.pii.lookahead, config.sweep.epochs, config.seed)
+        for k in layers
+    ]  # fmt: skip
+    result.metric["pii"] = "token macro-F1"
+    for name, cat in data.categories.items():
+        rows = cat.train[: 4 * n] + cat.val[: 2 * n]
+        cst, _ = store(layers, [r.text for r in rows], f"sweep harvest {name}")
+        y = np.array([r.label for r in rows])
+        cut = min(len(cat.train), 4 * n)
+        result.scores[name] = [
+            category_auroc(k, (a := cst.per_text(k))[:cut], y[:cut], a[cut:], y[cut:], "mean") for k in layers
+        ]
+        result.metric[name] = "AUROC"
+    result.chosen = {k: choose_layer(layers, s, config.sweep.tolerance) for k, s in result.scores.items()}
+    print(json.dumps({"sweep": result.to_dict()}), flush=True)
+    return result
+
+
+def _fit_category(config, name, layer, cat, sae_weights, store, layers) -> dict[str, FittedCategory]:
+    tr, _ = store(layers, [r.text for r in cat.train], f"harvest {name}")
+    va, _ = store(layers, [r.text for r in cat.val], f"harvest {name} val")
+    sh, _ = store(layers, [r.text for r in cat.shifted], f"harvest {name} shifted") if cat.shifted else (None, None)
+    ty, vy = np.array([r.label for r in cat.train], np.float32), np.array([r.label for r in cat.val], np.float32)
+    sy = np.array([r.label for r in cat.shifted], np.float32)
+    sa = sh.per_text(layer) if sh is not None else []
+    args = (tr.per_text(layer), ty, va.per_text(layer), vy, sa, sy)
+    fpr = config.categories.target_fpr
+    return {
+        "linear": fit_linear_category(name, layer, *args, config.categories.poolings, fpr),
+        "sae": fit_sae_category(name, layer, sae_weights, *args, config.sae.l1, fpr),
+    }
+
+
+def _entities(detector, examples: list[SpanExample]) -> dict[str, object]:
+    results = detector.detect([e.text for e in examples])
+    return entity_scores([list(e.spans) for e in examples], [[(s.label, s.start, s.end) for s in r.spans]
+                                                              for r in results])  # fmt: skip
+
+
+def _headline(metrics: dict) -> dict:
+    """The short version stored in the manifest (the full one is metrics.json beside it)."""
+    pii = metrics["pii"]
+    return {
+        "layers": metrics["layers"], "sweep_chosen": metrics["sweep"]["chosen"],
+        "pii_entity_f1": {k: pii[k]["micro"]["f1"] for k in ("calibration", "heldout_templates", "heldout_locale")},
+        "pii_entity_overlap_f1": {k: pii[k]["micro_overlap"]["f1"]
+                                  for k in ("calibration", "heldout_templates", "heldout_locale")},
+        "categories": {n: {k: {"auroc": v["val"]["auroc"], "recall": v["val"]["recall"], "fpr": v["val"]["fpr"],
+                               "served": v["served"]} for k, v in c.items()} for n, c in metrics["categories"].items()},
+        "sae": metrics["sae"], "train_seconds": metrics["train_seconds"], "threads": metrics["threads"],
+    }  # fmt: skip

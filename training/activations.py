@@ -1,0 +1,106 @@
+"""On-disk activation cache: per layer one fp16 memmap `[total_tokens, d_model]`, texts laid end to end.
+
+Keyed by host sha256 + layers + window + the texts' hash, so a changed host, layer set or dataset never reuses a
+stale cache. Harvesting writes chunk by chunk and records progress after each, so an interrupted run resumes where it
+stopped; memory stays bounded by one chunk whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from detector.tokenize import EncodedText, HostTokenizer, plan_windows
+from detector.truncate import TruncatedHost
+
+CHUNK_TEXTS = 256
+log = logging.getLogger(__name__)
+
+
+def dataset_key(host_sha256: str, layers: Sequence[int], window: int, texts: Sequence[str]) -> str:
+    h = hashlib.sha256(f"{host_sha256}|{sorted(layers)}|{window}|{len(texts)}".encode())
+    for text in texts:
+        h.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
+    return h.hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class ActivationStore:
+    root: Path
+    layers: tuple[int, ...]
+    starts: np.ndarray  # [n_texts] first row of each text
+    lengths: np.ndarray  # [n_texts] tokens of each text
+
+    def matrix(self, layer: int) -> np.ndarray:
+        """[total_tokens, d_model] float16, memory-mapped read-only."""
+        return np.load(self.root / f"layer{layer}.npy", mmap_mode="r")
+
+    def per_text(self, layer: int) -> list[np.ndarray]:
+        """Views [n_i, d_model] per text (still memory-mapped)."""
+        m = self.matrix(layer)
+        return [m[s : s + n] for s, n in zip(self.starts, self.lengths, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+def harvest_to_store(
+    host: TruncatedHost,
+    host_sha256: str,
+    tokenizer: HostTokenizer,
+    texts: Sequence[str],
+    cache_root: Path,
+    max_tokens: int,
+    batch_size: int = 16,
+    desc: str = "harvest",
+) -> tuple[ActivationStore, list[EncodedText]]:
+    encoded = [tokenizer.encode(t) for t in texts]
+    lengths = np.array([len(e.ids) for e in encoded], dtype=np.int64)
+    truncated = int((lengths > max_tokens).sum())
+    if truncated:  # categories train on a long text's first window (serving takes the max over all windows)
+        log.warning("texts longer than one window use their first window", extra={"count": truncated, "desc": desc})
+        lengths = np.minimum(lengths, max_tokens)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    layers = host.layers
+    root = cache_root / "activations" / dataset_key(host_sha256, layers, max_tokens, texts)
+    store = ActivationStore(root, layers, starts, lengths)
+    progress_path = root / "progress.json"
+    if (root / "complete").is_file():
+        return store, encoded
+    root.mkdir(parents=True, exist_ok=True)
+    d_model = int(host.base.config.hidden_size)
+    total = int(lengths.sum())
+    mode = "r+" if progress_path.is_file() else "w+"
+    mats = {
+        k: np.lib.format.open_memmap(root / f"layer{k}.npy", mode=mode, dtype=np.float16, shape=(total, d_model))
+        for k in layers
+    }
+    done = json.loads(progress_path.read_text())["texts_done"] if progress_path.is_file() else 0
+    order = np.argsort(lengths, kind="stable")  # similar lengths per batch: little padding
+    prefix = len(tokenizer.prefix_ids)
+    with torch.inference_mode(), tqdm(total=len(texts), initial=done, desc=desc, unit="text", leave=False) as bar:
+        for chunk_start in range(done, len(texts), CHUNK_TEXTS):
+            chunk = order[chunk_start : chunk_start + CHUNK_TEXTS]
+            for at in range(0, len(chunk), batch_size):
+                idx = [int(i) for i in chunk[at : at + batch_size]]
+                windows = [plan_windows(int(lengths[i]), max_tokens, 0, i)[0] for i in idx]
+                batch = tokenizer.collate(windows, encoded)
+                hidden = host(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))
+                for k, h in zip(layers, hidden, strict=True):
+                    h16 = h.to(torch.float16).numpy()
+                    for row, i in enumerate(idx):
+                        mats[k][starts[i] : starts[i] + lengths[i]] = h16[row, prefix : prefix + lengths[i]]
+                bar.update(len(idx))
+            for m in mats.values():
+                m.flush()
+            progress_path.write_text(json.dumps({"texts_done": chunk_start + len(chunk)}))
+    (root / "complete").write_text("ok\n")
+    return store, encoded
