@@ -2,7 +2,7 @@
 texts that share vocabulary with harmful requests or injections (so probes learn intent, not topic).
 
 Also loads the MIT-licensed `bastioncorpus` package (181 rows: malicious payloads and benign false-positive traps),
-split deterministically by row id into train and validation halves.
+split deterministically by a hash of the text (some texts recur under several ids) into train and validation halves.
 """
 
 from __future__ import annotations
@@ -104,14 +104,14 @@ def contrastive_unsafe_negatives() -> list[LabelledText]:
 
 
 def bastion_rows(split: str) -> list[LabelledText]:
-    """bastioncorpus rows (malicious -> 1, benign trap -> 0); `split` is "train" or "val" (50/50 by row id)."""
+    """bastioncorpus rows (malicious -> 1, benign trap -> 0); `split` is "train" or "val" (50/50 by text)."""
     path = resources.files("bastioncorpus").joinpath("corpus/injections.jsonl")
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         row = json.loads(line)
-        in_val = _bucket(str(row["id"])) < 0.5
+        in_val = _bucket(row["text"]) < 0.5
         if (split == "val") == in_val:
             rows.append(LabelledText(row["text"], int(row["label"] == "malicious"), f"bastion:{row['category']}"))
     return rows

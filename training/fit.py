@@ -123,7 +123,7 @@ def platt(logits: np.ndarray, y: np.ndarray, steps: int = 500) -> tuple[float, f
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(a.clamp(min=1e-3)), float(c)
+    return float(a.detach().clamp(min=1e-3)), float(c.detach())
 
 
 def fold_platt(head: Head, column: int, a: float, c: float) -> None:

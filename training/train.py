@@ -44,7 +44,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def _quick(config: TrainConfig) -> TrainConfig:
     r = dataclasses.replace
     return r(config, data=r(config.data, n_pii_train=300, n_pii_val=80, n_benign=200, n_injection_synthetic=100),
-             sweep=r(config.sweep, layers=[2, 4], n_texts=120, epochs=1), pii=r(config.pii, epochs=2),
+             sweep=r(config.sweep, layers=config.sweep.layers[:2], n_texts=120, epochs=1), pii=r(config.pii, epochs=2),
              sae=r(config.sae, steps=50, d_sae=256, k=8))  # fmt: skip
 
 
