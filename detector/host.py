@@ -67,7 +67,7 @@ def host_from_folder(folder: Path) -> HostInfo:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
     """Serialise first-use conversion across processes (two sidecars starting at once)."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as fh:
@@ -96,7 +96,7 @@ def ensure_default_host(cache_dir: Path) -> HostInfo:
     """Return the converted default host, assembling and converting it on first use."""
     root = default_host_dir(cache_dir)
     hf_dir, meta_path = root / "hf", root / "host.json"
-    with _exclusive(root / ".lock"):
+    with exclusive_lock(root / ".lock"):
         if not (meta_path.is_file() and hf_dir.is_dir()):
             _convert_default_host(root)
         try:

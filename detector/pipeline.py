@@ -109,7 +109,15 @@ class Detector:
         tokenizer = HostTokenizer.from_folder(host.path)
         truncated = load_truncated_host(host.path, bundle.manifest.layers, config)
         model = ProbeModel(truncated, bundle.build_heads(), len(tokenizer.prefix_ids), len(tokenizer.suffix_ids))
-        backend = TorchBackend(model, settings.num_threads)
+        backend: Backend = TorchBackend(model, settings.num_threads)
+        if settings.backend == "onnx":
+            from detector.backends.onnx import OnnxBackend
+            from detector.export import ensure_graph
+
+            graph = ensure_graph(model, bundle, host, settings.cache_dir, settings.graph_variant)
+            providers = [p.strip() for p in settings.providers.split(",") if p.strip()] or None
+            backend = OnnxBackend(graph, model.head_names, settings.num_threads, providers)
+            del model, truncated  # the torch host is not needed once the graph is built
         log.info(
             "detector loaded",
             extra={

@@ -33,6 +33,12 @@ class DetectorSettings:
     max_chars: int = 100_000
     # Windows scored per forward pass; larger batches raise throughput and peak memory.
     batch_size: int = 16
+    # torch: no export step, slower per request; onnx: one fused graph built once into the cache, faster to serve.
+    backend: str = "torch"
+    # ONNX graph: fp32 (exact), int8 (smaller/faster on CPU, check accuracy), fp16 (CUDA only, lossy on Gemma).
+    graph_variant: str = "fp32"
+    # onnxruntime providers in priority order, comma-separated; empty = CUDA if available, else CPU.
+    providers: str = ""
 
     def __post_init__(self) -> None:
         positive = ("num_threads", "window_tokens", "max_chars", "batch_size")
@@ -42,6 +48,10 @@ class DetectorSettings:
                 raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
         if not isinstance(self.window_overlap, int) or self.window_overlap < 0:
             raise ConfigError(f"setting window_overlap must be a non-negative integer, got {self.window_overlap!r}")
+        if self.backend not in ("torch", "onnx"):
+            raise ConfigError(f"setting backend must be 'torch' or 'onnx', got {self.backend!r}")
+        if self.graph_variant not in ("fp32", "int8", "fp16"):
+            raise ConfigError(f"setting graph_variant must be fp32, int8 or fp16, got {self.graph_variant!r}")
         if self.window_tokens < 16:
             raise ConfigError(f"setting window_tokens must be at least 16, got {self.window_tokens}")
         if self.window_overlap * 2 >= self.window_tokens - 4:
@@ -61,6 +71,8 @@ class DetectorSettings:
                 continue
             if f.name in ("cache_dir", "host_path"):
                 values[f.name] = Path(raw).expanduser() if raw else None
+            elif f.name in ("backend", "graph_variant", "providers"):
+                values[f.name] = raw
             else:
                 try:
                     values[f.name] = int(raw)

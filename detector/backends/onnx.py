@@ -1,0 +1,58 @@
+"""onnxruntime backend: one session over the fused host+heads graph; CUDA when available, CPU otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from detector.backends.base import HeadLogits
+from detector.errors import ConfigError, InferenceError
+from detector.export import output_name
+from detector.tokenize import TokenBatch
+
+
+def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
+    """`requested` if given (each must be available), else CUDA when available, then CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested:
+        missing = [p for p in requested if p not in available]
+        if missing:
+            raise ConfigError(f"onnxruntime providers {missing} are not available (available: {available})")
+        return list(requested)
+    preferred = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in preferred if p in available] or ["CPUExecutionProvider"]
+
+
+class OnnxBackend:
+    def __init__(
+        self, path: Path, head_names: Sequence[str], num_threads: int = 1, providers: Sequence[str] | None = None
+    ) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.providers = choose_providers(providers)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
+            raise ConfigError(f"cannot open ONNX graph {path}: {type(exc).__name__}") from None
+        self.head_names = tuple(head_names)
+        outputs = {o.name for o in self.session.get_outputs()}
+        missing = [n for n in self.head_names if output_name(n) not in outputs]
+        if missing:
+            raise ConfigError(f"ONNX graph {path} lacks outputs for heads {missing}")
+        self.name = "onnx-" + self.providers[0].removesuffix("ExecutionProvider").lower()
+
+    def forward(self, batch: TokenBatch) -> HeadLogits:
+        feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        try:
+            outputs = self.session.run([output_name(n) for n in self.head_names], feeds)
+        except Exception as exc:  # an ORT failure must fail this batch only, with a typed error
+            raise InferenceError(f"onnxruntime failed on a batch of shape {batch.input_ids.shape}") from exc
+        return {n: np.asarray(o, dtype=np.float32) for n, o in zip(self.head_names, outputs, strict=True)}
