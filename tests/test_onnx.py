@@ -35,6 +35,7 @@ def test_onnx_matches_torch_scores_and_spans(tmp_path, tiny_hosts, family):
         np.testing.assert_allclose(a, b, atol=1e-4)
     for a, b in zip(cats_t, cats_o, strict=True):
         assert a == pytest.approx(b, abs=1e-4)
+
     def spans(det):
         return [[(s.label, s.start, s.end) for s in d.spans] for d in det.detect(TEXTS)]
 
