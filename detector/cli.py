@@ -200,7 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register_training() -> None:
+def _register_extras() -> None:
+    try:
+        from service import cli as service_cli
+    except ImportError:  # the service extras (litestar, uvicorn) are not installed
+        pass
+    else:
+        EXTRA_COMMANDS.setdefault("serve", (service_cli.configure, service_cli.run))
     try:
         from training import eval_cli, train
     except ImportError:  # the training extras (faker, tqdm) are not installed
@@ -210,7 +216,7 @@ def _register_training() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register_training()
+    _register_extras()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     try:

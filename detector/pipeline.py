@@ -195,7 +195,12 @@ class Detector:
     # -- spans ---------------------------------------------------------------------------------------------------------
     def detect(self, texts: Sequence[object], batch_size: int | None = None) -> list[Detection]:
         valid = self.validate(texts)
-        encoded = [self.tokenizer.encode(t) for t in valid]
+        return self.detect_encoded(valid, [self.tokenizer.encode(t) for t in valid], batch_size)
+
+    def detect_encoded(
+        self, valid: Sequence[str], encoded: Sequence[EncodedText], batch_size: int | None = None
+    ) -> list[Detection]:
+        """`detect` for texts already validated and tokenized (the service tokenizes before queueing)."""
         token_probs, cat_probs = self.score(encoded, batch_size)
         plan = self.plan
         results = []

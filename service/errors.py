@@ -1,0 +1,107 @@
+"""The one table from typed errors to HTTP status codes, and the handlers that answer with it.
+
+Bodies are `{"error": {"type", "message"}, "request_id"}`. Messages come from the library's typed errors, which never
+carry user text; anything unexpected is answered with a generic message (and logged without the request body).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+
+from detector.errors import (
+    BundleError,
+    ConfigError,
+    EmptyInputError,
+    HostError,
+    InferenceError,
+    InputTooLargeError,
+    InvalidInputError,
+)
+from service.batcher import DrainingError, QueueFullError
+
+log = logging.getLogger("probeguard.service")
+_QUOTED = re.compile(r"'[^']*'")  # schema messages may quote a submitted value: never echo it
+
+
+class RequestError(InvalidInputError):
+    """A request that parses but is not meaningful (both text and messages, unknown category, ...)."""
+
+
+class TooManyItemsError(InputTooLargeError):
+    """Too many messages or batch items in one request."""
+
+
+class AdminDisabledError(ConfigError):
+    """Admin routes need an auth token to be configured."""
+
+
+class ReloadFailedError(ConfigError):
+    """A reload was refused; the previous bundle keeps serving."""
+
+
+# type -> (status, public type name). Order matters: the first matching class wins.
+ERROR_TABLE: list[tuple[type[BaseException], int]] = [
+    (UnicodeDecodeError, 400),  # a body that is not UTF-8 fails while Litestar decodes it
+    (NotAuthorizedException, 401),
+    (AdminDisabledError, 403),
+    (TooManyItemsError, 413),
+    (InputTooLargeError, 413),
+    (EmptyInputError, 422),
+    (RequestError, 422),
+    (InvalidInputError, 422),
+    (ValidationException, 422),
+    (QueueFullError, 429),
+    (ReloadFailedError, 409),
+    (DrainingError, 503),
+    (InferenceError, 503),
+    (BundleError, 503),
+    (HostError, 503),
+]
+
+
+def status_for(exc: BaseException) -> int:
+    for kind, status in ERROR_TABLE:
+        if isinstance(exc, kind):
+            return status
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return 500
+
+
+def _public_message(exc: BaseException, status: int) -> str:
+    if isinstance(exc, NotAuthorizedException):
+        return "unauthorized"
+    if isinstance(exc, UnicodeDecodeError):
+        return "request body is not valid UTF-8"
+    if isinstance(exc, ValidationException):
+        details = exc.extra if isinstance(exc.extra, list) else []
+        parts = [_QUOTED.sub("'…'", f"{d.get('message', '')} at {d.get('key', '?')}") for d in details
+                 if isinstance(d, dict)]  # fmt: skip
+        return "request body does not match the schema" + (": " + "; ".join(parts[:5]) if parts else "")
+    if isinstance(exc, HTTPException):
+        return exc.detail if status < 500 else "internal error"
+    if status == 500:
+        return "internal error"
+    return str(exc)
+
+
+def error_response(request: Request, exc: Exception) -> Response:
+    status = status_for(exc)
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    kind = type(exc).__name__
+    state = request.app.state
+    if hasattr(state, "metrics"):
+        state.metrics.errors.labels(type=kind).inc()
+    if status >= 500:
+        log.error("request failed", extra={"request_id": request_id, "error_type": kind, "status": status})
+    headers = {"x-request-id": request_id}
+    if status == 429:
+        headers["retry-after"] = str(state.settings.retry_after_seconds)
+    if status == 401:
+        headers["www-authenticate"] = "Bearer"
+    body = {"error": {"type": kind, "message": _public_message(exc, status)}, "request_id": request_id}
+    return Response(content=body, status_code=status, headers=headers, media_type="application/json")

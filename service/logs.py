@@ -1,0 +1,40 @@
+"""Structured JSON logs. Only whitelisted fields are written: ids, sizes, timings, names; never request content."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+SAFE_FIELDS = frozenset({
+    "request_id", "route", "status", "duration_ms", "bundle", "version", "error_type", "seconds", "drained",
+    "count", "desc", "layers", "variant", "host", "port", "backend",
+})  # fmt: skip
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.msg if isinstance(record.msg, str) else type(record.msg).__name__,
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k in SAFE_FIELDS})
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__  # the type only: messages and frames may hold user text
+        return json.dumps(entry, default=str)
+
+
+def configure_json_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our middleware logs requests without paths' queries

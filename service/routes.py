@@ -1,0 +1,194 @@
+"""HTTP routes: /v1/detect, /v1/detect/batch, /healthz, /readyz, /metrics, /admin/reload (OpenAPI at /schema)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from pathlib import Path
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import JSONBody
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from detector import Detection, Detector
+from detector.paths import MODELS_DIR
+from service.app import ServiceState, reload_detector
+from service.batcher import DrainingError
+from service.errors import AdminDisabledError, ReloadFailedError, RequestError, TooManyItemsError
+from service.schemas import (
+    BatchRequest,
+    BatchResponse,
+    CategoryOut,
+    DetectRequest,
+    DetectResponse,
+    MessageResult,
+    SpanOut,
+)
+
+
+def _svc(connection: ASGIConnection) -> ServiceState:
+    return connection.app.state["service"]
+
+
+def _token_ok(connection: ASGIConnection, expected: str) -> bool:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    expected = _svc(connection).settings.auth_token
+    if expected and not _token_ok(connection, expected):
+        raise NotAuthorizedException()
+
+
+def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    expected = _svc(connection).settings.auth_token
+    if not expected:
+        raise AdminDisabledError("admin routes are disabled: set PROBEGUARD_AUTH_TOKEN to enable them")
+    if not _token_ok(connection, expected):
+        raise NotAuthorizedException()
+
+
+def _texts_of(req: DetectRequest, svc: ServiceState, detector: Detector) -> list[str]:
+    if (req.text is None) == (req.messages is None):
+        raise RequestError("give exactly one of 'text' or 'messages'")
+    if req.messages is not None:
+        if not req.messages:
+            raise RequestError("'messages' is empty")
+        if len(req.messages) > svc.settings.max_messages:
+            raise TooManyItemsError(f"{len(req.messages)} messages; the limit is {svc.settings.max_messages}")
+    unknown = sorted(set(req.categories or []) - set(detector.plan.categories))
+    if unknown:
+        raise RequestError(f"unknown categories {unknown}; this bundle has {list(detector.plan.categories)}")
+    return [req.text] if req.text is not None else [m.content for m in req.messages or []]
+
+
+def _categories(d: Detection, wanted: set[str] | None, thresholds: bool) -> dict[str, CategoryOut]:
+    return {name: CategoryOut(round(c.score, 4), c.flagged, c.threshold if thresholds else None)
+            for name, c in d.categories.items() if wanted is None or name in wanted}  # fmt: skip
+
+
+def _response(
+    svc: ServiceState, detector: Detector, req: DetectRequest, texts: list[str], results: list[Detection],
+    timing: dict[str, float],
+) -> DetectResponse:  # fmt: skip
+    wanted = set(req.categories) if req.categories is not None else None
+    multi = req.messages is not None
+    spans = [SpanOut(s.label, s.start, s.end, round(s.score, 4), i if multi else None)
+             for i, r in enumerate(results) for s in r.spans]  # fmt: skip
+    per_message = [_categories(r, wanted, req.return_scores) for r in results]
+    merged: dict[str, CategoryOut] = {}
+    for cats in per_message:
+        for name, c in cats.items():
+            if name not in merged or c.score > merged[name].score:
+                merged[name] = CategoryOut(c.score, c.flagged or (name in merged and merged[name].flagged), c.threshold)
+    for span in spans:
+        svc.metrics.detections.labels(label=span.label).inc()
+    for name, c in merged.items():
+        if c.flagged:
+            svc.metrics.flags.labels(category=name).inc()
+    redact = req.redact
+    redacted = [
+        svc.redactor.redact(t, r.spans, redact) if redact else None for t, r in zip(texts, results, strict=True)
+    ]
+    info = detector.bundle.manifest
+    messages = None
+    if multi:
+        messages = [MessageResult(i, m.role, per_message[i], redacted[i]) for i, m in enumerate(req.messages or [])]
+    return DetectResponse(spans=spans, categories=merged, bundle=info.name, version=info.version, timing_ms=timing,
+                          redacted=None if multi else redacted[0], messages=messages)  # fmt: skip
+
+
+async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[DetectResponse]:
+    started = time.perf_counter()
+    if not svc.ready or svc.batcher is None or svc.batcher.draining:
+        raise DrainingError("the service is not ready")
+    detector = svc.detector
+    per_request = [_texts_of(r, svc, detector) for r in requests]
+    texts = [t for group in per_request for t in group]
+    loop = asyncio.get_running_loop()
+    encoded = await loop.run_in_executor(svc.tokenize_pool, detector.encode, texts)
+    queued = time.perf_counter()
+    results = await svc.batcher.submit(detector, texts, encoded)
+    done = time.perf_counter()
+    timing = {"tokenize": round((queued - started) * 1000, 3), "queue_and_inference": round((done - queued) * 1000, 3)}
+    out, at = [], 0
+    for req, group in zip(requests, per_request, strict=True):
+        out.append(_response(svc, detector, req, group, results[at : at + len(group)], timing))
+        at += len(group)
+    return out
+
+
+@post("/v1/detect", guards=[require_token], status_code=200, summary="Detect PII spans and unsafe categories")
+async def detect(data: JSONBody[DetectRequest], request: Request) -> DetectResponse:
+    (response,) = await _score(_svc(request), [data])
+    return response
+
+
+@post("/v1/detect/batch", guards=[require_token], status_code=200, summary="Detect for many items in one call")
+async def detect_batch(data: JSONBody[BatchRequest], request: Request) -> BatchResponse:
+    svc = _svc(request)
+    if not data.items:
+        raise RequestError("'items' is empty")
+    if len(data.items) > svc.settings.max_batch_items:
+        raise TooManyItemsError(f"{len(data.items)} items; the limit is {svc.settings.max_batch_items}")
+    return BatchResponse(items=await _score(svc, data.items))
+
+
+@get("/healthz", summary="Alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", summary="Bundle loaded and warmed up (503 until then, and while draining)")
+async def readyz(request: Request) -> dict[str, str]:
+    svc = _svc(request)
+    if not svc.ready or (svc.batcher is not None and svc.batcher.draining):
+        raise DrainingError("not ready")
+    m = svc.detector.bundle.manifest
+    return {"status": "ready", "bundle": m.name, "version": m.version, "backend": svc.detector.backend.name}
+
+
+@get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    svc = _svc(request)
+    if svc.batcher is not None:
+        svc.metrics.queue_depth.set(svc.batcher.depth_tokens)
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
+    bundle: str | None = None  # "<name>/<version>" under models/; None = the configured bundle
+
+
+def resolve_bundle_name(name: str) -> Path:
+    """A bundle named over the API must resolve inside models/ (no absolute paths, no traversal)."""
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or any(p in ("..", ".", "") for p in parts) or len(parts) != 2:
+        raise RequestError("bundle must be '<name>/<version>' under models/")
+    path = (MODELS_DIR / name).resolve()
+    if not path.is_relative_to(MODELS_DIR.resolve()):
+        raise RequestError("bundle must be '<name>/<version>' under models/")
+    return path
+
+
+@post("/admin/reload", guards=[require_admin], status_code=200, summary="Swap to a new bundle atomically")
+async def admin_reload(request: Request, data: JSONBody[ReloadRequest | None] = None) -> dict[str, str]:
+    svc = _svc(request)
+    path = resolve_bundle_name(data.bundle) if data is not None and data.bundle is not None else None
+    try:
+        new = await reload_detector(svc, path)
+    except Exception as exc:  # any failure keeps the old bundle; the type (never a path's content) is reported
+        raise ReloadFailedError(
+            f"reload failed ({type(exc).__name__}: {exc}); the previous bundle keeps serving"
+        ) from exc
+    return {"status": "reloaded", "bundle": new.bundle.manifest.name, "version": new.bundle.manifest.version}
+
+
+ROUTES = [detect, detect_batch, healthz, readyz, metrics, admin_reload]

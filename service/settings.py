@@ -1,0 +1,65 @@
+"""Service settings from `PROBEGUARD_*` environment variables; each field notes its trade-off."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from detector.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    # Loopback by default: a sidecar should not listen on a public interface unless told to.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Bundle folder; empty = newest models/probeguard-base (PROBEGUARD_BUNDLE is read by the library too).
+    bundle: str = ""
+    # Tokens per micro-batch; larger raises throughput under load, and the latency of each batch.
+    batch_tokens: int = 4096
+    # How long the first request of a batch waits for company; 0 = no added latency, less batching.
+    batch_wait_ms: float = 2.0
+    # Tokens allowed in the queue before answering 429; bounds memory and the wait a request can see.
+    queue_tokens: int = 65536
+    # Largest request body in bytes, enforced before parsing.
+    max_body_bytes: int = 1_048_576
+    # Messages per request / items per batch request; bounds the work one request can ask for.
+    max_messages: int = 64
+    max_batch_items: int = 64
+    # Bearer token for /v1 and /admin routes; empty = no auth (then /admin is disabled).
+    auth_token: str = ""
+    # Seconds a shutdown waits for in-flight requests before giving up.
+    drain_seconds: float = 20.0
+    # Retry-After seconds sent with 429.
+    retry_after_seconds: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("port", "batch_tokens", "queue_tokens", "max_body_bytes", "max_messages", "max_batch_items"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
+        if self.queue_tokens < self.batch_tokens:
+            raise ConfigError("setting queue_tokens must be at least batch_tokens")
+        if not 0 <= self.batch_wait_ms <= 1000:
+            raise ConfigError(f"setting batch_wait_ms must be in [0, 1000], got {self.batch_wait_ms}")
+
+    @property
+    def bundle_path(self) -> Path | None:
+        return Path(self.bundle).expanduser() if self.bundle else None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> ServiceSettings:
+        source = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = source.get(f"PROBEGUARD_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(f.default)
+            try:
+                values[f.name] = kind(raw) if kind in (int, float) else raw
+            except ValueError:
+                raise ConfigError(f"PROBEGUARD_{f.name.upper()} must be a number, got {raw!r}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

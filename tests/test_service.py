@@ -1,0 +1,203 @@
+"""The sidecar in-process (Litestar test client with lifespan) on a tiny host: routes, errors, batching, metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from detector import Detector, DetectorSettings
+from service.app import create_app
+from service.metrics import Metrics
+from service.settings import ServiceSettings
+from tests.bundles import make_bundle
+
+TOKEN = "s3cret-token"
+CANARY = "Zebulon Quartermaine-4417"
+
+
+@pytest.fixture(scope="module")
+def tiny_detector(tmp_path_factory, tiny_hosts) -> Detector:
+    tmp = tmp_path_factory.mktemp("svc")
+    host = tiny_hosts("gemma3_text")
+    make_bundle(tmp / "bundle", host, threshold=0.4)
+    return Detector.load(tmp / "bundle", DetectorSettings(cache_dir=tmp / "cache", host_path=host, max_chars=2000))
+
+
+def _client(detector: Detector, **kw) -> TestClient:
+    settings = ServiceSettings(max_body_bytes=20_000, max_messages=4, max_batch_items=3, **kw)
+
+    def loader(path: Path | None) -> Detector:
+        return Detector.load(path or detector.bundle.path, detector.settings)
+
+    return TestClient(create_app(settings, detector, loader))
+
+
+def _wait_ready(client: TestClient) -> None:
+    for _ in range(200):
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("service never became ready")
+
+
+@pytest.fixture
+def client(tiny_detector):
+    with _client(tiny_detector) as c:
+        _wait_ready(c)
+        yield c
+
+
+def test_health_ready_schema(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["bundle"] == "test-bundle" and ready["backend"] == "torch-cpu"
+    schema = client.get("/schema/openapi.json").json()
+    assert {"/v1/detect", "/v1/detect/batch", "/healthz", "/readyz"} <= set(schema["paths"])
+
+
+def test_detect_text_matches_the_library(client, tiny_detector):
+    text = "Hello, my name is Anna Schmidt and my email is anna.schmidt@example.org."
+    r = client.post("/v1/detect", json={"text": text, "redact": "replace", "return_scores": True})
+    assert r.status_code == 200 and r.headers["x-request-id"]
+    body = r.json()
+    (lib,) = tiny_detector.detect([text])
+    assert [(s["label"], s["start"], s["end"]) for s in body["spans"]] == [(s.label, s.start, s.end) for s in lib.spans]
+    assert body["categories"]["unsafe"]["score"] == pytest.approx(lib.categories["unsafe"].score, abs=1e-4)
+    assert "threshold" in body["categories"]["unsafe"] and body["bundle"] == "test-bundle"
+    assert body["redacted"] == tiny_detector_redact(text, lib)
+    assert set(body["timing_ms"]) == {"tokenize", "queue_and_inference"}
+
+
+def tiny_detector_redact(text, result):
+    out, cursor = [], 0
+    for s in result.spans:
+        out += [text[cursor : s.start], f"<{s.label}>"]
+        cursor = s.end
+    return "".join([*out, text[cursor:]])
+
+
+def test_messages_keep_roles_and_indices(client):
+    msgs = [{"role": "user", "content": "Hi, I'm Anna"}, {"role": "assistant", "content": "Hello Anna!"}]
+    body = client.post("/v1/detect", json={"messages": msgs, "categories": ["unsafe"]}).json()
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant"]
+    assert all(s["message"] in (0, 1) for s in body["spans"])
+    assert set(body["categories"]) == {"unsafe"} and set(body["messages"][0]["categories"]) == {"unsafe"}
+    top = max(m["categories"]["unsafe"]["score"] for m in body["messages"])
+    assert body["categories"]["unsafe"]["score"] == top
+
+
+def test_batch_equals_single_requests(client):
+    texts = ["Anna Schmidt", "call +44 20 7946 0958", "nothing to see here"]
+    batch = client.post("/v1/detect/batch", json={"items": [{"text": t} for t in texts]}).json()["items"]
+    for t, item in zip(texts, batch, strict=True):
+        single = client.post("/v1/detect", json={"text": t}).json()
+        assert item["spans"] == single["spans"] and item["categories"] == single["categories"]
+
+
+BAD_REQUESTS = [
+    ({"text": ""}, 422, "EmptyInputError"),
+    ({"text": "   "}, 422, "EmptyInputError"),
+    ({"text": 42}, 422, "ValidationException"),
+    ({"text": None}, 422, "RequestError"),
+    ({}, 422, "RequestError"),
+    ({"text": "a", "messages": [{"role": "user", "content": "b"}]}, 422, "RequestError"),
+    ({"messages": []}, 422, "RequestError"),
+    ({"messages": [{"role": "user", "content": "x"}] * 5}, 413, "TooManyItemsError"),
+    ({"text": "x" * 2500}, 413, "InputTooLargeError"),
+    ({"text": "ok", "unknown": 1}, 422, "ValidationException"),
+    ({"text": "ok", "categories": ["spam"]}, 422, "RequestError"),
+    ({"text": "ok", "redact": "shout"}, 422, "ValidationException"),
+    ({"messages": [{"role": "user"}]}, 422, "ValidationException"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "kind"), BAD_REQUESTS)
+def test_bad_requests_get_typed_errors(client, body, status, kind):
+    r = client.post("/v1/detect", json=body)
+    assert r.status_code == status, r.text
+    err = r.json()
+    assert err["error"]["type"] == kind and err["request_id"] == r.headers["x-request-id"]
+
+
+def test_raw_bodies(client):
+    assert (
+        client.post("/v1/detect", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+        or True
+    )
+    r = client.post("/v1/detect", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422) and r.json()["error"]["message"]
+    r = client.post("/v1/detect", content=b'{"text": "\xff\xfe"}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "request body is not valid UTF-8"
+    r = client.post(
+        "/v1/detect", content=json.dumps({"text": "a" * 30_000}), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 413
+    r = client.post("/v1/detect/batch", json={"items": [{"text": "a"}] * 4})
+    assert r.status_code == 413 and r.json()["error"]["type"] == "TooManyItemsError"
+
+
+def test_no_user_text_in_errors_logs_or_metrics(client, caplog):
+    caplog.set_level("DEBUG")
+    bodies = [{"text": CANARY, "categories": ["spam"]}, {"text": CANARY, "redact": CANARY},
+              {"text": CANARY * 200}, {"messages": [{"role": CANARY, "content": 5}]}, {"text": CANARY}]  # fmt: skip
+    for body in bodies:
+        r = client.post("/v1/detect", json=body)
+        if r.status_code != 200:
+            assert CANARY not in r.text
+    assert CANARY not in client.get("/metrics").text
+    assert CANARY not in caplog.text
+
+
+def test_metrics_are_exported(client):
+    client.post("/v1/detect", json={"text": "Anna Schmidt anna@example.org"})
+    text = client.get("/metrics").text
+    for name in ("probeguard_request_duration_seconds_bucket", "probeguard_inference_duration_seconds_count",
+                 "probeguard_batch_tokens_bucket", "probeguard_queue_depth_tokens", "probeguard_tokens_processed_total",
+                 "probeguard_bundle_info", "probeguard_ready"):  # fmt: skip
+        assert name in text
+    assert 'route="/v1/detect",status="200"' in text
+
+
+def test_dashboard_queries_use_only_exported_metrics(client):
+    client.post("/v1/detect", json={"text": "Anna"})
+    client.post("/v1/detect", json={"text": ""})
+    exported = set(re.findall(r"^(probeguard_[a-z_]+)", client.get("/metrics").text, re.M))
+    exported |= Metrics().names()
+    dashboard = json.loads((Path(__file__).resolve().parent.parent / "service" / "grafana_dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 8
+    for expr in exprs:
+        for name in re.findall(r"probeguard_[a-z_]+", expr):
+            assert name in exported, f"dashboard uses {name}, which the service does not export"
+
+
+def test_auth_token(tiny_detector):
+    with _client(tiny_detector, auth_token=TOKEN) as c:
+        _wait_ready(c)
+        r = c.post("/v1/detect", json={"text": "hi"})
+        assert r.status_code == 401 and r.json()["error"]["message"] == "unauthorized"
+        assert c.post("/v1/detect", json={"text": "hi"}, headers={"authorization": "Bearer nope"}).status_code == 401
+        ok = c.post("/v1/detect", json={"text": "hi"}, headers={"authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200
+        assert c.get("/healthz").status_code == 200
+
+
+def test_admin_reload(tiny_detector, tmp_path):
+    with _client(tiny_detector) as c:
+        _wait_ready(c)
+        assert c.post("/admin/reload").status_code == 403, "admin is off without a token"
+    with _client(tiny_detector, auth_token=TOKEN) as c:
+        _wait_ready(c)
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        assert c.post("/admin/reload", headers=auth).json()["status"] == "reloaded"
+        for bad in ("../../etc", "/etc/passwd", "a/../../b", "x"):
+            r = c.post("/admin/reload", json={"bundle": bad}, headers=auth)
+            assert r.status_code == 422, bad
+        r = c.post("/admin/reload", json={"bundle": "nope/0.0.0"}, headers=auth)
+        assert r.status_code == 409 and "previous bundle keeps serving" in r.json()["error"]["message"]
+        assert c.post("/v1/detect", json={"text": "still serving"}, headers=auth).status_code == 200
