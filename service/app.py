@@ -165,5 +165,6 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="probeguard", version="1", path="/schema"),
         debug=False,
+        logging_config=None,  # logging is configured by `probeguard serve` (JSON, whitelisted fields)
     )
     return app

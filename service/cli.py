@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from detector import Detector, DetectorSettings
@@ -40,6 +44,28 @@ def run(args: argparse.Namespace) -> int:
     detector = loader(None)  # a bad bundle, host or cache stops here with a clear error and exit code 2
     app = create_app(settings, detector, loader)
     log.info("serving", extra={"host": settings.host, "port": settings.port, "backend": detector.backend.name})
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=int(settings.drain_seconds))  # fmt: skip
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=int(settings.drain_seconds))  # fmt: skip
+    _server_class()(config).run()
     return 0
+
+
+def _server_class() -> type:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its graceful shutdown (exit status -15); here a completed drain exits 0."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return DrainingServer

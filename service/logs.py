@@ -32,7 +32,9 @@ def configure_json_logging(level: int = logging.INFO) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(logging.WARNING)  # third-party libraries: warnings and errors only
+    for name in ("probeguard", "detector", "uvicorn.error"):
+        logging.getLogger(name).setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
