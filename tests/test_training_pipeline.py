@@ -70,7 +70,7 @@ def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeyp
         with torch.inference_mode():
             expected = real_forward(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))[1]
         got = store.per_text(2)[i]
-        np.testing.assert_allclose(got, expected[0, 1 : 1 + len(enc[i].ids)].numpy(), atol=2e-2, rtol=1e-2)
+        np.testing.assert_allclose(got, expected[0, 1 : 1 + len(enc[i].ids)].numpy(), atol=1e-5, rtol=1e-5)
 
 
 def test_topk_sae_reconstructs_sparse_data_and_serves_raw_activations(seed):
