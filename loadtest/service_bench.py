@@ -1,0 +1,123 @@
+"""Service overhead and throughput on this machine, printed as one JSON object.
+
+    python -m loadtest.service_bench [--bundle B] [--threads 1] [--requests 100] [--duration 15]
+
+1. raw: `Detector.detect` in this process (ONNX backend) for a ~30-token and a ~512-token text, p50/p99;
+2. http: the same texts through a real `probeguard serve` on a free loopback port, one request at a time;
+   overhead = http p50 - raw p50;
+3. throughput through HTTP at concurrency 1, 8 and 32 (closed loop, short texts), and raw batched throughput.
+The server is a separate process started after the in-process detector is released (no two runtimes timed at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from loadtest.loadgen import LONG, SHORT, closed_loop
+
+
+def _pcts(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+    return {"p50_ms": round(statistics.median(s) * 1000, 2), "p99_ms": round(s[int(0.99 * (len(s) - 1))] * 1000, 2)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raw_figures(bundle: Path | None, threads: int, n: int) -> dict[str, object]:
+    from detector import Detector, DetectorSettings
+    from detector.paths import default_bundle_path
+
+    det = Detector.load(bundle or default_bundle_path(), DetectorSettings.from_env(backend="onnx", num_threads=threads))
+    out: dict[str, object] = {"backend": det.backend.name, "tokens": {}}
+    for name, text in (("short", SHORT), ("long", LONG)):
+        out["tokens"][name] = len(det.encode([text])[0].ids)  # type: ignore[index]
+        det.detect([text])
+        samples = []
+        for _ in range(n):
+            started = time.perf_counter()
+            det.detect([text])
+            samples.append(time.perf_counter() - started)
+        out[name] = _pcts(samples)
+    batch = [SHORT] * 32
+    det.detect(batch, batch_size=32)
+    started = time.perf_counter()
+    for _ in range(3):
+        det.detect(batch, batch_size=32)
+    out["batched_texts_per_s"] = round(3 * 32 / (time.perf_counter() - started), 1)
+    del det
+    gc.collect()
+    return out
+
+
+def http_figures(bundle: Path | None, threads: int, n: int, duration: float) -> dict[str, object]:
+    port = _free_port()
+    env = {**os.environ, "PROBEGUARD_PORT": str(port), "PROBEGUARD_NUM_THREADS": str(threads)}
+    if bundle:
+        env["PROBEGUARD_BUNDLE"] = str(bundle)
+    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(1800):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        out: dict[str, object] = {}
+        with httpx.Client(timeout=60) as client:
+            for name, text in (("short", SHORT), ("long", LONG)):
+                client.post(f"{base}/v1/detect", json={"text": text})
+                samples = []
+                for _ in range(n):
+                    started = time.perf_counter()
+                    r = client.post(f"{base}/v1/detect", json={"text": text})
+                    samples.append(time.perf_counter() - started)
+                    r.raise_for_status()
+                out[name] = _pcts(samples)
+        out["throughput"] = {
+            str(c): asyncio.run(closed_loop(f"{base}/v1/detect", c, duration, 100_000, [("short", 1.0)]))
+            for c in (1, 8, 32)
+        }
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", type=Path)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--requests", type=int, default=100)
+    p.add_argument("--duration", type=float, default=15.0)
+    args = p.parse_args()
+    raw = raw_figures(args.bundle, args.threads, args.requests)
+    http = http_figures(args.bundle, args.threads, args.requests, args.duration)
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} inference thread(s)",
+        "raw": raw, "http": http,
+        "overhead_p50_ms": {k: round(http[k]["p50_ms"] - raw[k]["p50_ms"], 2) for k in ("short", "long")},  # type: ignore[index]
+    }  # fmt: skip
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
