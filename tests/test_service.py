@@ -201,3 +201,32 @@ def test_admin_reload(tiny_detector, tmp_path):
         r = c.post("/admin/reload", json={"bundle": "nope/0.0.0"}, headers=auth)
         assert r.status_code == 409 and "previous bundle keeps serving" in r.json()["error"]["message"]
         assert c.post("/v1/detect", json={"text": "still serving"}, headers=auth).status_code == 200
+
+
+def test_inference_failure_fails_only_that_batch(tiny_detector, monkeypatch):
+    from detector.errors import InferenceError
+
+    calls = {"n": 0}
+    real = tiny_detector.backend.forward
+
+    def flaky(batch):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise InferenceError("simulated session failure")
+        return real(batch)
+
+    with _client(tiny_detector) as c:
+        _wait_ready(c)
+        monkeypatch.setattr(tiny_detector.backend, "forward", flaky)
+        r = c.post("/v1/detect", json={"text": "first"})
+        assert r.status_code == 503 and r.json()["error"]["type"] == "InferenceError"
+        assert c.post("/v1/detect", json={"text": "second"}).status_code == 200
+        assert 'probeguard_errors_total{type="InferenceError"} 1.0' in c.get("/metrics").text
+
+
+def test_not_ready_answers_503(tiny_detector):
+    with _client(tiny_detector) as c:
+        _wait_ready(c)
+        c.app.state["service"].ready = False
+        r = c.post("/v1/detect", json={"text": "hi"})
+        assert r.status_code == 503 and c.get("/readyz").status_code == 503
