@@ -7,10 +7,36 @@ Each field carries a one-line trade-off comment. Values are validated on constru
 from __future__ import annotations
 
 import os
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from detector.errors import ConfigError
+
+
+def read_env_fields(cls: type, source: Mapping[str, str]) -> dict[str, object]:
+    """`PROBEGUARD_<FIELD>` values for the fields of a settings dataclass, parsed by each field's type."""
+    values: dict[str, object] = {}
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        name = f"PROBEGUARD_{f.name.upper()}"
+        raw = source.get(name)
+        if raw is None:
+            continue
+        kind = hints[f.name]
+        if kind in (int, float):
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}"
+                ) from None
+        elif kind in (Path, Path | None):
+            values[f.name] = Path(raw).expanduser() if raw else None
+        else:
+            values[f.name] = raw
+    return values
 
 
 def default_cache_dir() -> Path:
@@ -64,20 +90,7 @@ class DetectorSettings:
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> DetectorSettings:
         """Build settings from `PROBEGUARD_<FIELD>` variables; explicit overrides win."""
         source = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = source.get(f"PROBEGUARD_{f.name.upper()}")
-            if raw is None:
-                continue
-            if f.name in ("cache_dir", "host_path"):
-                values[f.name] = Path(raw).expanduser() if raw else None
-            elif f.name in ("backend", "graph_variant", "providers"):
-                values[f.name] = raw
-            else:
-                try:
-                    values[f.name] = int(raw)
-                except ValueError:
-                    raise ConfigError(f"PROBEGUARD_{f.name.upper()} must be an integer, got {raw!r}") from None
+        values = read_env_fields(cls, source)
         if "cache_dir" in values and values["cache_dir"] is None:
             raise ConfigError("PROBEGUARD_CACHE_DIR must not be empty")
         cache = source.get("PROBEGUARD_CACHE")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from detector.errors import ConfigError
+from detector.settings import read_env_fields
 
 
 @dataclass(frozen=True)
@@ -50,16 +51,6 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> ServiceSettings:
-        source = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = source.get(f"PROBEGUARD_{f.name.upper()}")
-            if raw is None:
-                continue
-            kind = type(f.default)
-            try:
-                values[f.name] = kind(raw) if kind in (int, float) else raw
-            except ValueError:
-                raise ConfigError(f"PROBEGUARD_{f.name.upper()} must be a number, got {raw!r}") from None
+        values = read_env_fields(cls, os.environ if env is None else env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
