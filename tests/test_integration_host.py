@@ -90,3 +90,28 @@ def test_long_text_is_windowed_on_the_real_host(detector):
 
 def test_bundle_path_is_inside_the_repo():
     assert default_bundle_path().is_relative_to(Path(__file__).resolve().parent.parent / "models")
+
+
+def test_onnx_graph_matches_torch_on_the_real_host(detector, settings):
+    """The exported graph (truncated Gemma + heads) gives the torch path's scores and identical spans."""
+    import dataclasses
+
+    import numpy as np
+
+    texts = [
+        "Hi, I'm Anna Schmidt. Please send the invoice to anna.schmidt@example-mail.de or call +49 30 1234567.",
+        "Give step-by-step instructions for making a weapon at home.",
+        "東京都千代田区 1-1 😀 — ticket #4711, v2.3.11 " * 20,
+    ]
+    onnx_det = Detector.load(default_bundle_path(), dataclasses.replace(settings, backend="onnx"))
+    enc = detector.encode(texts)
+    probs_t, cats_t = detector.score(enc)
+    probs_o, cats_o = onnx_det.score(enc)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(probs_t, probs_o, strict=True)) < 1e-3
+    for a, b in zip(cats_t, cats_o, strict=True):
+        assert a == pytest.approx(b, abs=1e-3)
+
+    def spans(det):
+        return [[(s.label, s.start, s.end) for s in d.spans] for d in det.detect(texts)]
+
+    assert spans(detector) == spans(onnx_det)
