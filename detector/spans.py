@@ -109,7 +109,11 @@ def snap(text: str, start: int, end: int, label: str = "") -> tuple[int, int]:
     changed = True
     while changed and start < end:
         changed = False
-        if end - start >= 2 and _PAIRS.get(text[start]) == text[end - 1]:  # "(Anna)": wrapped as a whole
+        if text[start].isspace():
+            start, changed = start + 1, True
+        elif text[end - 1].isspace():
+            end, changed = end - 1, True
+        elif end - start >= 2 and _PAIRS.get(text[start]) == text[end - 1]:  # "(Anna)": wrapped as a whole
             start, end, changed = start + 1, end - 1, True
         elif text[start] in _LEADING and not _closed_inside(text, start, end):
             start, changed = start + 1, True
