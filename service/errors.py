@@ -46,6 +46,7 @@ class ReloadFailedError(ConfigError):
 # type -> (status, public type name). Order matters: the first matching class wins.
 ERROR_TABLE: list[tuple[type[BaseException], int]] = [
     (UnicodeDecodeError, 400),  # a body that is not UTF-8 fails while Litestar decodes it
+    (RecursionError, 400),  # absurdly nested JSON
     (NotAuthorizedException, 401),
     (AdminDisabledError, 403),
     (TooManyItemsError, 413),
@@ -77,6 +78,8 @@ def _public_message(exc: BaseException, status: int) -> str:
         return "unauthorized"
     if isinstance(exc, UnicodeDecodeError):
         return "request body is not valid UTF-8"
+    if isinstance(exc, RecursionError):
+        return "request body is nested too deeply"
     if isinstance(exc, ValidationException):
         details = exc.extra if isinstance(exc.extra, list) else []
         parts = [_QUOTED.sub("'…'", f"{d.get('message', '')} at {d.get('key', '?')}") for d in details

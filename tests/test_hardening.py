@@ -1,0 +1,107 @@
+"""Hardening: odd inputs get documented statuses, a bad bundle stops `serve` at startup, a read-only cache is a clear
+error. (In-process app on a tiny host; the real-process overload/SIGTERM test is in test_serve_process.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from detector import Detector, DetectorSettings
+from detector.errors import HostError
+from tests.bundles import make_bundle
+from tests.test_service import _client, _wait_ready
+
+
+@pytest.fixture(scope="module")
+def hard_client(tmp_path_factory, tiny_hosts):
+    tmp = tmp_path_factory.mktemp("hard")
+    host = tiny_hosts("gemma3_text")
+    make_bundle(tmp / "bundle", host)
+    det = Detector.load(tmp / "bundle", DetectorSettings(cache_dir=tmp / "cache", host_path=host, max_chars=5000))
+    with _client(det) as c:
+        _wait_ready(c)
+        yield c
+
+
+ODD_BUT_VALID = [
+    "\u202eRTL override \u200b zero\u200dwidth \ufeff BOM",
+    "control \x00\x01\x07\x1b chars",
+    "a" * 4000,  # one very long "word"
+    "😀" * 500,
+    "東京都千代田区" * 50,
+    "\t\n mixed whitespace around text \r\n",
+]
+
+
+@pytest.mark.parametrize("text", ODD_BUT_VALID, ids=range(len(ODD_BUT_VALID)))
+def test_odd_but_valid_text_is_scored(hard_client, text):
+    r = hard_client.post("/v1/detect", json={"text": text, "redact": "mask"})
+    assert r.status_code == 200
+    body = r.json()
+    assert len(body["redacted"]) == len(text)
+    assert all(0 <= s["start"] < s["end"] <= len(text) for s in body["spans"])
+
+
+RAW_BAD = [
+    ('{"text": "\\ud800 lone surrogate"}', 400),  # msgspec refuses a lone surrogate as malformed JSON
+    ('{"text": "ok"}{"text": "two documents"}', 400),
+    ("[" * 5000 + "]" * 5000, 400),
+    ('{"text": {"nested": {"deep": ["x"]}}}', 422),
+    ('{"messages": null}', 422),
+    ('"just a string"', 422),
+    ("", 422),
+]
+
+
+@pytest.mark.parametrize(("raw", "status"), RAW_BAD, ids=range(len(RAW_BAD)))
+def test_raw_bad_bodies(hard_client, raw, status):
+    r = hard_client.post("/v1/detect", content=raw.encode(), headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["message"]
+
+
+def test_ten_thousand_messages_is_413_and_huge_body_is_413(hard_client):
+    body = {"messages": [{"role": "user", "content": "x"}] * 10_000}
+    assert hard_client.post("/v1/detect", json=body).status_code == 413
+    big = b'{"text": "' + b"a" * (50 * 1024 * 1024) + b'"}'
+    r = hard_client.post("/v1/detect", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_serve_refuses_a_corrupt_bundle_at_startup(tmp_path, tiny_hosts):
+    host = tiny_hosts("gemma3_text")
+    make_bundle(tmp_path / "bundle", host)
+    manifest = tmp_path / "bundle" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["heads"][0]["thresholds"]["PERSON"] = 7
+    manifest.write_text(json.dumps(data))
+    env = {**os.environ, "PROBEGUARD_CACHE": str(tmp_path / "cache"), "PROBEGUARD_HOST_PATH": str(host),
+           "PROBEGUARD_BUNDLE": str(tmp_path / "bundle"), "PROBEGUARD_PORT": "1"}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "detector.cli", "serve"], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert "BundleCorruptError" in proc.stderr and "threshold of PERSON" in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_cache_is_a_clear_error(tmp_path, tiny_hosts):
+    cache = tmp_path / "ro"
+    cache.mkdir()
+    cache.chmod(0o500)
+    make_bundle(tmp_path / "bundle", tiny_hosts("gemma3_text"))
+    settings = DetectorSettings(cache_dir=cache, host_path=tiny_hosts("gemma3_text"), backend="onnx")
+    with pytest.raises(HostError, match="cannot create graph cache"):
+        Detector.load(tmp_path / "bundle", settings)
+
+
+def test_unwritable_cache_path_is_a_clear_error(tmp_path, tiny_hosts):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    make_bundle(tmp_path / "bundle", tiny_hosts("gemma3_text"))
+    settings = DetectorSettings(cache_dir=blocker / "cache", host_path=tiny_hosts("gemma3_text"), backend="onnx")
+    with pytest.raises(HostError, match="cannot create graph cache"):
+        Detector.load(tmp_path / "bundle", settings)
