@@ -20,7 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from detector import Detector, Redactor
 from service.batcher import BatchStats, MicroBatcher
-from service.errors import error_response
+from service.errors import REQUEST_ID, error_response
 from service.metrics import Metrics
 from service.settings import ServiceSettings
 
@@ -127,7 +127,7 @@ class RequestContext:
             return
         started = time.perf_counter()
         request_id = secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        REQUEST_ID.set(request_id)
         status = {"code": 500}
 
         async def send_wrapper(message: Message) -> None:

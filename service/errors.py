@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -24,6 +25,7 @@ from detector.errors import (
 from service.batcher import DrainingError, QueueFullError
 
 log = logging.getLogger("probeguard.service")
+REQUEST_ID: ContextVar[str] = ContextVar("probeguard_request_id", default="")  # set per request by the middleware
 _QUOTED = re.compile(r"'[^']*'")  # schema messages may quote a submitted value: never echo it
 
 
@@ -94,7 +96,7 @@ def _public_message(exc: BaseException, status: int) -> str:
 
 def error_response(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
-    request_id = request.scope.get("state", {}).get("request_id", "")
+    request_id = REQUEST_ID.get()
     kind = type(exc).__name__
     state = request.app.state
     if hasattr(state, "metrics"):
@@ -102,6 +104,8 @@ def error_response(request: Request, exc: Exception) -> Response:
     if status >= 500:
         log.error("request failed", extra={"request_id": request_id, "error_type": kind, "status": status})
     headers = {"x-request-id": request_id}
+    if isinstance(exc, HTTPException) and exc.headers:
+        headers.update(exc.headers)  # e.g. Allow on 405
     if status == 429:
         headers["retry-after"] = str(state.settings.retry_after_seconds)
     if status == 401:

@@ -12,6 +12,8 @@ from litestar import Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 from litestar.params import JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -26,9 +28,23 @@ from service.schemas import (
     CategoryOut,
     DetectRequest,
     DetectResponse,
+    ErrorResponse,
     MessageResult,
     SpanOut,
 )
+
+_ERROR_EXAMPLE = [Example(value={"error": {"type": "EmptyInputError", "message": "text 0 is empty or whitespace only"},
+                                 "request_id": "4f2a9c1e0b7d3a65"})]  # fmt: skip
+_ERRORS = {code: ResponseSpec(ErrorResponse, description=what, examples=_ERROR_EXAMPLE) for code, what in [
+    (400, "body is not UTF-8 or not JSON"), (401, "missing or wrong bearer token"),
+    (413, "body, text or message count over a limit"), (422, "invalid request or empty text"),
+    (429, "overloaded; retry after Retry-After seconds"), (503, "not ready, draining, or inference failed"),
+]}  # fmt: skip
+_ADMIN_ERRORS = {
+    **_ERRORS,
+    403: ResponseSpec(ErrorResponse, description="admin disabled (no token configured)"),
+    409: ResponseSpec(ErrorResponse, description="reload refused; previous bundle keeps serving"),
+}
 
 
 def _svc(connection: ASGIConnection) -> ServiceState:
@@ -125,13 +141,15 @@ async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[Detec
     return out
 
 
-@post("/v1/detect", guards=[require_token], status_code=200, summary="Detect PII spans and unsafe categories")
+@post("/v1/detect", guards=[require_token], status_code=200, summary="Detect PII spans and unsafe categories",
+      responses=_ERRORS)  # fmt: skip
 async def detect(data: JSONBody[DetectRequest], request: Request) -> DetectResponse:
     (response,) = await _score(_svc(request), [data])
     return response
 
 
-@post("/v1/detect/batch", guards=[require_token], status_code=200, summary="Detect for many items in one call")
+@post("/v1/detect/batch", guards=[require_token], status_code=200, summary="Detect for many items in one call",
+      responses=_ERRORS)  # fmt: skip
 async def detect_batch(data: JSONBody[BatchRequest], request: Request) -> BatchResponse:
     svc = _svc(request)
     if not data.items:
@@ -146,7 +164,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Bundle loaded and warmed up (503 until then, and while draining)")
+@get("/readyz", summary="Bundle loaded and warmed up (503 until then, and while draining)",
+     responses={503: ResponseSpec(ErrorResponse, description="not ready or draining")})  # fmt: skip
 async def readyz(request: Request) -> dict[str, str]:
     svc = _svc(request)
     if not svc.ready or (svc.batcher is not None and svc.batcher.draining):
@@ -164,7 +183,7 @@ async def metrics(request: Request) -> Response:
 
 
 class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
-    bundle: str | None = None  # "<name>/<version>" under models/; None = the configured bundle
+    bundle: str | None = None  # "<name>/<version>" under models/; null or absent ({}) = the configured bundle
 
 
 def resolve_bundle_name(name: str) -> Path:
@@ -178,10 +197,11 @@ def resolve_bundle_name(name: str) -> Path:
     return path
 
 
-@post("/admin/reload", guards=[require_admin], status_code=200, summary="Swap to a new bundle atomically")
-async def admin_reload(request: Request, data: JSONBody[ReloadRequest | None] = None) -> dict[str, str]:
+@post("/admin/reload", guards=[require_admin], status_code=200, summary="Swap to a new bundle atomically",
+      responses=_ADMIN_ERRORS)  # fmt: skip
+async def admin_reload(request: Request, data: JSONBody[ReloadRequest]) -> dict[str, str]:
     svc = _svc(request)
-    path = resolve_bundle_name(data.bundle) if data is not None and data.bundle is not None else None
+    path = resolve_bundle_name(data.bundle) if data.bundle is not None else None
     try:
         new = await reload_detector(svc, path)
     except Exception as exc:  # any failure keeps the old bundle; the type (never a path's content) is reported

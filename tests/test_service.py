@@ -190,11 +190,11 @@ def test_auth_token(tiny_detector):
 def test_admin_reload(tiny_detector, tmp_path):
     with _client(tiny_detector) as c:
         _wait_ready(c)
-        assert c.post("/admin/reload").status_code == 403, "admin is off without a token"
+        assert c.post("/admin/reload", json={}).status_code == 403, "admin is off without a token"
     with _client(tiny_detector, auth_token=TOKEN) as c:
         _wait_ready(c)
         auth = {"authorization": f"Bearer {TOKEN}"}
-        assert c.post("/admin/reload", headers=auth).json()["status"] == "reloaded"
+        assert c.post("/admin/reload", json={}, headers=auth).json()["status"] == "reloaded"
         for bad in ("../../etc", "/etc/passwd", "a/../../b", "x"):
             r = c.post("/admin/reload", json={"bundle": bad}, headers=auth)
             assert r.status_code == 422, bad
