@@ -105,3 +105,30 @@ def test_unwritable_cache_path_is_a_clear_error(tmp_path, tiny_hosts):
     settings = DetectorSettings(cache_dir=blocker / "cache", host_path=tiny_hosts("gemma3_text"), backend="onnx")
     with pytest.raises(HostError, match="cannot create graph cache"):
         Detector.load(tmp_path / "bundle", settings)
+
+
+def test_canary_never_leaks_from_any_route(hard_client, caplog):
+    """A unique PII canary sent through every route and error path never appears in logs, metrics, error bodies or
+    the OpenAPI document."""
+    caplog.set_level("DEBUG")
+    canary = "Quillon Vexmoor-88213 quillon.vexmoor@canary-mail.test"
+    c = hard_client
+    responses = [
+        c.post("/v1/detect", json={"text": canary}),
+        c.post("/v1/detect", json={"text": canary, "redact": "hash"}),
+        c.post("/v1/detect", json={"messages": [{"role": "user", "content": canary}], "categories": ["nope"]}),
+        c.post("/v1/detect", json={"text": canary * 400}),
+        c.post("/v1/detect", json={"text": canary, "extra": canary}),
+        c.post("/v1/detect", content=canary.encode(), headers={"content-type": "application/json"}),
+        c.post("/v1/detect/batch", json={"items": [{"text": canary}] * 9}),
+        c.post("/v1/detect/batch", json={"items": [{"text": canary, "redact": canary}]}),
+        c.post("/admin/reload", json={"bundle": canary}),
+        c.post(f"/v1/{canary}", json={"text": canary}),
+    ]
+    for r in responses:
+        if r.status_code != 200:
+            assert "Quillon" not in r.text and "canary-mail" not in r.text, r.text
+    assert "Quillon" not in c.get("/metrics").text
+    assert "Quillon" not in c.get("/schema/openapi.json").text
+    server_logs = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records if r.name != "httpx")
+    assert "Quillon" not in server_logs and "canary-mail" not in server_logs
