@@ -17,15 +17,18 @@ def _prf(tp: int, npred: int, ngold: int) -> dict[str, float]:
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "support": ngold}
 
 
-def entity_scores(gold: Sequence[Iterable[Triple]], pred: Sequence[Iterable[Triple]]) -> dict[str, object]:
+def entity_scores(
+    gold: Sequence[Iterable[Triple]], pred: Sequence[Iterable[Triple]], only: set[str] | None = None
+) -> dict[str, object]:
     """Micro and per-label P/R/F1. `exact`: same label and boundaries; `overlap`: same label, any shared character
-    (each gold and each predicted entity matched at most once)."""
+    (each gold and each predicted entity matched at most once). `only`: count just these labels."""
     tp: Counter[str] = Counter()
     tp_overlap: Counter[str] = Counter()
     n_gold: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
     for g, p in zip(gold, pred, strict=True):
-        gs, ps = set(g), set(p)
+        gs = {t for t in g if only is None or t[0] in only}
+        ps = {t for t in p if only is None or t[0] in only}
         n_gold.update(label for label, *_ in gs)
         n_pred.update(label for label, *_ in ps)
         tp.update(label for label, *_ in gs & ps)

@@ -1,0 +1,75 @@
+"""Roofline ratio: measured tokens/s of the truncated host (batched ONNX, fp32 and int8) against this machine's
+measured fp32 GEMM peak x FLOPs per token of the truncated host.
+
+FLOPs per token of K decoder blocks (multiply-add = 2 FLOPs), d = d_model, H = heads, Hkv = kv heads, h = head_dim,
+f = MLP width, n = attended context (min(seq, sliding window)):
+    per block = 2*d*(H*h) [q] + 2*2*d*(Hkv*h) [k, v] + 2*(H*h)*d [o] + 2*3*d*f [gated MLP] + 2*2*n*H*h [QK^T, AV]
+    total     = K * per block + heads (2 * (lookahead+1) * d * labels for the token head, ...)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+FORMULA = ("flops/token = K * (2*d*H*h + 4*d*Hkv*h + 2*H*h*d + 6*d*f + 4*n*H*h) + 2*(w+1)*d*L_token + "
+           "2*d*L_categories")  # fmt: skip
+
+
+def gemm_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """Single-thread fp32 GEMM throughput (numpy/BLAS), best of `repeats`."""
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((size, size), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def flops_per_token(config, depth: int, seq: int, token_head: tuple[int, int], n_categories: int) -> float:
+    d, heads = int(config.hidden_size), int(config.num_attention_heads)
+    kv, f = int(getattr(config, "num_key_value_heads", heads)), int(config.intermediate_size)
+    h = int(getattr(config, "head_dim", d // heads))
+    n = min(seq, int(getattr(config, "sliding_window", seq) or seq))
+    block = 2 * d * heads * h + 4 * d * kv * h + 2 * heads * h * d + 6 * d * f + 4 * n * heads * h
+    lookahead, labels = token_head
+    return depth * block + 2 * (lookahead + 1) * d * labels + 2 * d * n_categories
+
+
+def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> dict[str, object]:
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    from detector import Detector, DetectorSettings
+    from detector.paths import default_bundle_path
+    from detector.tokenize import TokenBatch, Window
+    from detector.truncate import load_host_config
+
+    peak = gemm_peak_gflops()
+    out: dict[str, object] = {"gemm_peak_gflops_1_thread": round(peak, 1), "formula": FORMULA, "batch": batch,
+                              "seq": seq}  # fmt: skip
+    for variant in ("fp32", "int8"):
+        settings = DetectorSettings.from_env(backend="onnx", graph_variant=variant, num_threads=threads)
+        det = Detector.load(bundle or default_bundle_path(), settings)
+        cfg = load_host_config(det.host.path)
+        depth = max(det.bundle.manifest.layers)
+        token = next(e for e in det.bundle.manifest.active_heads if e.type == "token_linear")
+        fpt = flops_per_token(cfg, depth, seq, (token.config.lookahead, len(token.config.labels)),  # type: ignore[attr-defined]
+                              len(det.plan.categories))  # fmt: skip
+        ids = np.random.default_rng(0).integers(1000, 20000, size=(batch, seq)).astype(np.int64)
+        tb = TokenBatch(ids, np.ones_like(ids), tuple(Window(i, 0, seq, 0, seq) for i in range(batch)), 1)
+        det.backend.forward(tb)
+        started, runs = time.perf_counter(), 5
+        for _ in range(runs):
+            det.backend.forward(tb)
+        tokens_per_s = runs * batch * seq / (time.perf_counter() - started)
+        out[variant] = {"tokens_per_s": round(tokens_per_s, 1), "gflops_per_token": round(fpt / 1e9, 4),
+                        "achieved_gflops": round(tokens_per_s * fpt / 1e9, 1),
+                        "roofline_ratio": round(tokens_per_s * fpt / 1e9 / (peak * threads), 3)}  # fmt: skip
+        out["depth"] = depth
+        del det
+    return out
