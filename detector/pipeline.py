@@ -74,7 +74,7 @@ def _plan_outputs(bundle: Bundle) -> _OutputPlan:
     )
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
 
 
@@ -182,14 +182,14 @@ class Detector:
         cat_probs: list[dict[str, float]],
     ) -> None:
         plan = self.plan
-        token_cols = [_sigmoid(logits[name]) for name in plan.token_heads]  # each [batch, seq, labels_h]
+        token_cols = [sigmoid(logits[name]) for name in plan.token_heads]  # each [batch, seq, labels_h]
         token_all = np.concatenate(token_cols, axis=-1) if token_cols else None  # [batch, seq, n_labels]
         for row, w in enumerate(windows):
             if token_all is not None:
                 lo, hi = offset + w.own_start - w.start, offset + w.own_end - w.start
                 token_probs[w.text_index][w.own_start : w.own_end] = token_all[row, lo:hi]
             for cat, (head, col, _) in plan.categories.items():
-                p = float(_sigmoid(logits[head][row, col]))
+                p = float(sigmoid(logits[head][row, col]))
                 cat_probs[w.text_index][cat] = max(cat_probs[w.text_index][cat], p)  # any unsafe window flags
 
     # -- spans ---------------------------------------------------------------------------------------------------------

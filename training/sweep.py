@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from detector.heads import SequenceLinearConfig, SequenceLinearHead, TokenLinearConfig, TokenLinearHead
+from detector.pipeline import sigmoid
 from training import fit
 from training.evaluate import auroc
 
@@ -55,9 +56,7 @@ def token_macro_f1(
     fit.fit_token_head(head, train_acts, train_y, epochs=epochs, seed=seed)
     logits = np.concatenate(fit.token_logits(head, val_acts))
     y = np.concatenate(val_y)
-    f1s = [
-        fit.best_f1_threshold(1 / (1 + np.exp(-logits[:, c])), y[:, c])[1] for c in range(len(labels)) if y[:, c].any()
-    ]
+    f1s = [fit.best_f1_threshold(sigmoid(logits[:, c]), y[:, c])[1] for c in range(len(labels)) if y[:, c].any()]
     return float(np.mean(f1s))
 
 

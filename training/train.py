@@ -16,6 +16,7 @@ import torch
 from detector.bundle import HostRef, save_bundle
 from detector.heads import Head, TokenLinearConfig, TokenLinearHead
 from detector.host import DEFAULT_HOST_ID, resolve_host
+from detector.pipeline import sigmoid
 from detector.settings import DetectorSettings
 from detector.tokenize import HostTokenizer
 from detector.truncate import load_host_config, load_truncated_host, num_host_layers
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     for col, label in enumerate(PII_LABELS):
         a, c = fit.platt(cal_logits[:, col], cal_y[:, col])
         fit.fold_platt(pii_head, col, a, c)
-        probs = 1 / (1 + np.exp(-(a * cal_logits[:, col] + c)))
+        probs = sigmoid(a * cal_logits[:, col] + c)
         pii_thresholds[label] = fit.best_f1_threshold(probs, cal_y[:, col])[0]
         curves[label] = (probs, cal_y[:, col])
 
