@@ -7,6 +7,8 @@ Parts (each in its own subprocess, so no two runtimes share a process while time
 - roofline: batched ONNX tokens/s (fp32, int8) vs measured GEMM peak x FLOPs/token of the truncated host;
 - judge: the host as a generative judge vs the probe path (time, FLOPs, accuracy), and an 8B judge on paper;
 - service: HTTP p50 - raw p50 at batch 1, and throughput at concurrency 32 through HTTP / raw batched throughput.
+GPU mode: when onnxruntime has the CUDA provider, every ONNX part runs on it and the roofline part adds the fp16
+graph (the GEMM peak stays the CPU's, so read that ratio as CPU-relative).
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def markdown(report: dict) -> str:
             "| graph | tokens/s | GFLOP/token | achieved GFLOP/s | roofline ratio |",
             "|---|---|---|---|---|",
         ]
-        for v in ("fp32", "int8"):
+        for v in [k for k in ("fp32", "int8", "fp16") if k in roof]:
             r = roof[v]
             lines.append(
                 f"| {v} | {r['tokens_per_s']} | {r['gflops_per_token']} | {r['achieved_gflops']} | "

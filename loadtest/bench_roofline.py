@@ -52,7 +52,12 @@ def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> d
     peak = gemm_peak_gflops()
     out: dict[str, object] = {"gemm_peak_gflops_1_thread": round(peak, 1), "formula": FORMULA, "batch": batch,
                               "seq": seq}  # fmt: skip
-    for variant in ("fp32", "int8"):
+    import onnxruntime as ort
+
+    gpu = "CUDAExecutionProvider" in ort.get_available_providers()
+    out["provider"] = "cuda" if gpu else "cpu"
+    # GPU mode: with a CUDA provider present the graphs run there, and the fp16 graph is measured too.
+    for variant in ("fp32", "fp16") if gpu else ("fp32", "int8"):
         settings = DetectorSettings.from_env(backend="onnx", graph_variant=variant, num_threads=threads)
         det = Detector.load(bundle or default_bundle_path(), settings)
         cfg = load_host_config(det.host.path)
