@@ -19,8 +19,9 @@ class ServiceSettings:
     bundle: str = ""
     # Tokens per micro-batch; larger raises throughput under load, and the latency of each batch.
     batch_tokens: int = 4096
-    # How long the first request of a batch waits for company; 0 = no added latency, less batching.
-    batch_wait_ms: float = 2.0
+    # Extra wait for company before an idle batcher runs; 0 = no added latency. Under load batches still form:
+    # requests that arrive while a batch runs are taken together by the next one.
+    batch_wait_ms: float = 0.0
     # Tokens allowed in the queue before answering 429; bounds memory and the wait a request can see.
     queue_tokens: int = 65536
     # Largest request body in bytes, enforced before parsing.
