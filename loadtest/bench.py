@@ -123,6 +123,14 @@ def markdown(report: dict) -> str:
         lines += [
             "## Probe vs LLM judge (`unsafe`, harmful_val + harmless_val rows)",
             "",
+            "The probe's threshold was calibrated on these validation rows, so its accuracy here is not a held-out "
+            "result; the table compares cost (time and FLOPs per text)."
+            + (
+                " The host as a prompted judge never answered 'unsafe' here."
+                if not judge["gemma_judge"]["recall"] and not judge["gemma_judge"]["fpr"]
+                else ""
+            ),
+            "",
             "| | ms/text | GFLOP/text | accuracy | recall | FPR |",
             "|---|---|---|---|---|---|",
         ]
@@ -164,7 +172,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip", default="", help="comma-separated parts to skip: " + ",".join(PARTS))
     p.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
+    p.add_argument("--from-json", type=Path, help="re-render BENCHMARKS.md from a saved report instead of measuring")
     args = p.parse_args()
+    if args.from_json:
+        text = args.from_json.read_text()
+        report = json.JSONDecoder().raw_decode(text[text.index("{") :])[0]
+        (ROOT / "BENCHMARKS.md").write_text(markdown(report) + "\n")
+        return
     skip = {s for s in args.skip.split(",") if s}
     report: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d"),
@@ -182,6 +196,7 @@ def main() -> None:
     print(md)
     if not args.no_write:
         (ROOT / "BENCHMARKS.md").write_text(md + "\n")
+        (ROOT / "BENCHMARKS.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
