@@ -17,27 +17,19 @@ import gc
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from loadtest.loadgen import LONG, SHORT, closed_loop
+from loadtest.server import running_server
 
 
 def _pcts(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
     return {"p50_ms": round(statistics.median(s) * 1000, 2), "p99_ms": round(s[int(0.99 * (len(s) - 1))] * 1000, 2)}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def raw_figures(bundle: Path | None, threads: int, n: int) -> dict[str, object]:
@@ -67,39 +59,23 @@ def raw_figures(bundle: Path | None, threads: int, n: int) -> dict[str, object]:
 
 
 def http_figures(bundle: Path | None, threads: int, n: int, duration: float) -> dict[str, object]:
-    port = _free_port()
-    env = {**os.environ, "PROBEGUARD_PORT": str(port), "PROBEGUARD_NUM_THREADS": str(threads)}
-    if bundle:
-        env["PROBEGUARD_BUNDLE"] = str(bundle)
-    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(1800):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    env = {"PROBEGUARD_NUM_THREADS": str(threads), **({"PROBEGUARD_BUNDLE": str(bundle)} if bundle else {})}
+    with running_server(env) as (base, _), httpx.Client(timeout=60) as client:
         out: dict[str, object] = {}
-        with httpx.Client(timeout=60) as client:
-            for name, text in (("short", SHORT), ("long", LONG)):
-                client.post(f"{base}/v1/detect", json={"text": text})
-                samples = []
-                for _ in range(n):
-                    started = time.perf_counter()
-                    r = client.post(f"{base}/v1/detect", json={"text": text})
-                    samples.append(time.perf_counter() - started)
-                    r.raise_for_status()
-                out[name] = _pcts(samples)
+        for name, text in (("short", SHORT), ("long", LONG)):
+            client.post(f"{base}/v1/detect", json={"text": text})
+            samples = []
+            for _ in range(n):
+                started = time.perf_counter()
+                r = client.post(f"{base}/v1/detect", json={"text": text})
+                samples.append(time.perf_counter() - started)
+                r.raise_for_status()
+            out[name] = _pcts(samples)
         out["throughput"] = {
             str(c): asyncio.run(closed_loop(f"{base}/v1/detect", c, duration, 100_000, [("short", 1.0)]))
             for c in (1, 8, 32)
         }
         return out
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def main() -> None:

@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from loadtest.loadgen import open_loop
+from loadtest.server import running_server
 
 
 def _rss_mb(pid: int) -> float:
@@ -53,29 +50,12 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=200.0, help="requests per second offered (above capacity)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of overload (bounded)")
     args = p.parse_args()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PROBEGUARD_PORT": str(port)}
-    if args.bundle:
-        env["PROBEGUARD_BUNDLE"] = str(args.bundle)
-    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(1800):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    env = {"PROBEGUARD_BUNDLE": str(args.bundle)} if args.bundle else {}
+    with running_server(env) as (base, proc):
         result = asyncio.run(_soak(base, proc.pid, args.rate, args.duration))
         time.sleep(2)
         result["after"] = httpx.post(f"{base}/v1/detect", json={"text": "recovered?"}, timeout=30).status_code
-        print(json.dumps(result, indent=2))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

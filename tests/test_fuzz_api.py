@@ -4,59 +4,43 @@ PROBEGUARD_FUZZ_EXAMPLES=2000."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
+import tempfile
+from pathlib import Path
 
-import httpx
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
+from loadtest.server import running_server  # noqa: E402
 from tests.bundles import make_bundle  # noqa: E402
 from tests.tiny import build_tiny_host  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("PROBEGUARD_FUZZ_EXAMPLES", "150"))
 
 
-def _start(tmp: str) -> tuple[str, subprocess.Popen]:
-    from pathlib import Path
-
-    root = Path(tmp)
+def _start() -> tuple[contextlib.AbstractContextManager, str]:
+    root = Path(tempfile.mkdtemp(prefix="probeguard-fuzz-"))
     host = build_tiny_host(root / "host", "gemma3_text")
     make_bundle(root / "bundle", host)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PROBEGUARD_CACHE": str(root / "cache"), "PROBEGUARD_HOST_PATH": str(host),
-           "PROBEGUARD_BUNDLE": str(root / "bundle"), "PROBEGUARD_PORT": str(port), "PROBEGUARD_BACKEND": "torch",
+    env = {"PROBEGUARD_CACHE": str(root / "cache"), "PROBEGUARD_HOST_PATH": str(host),
+           "PROBEGUARD_BUNDLE": str(root / "bundle"), "PROBEGUARD_BACKEND": "torch",
            "PROBEGUARD_AUTH_TOKEN": "fuzz-token"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return base, proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("fuzz server did not start")
+    ctx = running_server(env, timeout_s=120)
+    base, _ = ctx.__enter__()
+    return ctx, base
 
 
-_tmp = __import__("tempfile").mkdtemp(prefix="probeguard-fuzz-")
-BASE, PROC = _start(_tmp)
+# schemathesis needs the schema when this module is collected, so the server starts here (and stops below).
+_SERVER, BASE = _start()
 schema = schemathesis.openapi.from_url(f"{BASE}/schema/openapi.json")
 
 
 def teardown_module() -> None:
-    PROC.terminate()
-    PROC.wait(timeout=30)
+    _SERVER.__exit__(None, None, None)
 
 
 @schema.parametrize()

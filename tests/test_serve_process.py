@@ -3,54 +3,26 @@
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
+from loadtest.server import running_server
 from tests.bundles import make_bundle
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def server(tmp_path, tiny_hosts):
     host = tiny_hosts("gemma3_text")
     make_bundle(tmp_path / "bundle", host)
-    port = _free_port()
-    env = {**os.environ, "PROBEGUARD_CACHE": str(tmp_path / "cache"), "PROBEGUARD_HOST_PATH": str(host),
-           "PROBEGUARD_BUNDLE": str(tmp_path / "bundle"), "PROBEGUARD_PORT": str(port),
-           "PROBEGUARD_QUEUE_TOKENS": "600", "PROBEGUARD_BATCH_TOKENS": "300",
-           "PROBEGUARD_BATCH_WAIT_MS": "5"}  # fmt: skip
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve"], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError((tmp_path / "server.log").read_text()[-2000:])
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        raise AssertionError("server did not become ready")
-    yield base, proc, tmp_path / "server.log"
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    env = {"PROBEGUARD_CACHE": str(tmp_path / "cache"), "PROBEGUARD_HOST_PATH": str(host),
+           "PROBEGUARD_BUNDLE": str(tmp_path / "bundle"), "PROBEGUARD_QUEUE_TOKENS": "600",
+           "PROBEGUARD_BATCH_TOKENS": "300", "PROBEGUARD_BATCH_WAIT_MS": "5"}  # fmt: skip
+    log = tmp_path / "server.log"
+    with running_server(env, log=log, timeout_s=180) as (base, proc):
+        yield base, proc, log
 
 
 def test_serve_routes_overload_and_sigterm(server):

@@ -1,0 +1,55 @@
+"""Start `probeguard serve` as a child process on a free loopback port and wait until /readyz answers 200."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(
+    env: dict[str, str] | None = None, log: Path | None = None, timeout_s: float = 900.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Yield (base URL, process); the process is terminated (SIGTERM) on exit if it still runs."""
+    port = free_port()
+    full_env = {**os.environ, **(env or {}), "PROBEGUARD_PORT": str(port)}
+    out = log.open("w") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve"], env=full_env, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"probeguard serve exited with {proc.returncode} before it was ready")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("probeguard serve did not become ready in time")
+            time.sleep(0.1)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if log:
+            out.close()  # type: ignore[union-attr]
