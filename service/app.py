@@ -80,7 +80,8 @@ def _lifespan(state: ServiceState):
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         s = state.settings
-        state.batcher = MicroBatcher(s.batch_tokens, s.batch_wait_ms / 1000, s.queue_tokens, _record_batch(state))
+        state.batcher = MicroBatcher(s.batch_tokens, s.batch_wait_ms / 1000, s.queue_tokens, _record_batch(state),
+                                     s.queue_timeout_s)  # fmt: skip
         state.batcher.start()
         _bundle_info(state)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread (tests)

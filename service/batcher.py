@@ -24,6 +24,10 @@ class DrainingError(ProbeguardError):
     """The service is shutting down or not ready (503)."""
 
 
+class QueueTimeoutError(DrainingError):
+    """A request waited in the queue past its deadline; it is answered instead of run (503)."""
+
+
 @dataclass
 class Job:
     detector: Detector  # the detector that tokenized these texts; a batch never mixes detectors (reload)
@@ -31,6 +35,7 @@ class Job:
     encoded: list[EncodedText]
     tokens: int
     future: asyncio.Future[list[Detection]]
+    deadline: float
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -49,7 +54,9 @@ class MicroBatcher:
         wait_s: float,
         queue_tokens: int,
         on_batch: Callable[[BatchStats], None] | None = None,
+        queue_timeout_s: float = 10.0,
     ) -> None:
+        self.queue_timeout_s = queue_timeout_s
         self.batch_tokens = batch_tokens
         self.wait_s = wait_s
         self.queue_tokens = queue_tokens
@@ -79,7 +86,8 @@ class MicroBatcher:
         tokens = sum(len(e.ids) for e in encoded)
         if self._queued_tokens + tokens > self.queue_tokens and self._queue:
             raise QueueFullError(f"queue holds {self._queued_tokens} tokens; limit {self.queue_tokens}")
-        job = Job(detector, texts, encoded, tokens, asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        job = Job(detector, texts, encoded, tokens, future, deadline=time.perf_counter() + self.queue_timeout_s)
         self._queue.append(job)
         self._queued_tokens += tokens
         self._wake.set()
@@ -113,6 +121,9 @@ class MicroBatcher:
             job = self._queue.popleft()
             self._queued_tokens -= job.tokens
             if job.future.done():  # cancelled: the client went away
+                continue
+            if time.perf_counter() > job.deadline:  # its client has most likely given up: answer, do not run
+                job.future.set_exception(QueueTimeoutError(f"waited over {self.queue_timeout_s:g} s in the queue"))
                 continue
             jobs.append(job)
             tokens += job.tokens

@@ -22,8 +22,11 @@ class ServiceSettings:
     # Extra wait for company before an idle batcher runs; 0 = no added latency. Under load batches still form:
     # requests that arrive while a batch runs are taken together by the next one.
     batch_wait_ms: float = 0.0
-    # Tokens allowed in the queue before answering 429; bounds memory and the wait a request can see.
-    queue_tokens: int = 65536
+    # Tokens allowed in the queue before answering 429; bounds memory and the wait a request can see
+    # (16k tokens is ~20 s of work for one CPU core on the default bundle).
+    queue_tokens: int = 16384
+    # A request still queued after this many seconds is answered 503 instead of run: its client has likely gone.
+    queue_timeout_s: float = 10.0
     # Largest request body in bytes, enforced before parsing.
     max_body_bytes: int = 1_048_576
     # Messages per request / items per batch request; bounds the work one request can ask for.
@@ -43,6 +46,8 @@ class ServiceSettings:
                 raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
         if self.queue_tokens < self.batch_tokens:
             raise ConfigError("setting queue_tokens must be at least batch_tokens")
+        if not 0 < self.queue_timeout_s <= 3600:
+            raise ConfigError(f"setting queue_timeout_s must be in (0, 3600], got {self.queue_timeout_s}")
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError(f"setting batch_wait_ms must be in [0, 1000], got {self.batch_wait_ms}")
 

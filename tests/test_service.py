@@ -230,3 +230,30 @@ def test_not_ready_answers_503(tiny_detector):
         c.app.state["service"].ready = False
         r = c.post("/v1/detect", json={"text": "hi"})
         assert r.status_code == 503 and c.get("/readyz").status_code == 503
+
+
+def test_requests_that_waited_too_long_are_answered_not_run(tiny_detector, monkeypatch):
+    import threading
+
+    gate = threading.Event()
+    real = tiny_detector.backend.forward
+
+    def slow(batch):
+        gate.wait(5)
+        return real(batch)
+
+    with _client(tiny_detector, queue_timeout_s=0.2) as c:
+        _wait_ready(c)
+        monkeypatch.setattr(tiny_detector.backend, "forward", slow)
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            futures = [pool.submit(c.post, "/v1/detect", json={"text": "first"})]
+            time.sleep(0.15)  # the first batch is running (blocked) before the others arrive
+            futures += [pool.submit(c.post, "/v1/detect", json={"text": f"request {i}"}) for i in range(2)]
+            time.sleep(0.6)  # the others pass their deadline in the queue
+            gate.set()
+            codes = sorted(f.result().status_code for f in futures)
+        assert codes == [200, 503, 503]
+        monkeypatch.setattr(tiny_detector.backend, "forward", real)
+        assert c.post("/v1/detect", json={"text": "after"}).status_code == 200
