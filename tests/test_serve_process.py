@@ -13,6 +13,13 @@ from loadtest.server import running_server
 from tests.bundles import make_bundle
 
 
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status").read().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 @pytest.fixture
 def server(tmp_path, tiny_hosts):
     host = tiny_hosts("gemma3_text")
@@ -33,10 +40,16 @@ def test_serve_routes_overload_and_sigterm(server):
     assert r.status_code == 200 and r.json()["bundle"] == "test-bundle"
 
     # Overload: many concurrent long requests against a 600-token queue: some are shed with 429 + Retry-After,
-    # every request gets an answer, and the service still answers afterwards.
+    # every request gets an answer, memory does not grow round after round, and the service answers afterwards.
     text = "Anna Schmidt lives at 221B Baker Street, London. " * 12
     with httpx.Client(timeout=60) as client, concurrent.futures.ThreadPoolExecutor(32) as pool:
+        list(pool.map(lambda _: client.post(f"{base}/v1/detect", json={"text": text}), range(16)))  # warm up
+        rss_before = _rss_mb(proc.pid)
         statuses = list(pool.map(lambda _: client.post(f"{base}/v1/detect", json={"text": text}), range(64)))
+        for _ in range(3):  # two more overload rounds: memory must not ratchet up
+            list(pool.map(lambda _: client.post(f"{base}/v1/detect", json={"text": text}), range(64)))
+        rss_after = _rss_mb(proc.pid)
+    assert rss_after - rss_before < 150, (rss_before, rss_after)
     codes = [s.status_code for s in statuses]
     assert set(codes) <= {200, 429} and 200 in codes and 429 in codes, codes
     assert all(s.headers.get("retry-after") == "1" for s in statuses if s.status_code == 429)
