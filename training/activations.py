@@ -72,7 +72,7 @@ def harvest_to_store(
     lengths = np.array([len(e.ids) for e in encoded], dtype=np.int64)
     truncated = int((lengths > max_tokens).sum())
     if truncated:  # categories train on a long text's first window (serving takes the max over all windows)
-        log.warning("texts longer than one window use their first window", extra={"count": truncated, "desc": desc})
+        log.warning("inputs longer than one window use their first window", extra={"count": truncated, "desc": desc})
         lengths = np.minimum(lengths, max_tokens)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     layers = host.layers
