@@ -17,7 +17,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from detector.errors import HostError
@@ -173,9 +173,3 @@ def resolve_host(host_id: str, cache_dir: Path, host_path: Path | None = None) -
         f"bundle host {host_id!r} is not the packaged default ({DEFAULT_HOST_ID}); "
         "give its model folder with --host or PROBEGUARD_HOST_PATH"
     )
-
-
-def host_record(info: HostInfo) -> dict[str, str]:
-    record = asdict(info)
-    record["path"] = str(info.path)
-    return record
