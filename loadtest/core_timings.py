@@ -27,6 +27,7 @@ from detector import Detector, DetectorSettings
 from detector.host import DEFAULT_HOST_ID, resolve_host
 from detector.paths import default_bundle_path
 from detector.truncate import load_full_host
+from loadtest.server import rss_mb
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -37,14 +38,6 @@ def _median_ms(fn, repeats: int) -> float:
         fn()
         times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 2)
-
-
-def _rss_mb() -> float:
-    """Current resident set size (Linux), in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 def main() -> None:
@@ -68,7 +61,7 @@ def main() -> None:
     started = time.perf_counter()
     detector = Detector.load(default_bundle_path(), settings)
     result["load_warm_s"] = round(time.perf_counter() - started, 2)
-    result["rss_after_detector_load_mb"] = _rss_mb()
+    result["rss_after_detector_load_mb"] = rss_mb()
     truncated = detector.backend.model.host  # type: ignore[attr-defined]
     full = load_full_host(detector.host.path)
     result["layers"] = {"truncated_to": truncated.depth, "host_total": full.config.num_hidden_layers}

@@ -1,4 +1,5 @@
-"""Start `probeguard serve` as a child process on a free loopback port and wait until /readyz answers 200."""
+"""Start `probeguard serve` as a child process on a free loopback port and wait until /readyz answers 200; read a
+process's resident memory."""
 
 from __future__ import annotations
 
@@ -12,6 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of a process (Linux /proc), in MiB; NaN where it cannot be read."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return float("nan")
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def free_port() -> int:

@@ -18,14 +18,7 @@ from pathlib import Path
 import httpx
 
 from loadtest.loadgen import open_loop
-from loadtest.server import running_server
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+from loadtest.server import rss_mb, running_server
 
 
 async def _soak(base: str, pid: int, rate: float, duration: float) -> dict[str, object]:
@@ -33,7 +26,7 @@ async def _soak(base: str, pid: int, rate: float, duration: float) -> dict[str, 
 
     async def sample() -> None:
         while True:
-            samples.append(_rss_mb(pid))
+            samples.append(rss_mb(pid))
             await asyncio.sleep(1.0)
 
     sampler = asyncio.create_task(sample())

@@ -9,15 +9,8 @@ import time
 import httpx
 import pytest
 
-from loadtest.server import running_server
+from loadtest.server import rss_mb, running_server
 from tests.bundles import make_bundle
-
-
-def _rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status").read().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @pytest.fixture
@@ -44,11 +37,11 @@ def test_serve_routes_overload_and_sigterm(server):
     text = "Anna Schmidt lives at 221B Baker Street, London. " * 12
     with httpx.Client(timeout=60) as client, concurrent.futures.ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda _: client.post(f"{base}/v1/detect", json={"text": text}), range(16)))  # warm up
-        rss_before = _rss_mb(proc.pid)
+        rss_before = rss_mb(proc.pid)
         statuses = list(pool.map(lambda _: client.post(f"{base}/v1/detect", json={"text": text}), range(64)))
         for _ in range(3):  # two more overload rounds: memory must not ratchet up
             list(pool.map(lambda _: client.post(f"{base}/v1/detect", json={"text": text}), range(64)))
-        rss_after = _rss_mb(proc.pid)
+        rss_after = rss_mb(proc.pid)
     assert rss_after - rss_before < 150, (rss_before, rss_after)
     codes = [s.status_code for s in statuses]
     assert set(codes) <= {200, 429} and 200 in codes and 429 in codes, codes
