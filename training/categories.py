@@ -58,20 +58,21 @@ def fit_linear_category(
 ) -> FittedCategory:
     d_model = train_acts[0].shape[1]
     tried: dict[str, float] = {}
-    best: tuple[float, SequenceLinearHead, str] | None = None
+    best: tuple[float, SequenceLinearHead, str, torch.Tensor] | None = None
     for pooling in poolings:
         head = SequenceLinearHead(
             SequenceLinearConfig(name=name, layer=layer, labels=(name,), pooling=pooling), d_model
         )
         fit.fit_sequence_head(head, fit.pooled_features(train_acts, pooling, 16), train_y.reshape(-1, 1))
-        tried[pooling] = round(auroc(_scores(head, fit.pooled_features(val_acts, pooling, 16)), val_y), 4)
+        val_feats = fit.pooled_features(val_acts, pooling, 16)  # [n_val, d_model], reused for the winner
+        tried[pooling] = round(auroc(_scores(head, val_feats), val_y), 4)
         if best is None or tried[pooling] > best[0]:
-            best = (tried[pooling], head, pooling)
+            best = (tried[pooling], head, pooling, val_feats)
     if best is None:
         raise ValueError("no pooling configured for category heads")
-    _, head, pooling = best
+    _, head, pooling, val_feats = best
     shift = fit.pooled_features(shift_acts, pooling, 16) if len(shift_acts) else None
-    return _finish(head, fit.pooled_features(val_acts, pooling, 16), val_y, shift, shift_y, target_fpr,
+    return _finish(head, val_feats, val_y, shift, shift_y, target_fpr,
                    {"kind": "linear", "pooling": pooling, "val_auroc_by_pooling": tried})  # fmt: skip
 
 
