@@ -11,7 +11,7 @@ from pathlib import Path
 
 from detector import Detector, DetectorSettings
 from detector.paths import default_bundle_path
-from training.evaluate import entity_scores
+from training.evaluate import entity_scores, span_triples
 from training.synth import generate_examples
 
 # Presidio entity type -> probeguard label; None = ignored (no counterpart, or not comparable).
@@ -42,14 +42,14 @@ def presidio_engine():
 def run(n: int, threads: int, bundle: Path | None) -> dict[str, object]:
     examples = held_out_texts(n)
     texts = [e.text for e in examples]
-    gold = [[(s.label, s.start, s.end) for s in e.spans] for e in examples]
+    gold = span_triples(examples)
 
     det = Detector.load(bundle or default_bundle_path(), DetectorSettings.from_env(backend="onnx", num_threads=threads))
     det.detect(texts[:8])
     started = time.perf_counter()
     ours = det.detect(texts, batch_size=16)
     ours_s = time.perf_counter() - started
-    pred_ours = [[(s.label, s.start, s.end) for s in r.spans] for r in ours]
+    pred_ours = span_triples(ours)
     del det
 
     engine = presidio_engine()

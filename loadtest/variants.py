@@ -14,7 +14,7 @@ from pathlib import Path
 
 from detector import Detector, DetectorSettings
 from detector.paths import default_bundle_path
-from training.evaluate import entity_scores
+from training.evaluate import entity_scores, span_triples
 from training.synth import generate_examples
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     args = p.parse_args()
     examples = generate_examples(args.n, seed=12345, template_split="heldout")
     texts = [e.text for e in examples]
-    gold = [[(s.label, s.start, s.end) for s in e.spans] for e in examples]
+    gold = span_triples(examples)
     report: dict[str, object] = {"texts": len(texts), "threads": args.threads}
     spans_by_variant = {}
     for variant in ("fp32", "int8"):
@@ -36,7 +36,7 @@ def main() -> None:
         started = time.perf_counter()
         results = det.detect(texts, batch_size=16)
         seconds = time.perf_counter() - started
-        pred = [[(s.label, s.start, s.end) for s in r.spans] for r in results]
+        pred = span_triples(results)
         spans_by_variant[variant] = pred
         scores = entity_scores(gold, pred)
         report[variant] = {"entity_f1": scores["micro"]["f1"], "overlap_f1": scores["micro_overlap"]["f1"],

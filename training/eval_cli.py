@@ -11,7 +11,7 @@ import numpy as np
 from detector.paths import default_bundle_path
 from detector.settings import DetectorSettings
 from training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl
-from training.evaluate import category_scores, entity_scores
+from training.evaluate import category_scores, entity_scores, span_triples
 
 FORMATS = ("auto", "span", "labelled", "presidio")
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             examples = read_span_jsonl(args.data, labels)
         results = detector.detect([e.text for e in examples], batch_size=args.batch_size)
         gold = [list(e.spans) for e in examples]
-        pred = [[(s.label, s.start, s.end) for s in r.spans] for r in results]
+        pred = span_triples(results)
         report["entities"] = entity_scores(gold, pred)
         report["texts"] = len(examples)
     print(json.dumps(report, indent=2))

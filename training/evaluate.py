@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 Triple = tuple[str, int, int]
+
+
+def span_triples(items: Iterable[Any]) -> list[list[Triple]]:
+    """(label, start, end) per span, per item: for detections and for synthetic examples alike."""
+    return [[(s.label, s.start, s.end) for s in item.spans] for item in items]
 
 
 def _prf(tp: int, npred: int, ngold: int) -> dict[str, float]:

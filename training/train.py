@@ -26,7 +26,7 @@ from training.categories import FittedCategory, fit_linear_category, fit_sae_cat
 from training.config import TrainConfig, load_config
 from training.data import SpanExample, token_targets
 from training.datasets import Datasets, build_datasets
-from training.evaluate import entity_scores
+from training.evaluate import entity_scores, span_triples
 from training.report import plot_linear_vs_sae, plot_per_label, plot_pr_curves, write_report
 from training.sae import load_saelens, train_topk_sae
 from training.sweep import SweepResult, category_auroc, choose_layer, plot_sweep, token_macro_f1
@@ -199,8 +199,7 @@ def _fit_category(config, name, layer, cat, sae_weights, store, layers) -> dict[
 
 def _entities(detector, examples: list[SpanExample]) -> dict[str, object]:
     results = detector.detect([e.text for e in examples])
-    return entity_scores([list(e.spans) for e in examples], [[(s.label, s.start, s.end) for s in r.spans]
-                                                              for r in results])  # fmt: skip
+    return entity_scores([list(e.spans) for e in examples], span_triples(results))
 
 
 def _headline(metrics: dict) -> dict:
