@@ -43,14 +43,14 @@ def parity_max_abs_diff(host: HostInfo, depth: int) -> tuple[float, int]:
     """Max |truncated(layer depth) - full.hidden_states[depth]| over real tokens of a padded batch."""
     import torch
 
-    from detector.tokenize import HostTokenizer, plan_windows
+    from detector.tokenize import HostTokenizer, whole_window
     from detector.truncate import load_full_host, load_host_config, load_truncated_host, num_host_layers
 
     total = num_host_layers(load_host_config(host.path))
     depth = min(depth, total - 1)  # hidden_states[L] is after the final norm; compare below it
     tok = HostTokenizer.from_folder(host.path)
     enc = [tok.encode(t) for t in _PARITY_TEXTS]
-    batch = tok.collate([plan_windows(len(e.ids), 4096, 0, i)[0] for i, e in enumerate(enc)], enc)
+    batch = tok.collate([whole_window(i, len(e.ids)) for i, e in enumerate(enc)], enc)
     ids, mask = torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask)
     with torch.inference_mode():
         (truncated,) = load_truncated_host(host.path, [depth])(ids, mask)

@@ -42,10 +42,15 @@ class TokenBatch:
     content_offset: int  # index of the first content token in each row (number of prefix special tokens)
 
 
+def whole_window(text_index: int, n_tokens: int) -> Window:
+    """One window covering (and owning) the first `n_tokens` tokens of a text."""
+    return Window(text_index, 0, n_tokens, 0, n_tokens)
+
+
 def plan_windows(n_tokens: int, content_len: int, overlap: int, text_index: int = 0) -> list[Window]:
     """Cut `n_tokens` into windows of at most `content_len` tokens overlapping by at least `overlap`."""
     if n_tokens <= content_len:
-        return [Window(text_index, 0, n_tokens, 0, n_tokens)]
+        return [whole_window(text_index, n_tokens)]
     step = content_len - overlap
     starts = [*range(0, n_tokens - content_len, step), n_tokens - content_len]
     bounds = [(s, s + content_len) for s in starts]

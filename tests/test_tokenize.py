@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from detector.tokenize import HostTokenizer, plan_windows
+from detector.tokenize import HostTokenizer, plan_windows, whole_window
 
 
 @pytest.mark.parametrize(
@@ -48,7 +48,7 @@ def test_special_tokens_and_padding(tiny_hosts):
     tok = HostTokenizer.from_folder(tiny_hosts("bert"))
     assert len(tok.prefix_ids) == 1 and len(tok.suffix_ids) == 1
     enc = [tok.encode("short"), tok.encode("a somewhat longer text here")]
-    windows = [plan_windows(len(e.ids), 100, 0, i)[0] for i, e in enumerate(enc)]
+    windows = [whole_window(i, len(e.ids)) for i, e in enumerate(enc)]
     batch = tok.collate(windows, enc)
     assert batch.input_ids.shape == batch.attention_mask.shape
     n0 = len(enc[0].ids) + 2

@@ -11,7 +11,7 @@ import torch
 
 from detector import Detector, DetectorSettings
 from detector.errors import ConfigError
-from detector.tokenize import HostTokenizer
+from detector.tokenize import HostTokenizer, whole_window
 from detector.truncate import load_truncated_host
 from training import activations
 from training.config import load_config
@@ -66,7 +66,7 @@ def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeyp
     store, enc = activations.harvest_to_store(host, "sha", tok, texts, tmp_path, 100, batch_size=2)
     assert (root / "complete").exists()
     for i in (0, 11, 22):
-        batch = tok.collate([activations.plan_windows(len(enc[i].ids), 100, 0, i)[0]], enc)
+        batch = tok.collate([whole_window(i, len(enc[i].ids))], enc)
         with torch.inference_mode():
             expected = real_forward(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))[1]
         got = store.per_text(2)[i]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from detector.errors import HostError
-from detector.tokenize import HostTokenizer
+from detector.tokenize import HostTokenizer, whole_window
 from detector.truncate import load_full_host, load_truncated_host, truncated_config
 from tests.tiny import NUM_LAYERS
 
@@ -16,9 +16,7 @@ TEXTS = ["Hello, my name is Anna Schmidt.", "Call me at +44 20 7946 0958 or writ
 def _batch(folder):
     tok = HostTokenizer.from_folder(folder)
     enc = [tok.encode(t) for t in TEXTS]
-    from detector.tokenize import plan_windows
-
-    windows = [plan_windows(len(e.ids), 500, 0, i)[0] for i, e in enumerate(enc)]
+    windows = [whole_window(i, len(e.ids)) for i, e in enumerate(enc)]
     return tok.collate(windows, enc)
 
 

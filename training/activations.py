@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from detector.tokenize import EncodedText, HostTokenizer, plan_windows
+from detector.tokenize import EncodedText, HostTokenizer, whole_window
 from detector.truncate import TruncatedHost
 
 CHUNK_TEXTS = 256
@@ -97,7 +97,7 @@ def harvest_to_store(
             chunk = order[chunk_start : chunk_start + CHUNK_TEXTS]
             for at in range(0, len(chunk), batch_size):
                 idx = [int(i) for i in chunk[at : at + batch_size]]
-                windows = [plan_windows(int(lengths[i]), max_tokens, 0, i)[0] for i in idx]
+                windows = [whole_window(i, int(lengths[i])) for i in idx]
                 batch = tokenizer.collate(windows, encoded)
                 hidden = host(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))
                 for k, h in zip(layers, hidden, strict=True):
