@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -75,8 +76,10 @@ def _convert_fp16(src: Path, dst: Path) -> None:
     onnx.save(model, str(dst))
 
 
-def ensure_graph(model: ProbeModel, bundle: Bundle, host: HostInfo, cache_dir: Path, variant: str = "fp32") -> Path:
-    """Path of the cached graph for (bundle, host, variant), exporting it first if needed."""
+def ensure_graph(
+    build_model: Callable[[], ProbeModel], bundle: Bundle, host: HostInfo, cache_dir: Path, variant: str = "fp32"
+) -> Path:
+    """Path of the cached graph for (bundle, host, variant); the model is built and exported only on a miss."""
     if variant not in VARIANTS:
         raise ConfigError(f"graph variant must be one of {list(VARIANTS)}, got {variant!r}")
     root = cache_dir / "graphs" / graph_key(bundle, host, variant)
@@ -93,7 +96,7 @@ def ensure_graph(model: ProbeModel, bundle: Bundle, host: HostInfo, cache_dir: P
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         try:
-            export_fp32(model, staging / "fp32.onnx")
+            export_fp32(build_model(), staging / "fp32.onnx")
             if variant == "int8":
                 _quantize_int8(staging / "fp32.onnx", staging / "model.onnx")
             elif variant == "fp16":

@@ -107,17 +107,23 @@ class Detector:
         config = load_host_config(host.path)
         bundle.check_host(host, num_host_layers(config), int(config.hidden_size))
         tokenizer = HostTokenizer.from_folder(host.path)
-        truncated = load_truncated_host(host.path, bundle.manifest.layers, config)
-        model = ProbeModel(truncated, bundle.build_heads(), len(tokenizer.prefix_ids), len(tokenizer.suffix_ids))
-        backend: Backend = TorchBackend(model, settings.num_threads)
+
+        def build_model() -> ProbeModel:
+            truncated = load_truncated_host(host.path, bundle.manifest.layers, config)
+            return ProbeModel(truncated, bundle.build_heads(), len(tokenizer.prefix_ids), len(tokenizer.suffix_ids))
+
+        backend: Backend
         if settings.backend == "onnx":
             from detector.backends.onnx import OnnxBackend
             from detector.export import ensure_graph
 
-            graph = ensure_graph(model, bundle, host, settings.cache_dir, settings.graph_variant)
+            # The torch host is built only when the graph must be exported; a cached graph needs no torch weights.
+            graph = ensure_graph(build_model, bundle, host, settings.cache_dir, settings.graph_variant)
             providers = [p.strip() for p in settings.providers.split(",") if p.strip()] or None
-            backend = OnnxBackend(graph, model.head_names, settings.num_threads, providers)
-            del model, truncated  # the torch host is not needed once the graph is built
+            head_names = [e.config.name for e in bundle.manifest.active_heads]
+            backend = OnnxBackend(graph, head_names, settings.num_threads, providers)
+        else:
+            backend = TorchBackend(build_model(), settings.num_threads)
         log.info(
             "detector loaded",
             extra={
