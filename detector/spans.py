@@ -20,12 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.validators import complete_structured
+from detector.validators import DEFAULT_VALIDATORS, ValidatorRegistry, complete_structured
 
 _TRAILING = ".,;:!?)]}>\"'»“”’"
 _LEADING = "([{<\"'«“‘"
 _SEPARATORS = frozenset(" -./\u00a0")
 WEAK_RATIO = 0.5
+# A pattern candidate that passes its label's validator needs this fraction of the label's threshold: the format is
+# already confirmed, the probe only has to say the context is personal.
+VALIDATED_RATIO = 0.3
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def decode_spans(
     labels: Sequence[str],
     thresholds: np.ndarray,  # [L]
     weak_ratio: float = WEAK_RATIO,
+    validated_ratio: float = VALIDATED_RATIO,
+    validators: ValidatorRegistry = DEFAULT_VALIDATORS,
 ) -> list[Span]:
     if probs.shape != (len(offsets), len(labels)) or thresholds.shape != (len(labels),):
         raise ValueError(f"shape mismatch: offsets {offsets.shape}, probs {probs.shape}, thresholds {thresholds.shape}")
@@ -193,8 +198,33 @@ def decode_spans(
         runs.append([i])
         prev = i
     runs = _bridge_gaps(text, offsets, probs, labels, runs)
-    spans = [_run_to_span(text, offsets, probs, labels, run) for run in runs]
-    return _resolve_overlaps([s for s in spans if s is not None])
+    spans = [_run_to_span(text, offsets, probs, labels, run, validators) for run in runs]
+    confirmed = [s for s in spans if s is not None and validators.accepts(s.label, text[s.start : s.end])]
+    found = _validated_candidates(text, offsets, probs, labels, thresholds * validated_ratio, validators)
+    kept = [s for s in confirmed if not any(c.label == s.label and c.start < s.end and s.start < c.end for c in found)]
+    return _resolve_overlaps(kept + found)
+
+
+def _validated_candidates(
+    text: str,
+    offsets: np.ndarray,  # [n, 2]
+    probs: np.ndarray,  # [n, L]
+    labels: Sequence[str],
+    floors: np.ndarray,  # [L] lowered thresholds
+    validators: ValidatorRegistry,
+) -> list[Span]:
+    """Pattern matches their validator accepts, scored by the probe's max probability of that label on their tokens."""
+    column = {label: i for i, label in enumerate(labels)}
+    out: list[Span] = []
+    for label, start, end in validators.candidates(text):
+        col = column.get(label)
+        inside = (offsets[:, 0] < end) & (offsets[:, 1] > start) & (offsets[:, 1] > offsets[:, 0])
+        if col is None or not inside.any():
+            continue
+        score = float(probs[inside, col].max())
+        if score >= floors[col]:
+            out.append(Span(label, start, end, score))
+    return out
 
 
 def _bridge_gaps(
@@ -219,12 +249,17 @@ def _bridge_gaps(
 
 
 def _run_to_span(
-    text: str, offsets: np.ndarray, probs: np.ndarray, labels: Sequence[str], run: list[int]
+    text: str,
+    offsets: np.ndarray,
+    probs: np.ndarray,
+    labels: Sequence[str],
+    run: list[int],
+    validators: ValidatorRegistry,
 ) -> Span | None:
     run_probs = probs[run]  # [run, L]
     label = int(run_probs.sum(axis=0).argmax())
     start, end = snap(text, int(offsets[run[0], 0]), int(offsets[run[-1], 1]), labels[label])
-    start, end = complete_structured(text, start, end, labels[label])
+    start, end = complete_structured(text, start, end, labels[label], validators)
     if start >= end:
         return None
     return Span(labels[label], start, end, float(run_probs[:, label].max()))

@@ -38,14 +38,43 @@ def _group(digits: str, sizes: tuple[int, ...], sep: str) -> str:
 
 # --------------------------------------------------------------------------------------------- national IDs
 def _steuer_id(rng: random.Random) -> str:
-    """German tax id (11 digits, ISO 7064 MOD 11,10 check digit)."""
-    digits = [rng.randrange(1, 10)] + [rng.randrange(10) for _ in range(9)]
+    """German tax id: 11 digits, no leading 0, in the first ten one digit appears two or three times and every other
+    at most once, ISO 7064 MOD 11,10 check digit."""
+    while True:
+        twice = rng.randrange(10)
+        pool = [d for d in range(10) if d != twice]
+        rng.shuffle(pool)
+        count = rng.choice((2, 3))
+        digits = pool[: 10 - count] + [twice] * count
+        rng.shuffle(digits)
+        if digits[0] != 0:
+            break
     product = 10
     for d in digits:
         total = (d + product) % 10 or 10
         product = (total * 2) % 11
     check = (11 - product) % 10
     return "".join(map(str, digits)) + str(check)
+
+
+def _kvnr(rng: random.Random) -> str:
+    """German health insurance number: letter, 8 digits, check digit (letter as 01-26, weights 1 2 1 2…, cross sums)."""
+    letter = chr(65 + rng.randrange(26))
+    body = "".join(str(rng.randrange(10)) for _ in range(8))
+    digits = f"{ord(letter) - 64:02d}" + body
+    total = sum(sum(divmod(int(d) * (1 + i % 2), 10)) for i, d in enumerate(digits))
+    return f"{letter}{body}{total % 10}"
+
+
+# HMRC never issues these first letters (D F I Q U V), second letters (D F I O Q U V) or prefixes.
+_NINO_FIRST, _NINO_SECOND = "ABCEGHJKLMNOPRSTWXYZ", "ABCEGHJKLMNPRSTWXYZ"
+_NINO_UNUSED = frozenset({"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"})
+
+
+def _nino(rng: random.Random) -> str:
+    while (prefix := rng.choice(_NINO_FIRST) + rng.choice(_NINO_SECOND)) in _NINO_UNUSED:
+        pass
+    return f"{prefix}{rng.randrange(10**6):06d}{rng.choice('ABCD')}"
 
 
 def _dni(rng: random.Random) -> str:
@@ -73,15 +102,16 @@ def _national_id(ctx: SlotContext) -> tuple[str, str, str]:
         ssn = fk.ssn()
         return (ssn if rng.random() < 0.8 else ssn.replace("-", "")), "SSN", "SSN"
     if loc == "en_GB":
-        nino = fk.ssn()
-        return (nino if rng.random() < 0.6 else nino.replace(" ", "")), "National Insurance number", "NI number"
+        nino = _nino(rng)
+        spaced = f"{nino[:2]} {nino[2:4]} {nino[4:6]} {nino[6:8]} {nino[8]}"
+        return (nino if rng.random() < 0.6 else spaced), "National Insurance number", "NI number"
     if loc == "de_DE":
         kind = rng.randrange(3)
         if kind == 0:
             tid = _steuer_id(rng)
             return (_group(tid, (2, 3, 3, 3), " ") if rng.random() < 0.4 else tid), "tax ID", "Steuer-ID"
         if kind == 1:
-            return fk.kvnr(), "health insurance number", "Krankenversichertennummer"
+            return _kvnr(rng), "health insurance number", "Krankenversichertennummer"
         return fk.rvnr(birthdate=random_date(rng, 1950, 2004)), "pension insurance number", "Rentenversicherungsnummer"
     if loc == "fr_FR":
         nir = fk.ssn()
