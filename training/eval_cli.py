@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.errors import ConfigError
 from detector.paths import default_bundle_path
 from detector.settings import DetectorSettings
 from training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl
+from training.devsuite import run_pii
 from training.evaluate import category_scores, entity_scores, span_triples
 
 FORMATS = ("auto", "span", "labelled", "presidio")
@@ -33,7 +35,10 @@ def detect_format(path: Path) -> str:
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, help="bundle folder (default: newest models/probeguard-base)")
-    p.add_argument("--data", type=Path, required=True, help="span JSONL, labelled JSONL or Presidio-research JSON")
+    p.add_argument("--data", type=Path, help="span JSONL, labelled JSONL or Presidio-research JSON")
+    p.add_argument("--suite", choices=["dev"], help="the dev suite: every source's dev part, Presidio beside")
+    p.add_argument("--no-peer", action="store_true", help="dev suite without Presidio (faster)")
+    p.add_argument("--out", type=Path, default=Path("devsuite"), help="dev suite: folder for devsuite.md/.json")
     p.add_argument("--format", choices=FORMATS, default="auto")
     p.add_argument("--label-map", help="Presidio entity type -> label, as JSON or a JSON file; null ignores a type")
     p.add_argument("--host", type=Path)
@@ -44,8 +49,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from detector.pipeline import Detector
 
+    if (args.data is None) == (args.suite is None):
+        raise ConfigError("give exactly one of --data FILE and --suite dev")
     settings = DetectorSettings.from_env(host_path=args.host, num_threads=args.threads)
     detector = Detector.load(args.bundle or default_bundle_path(), settings)
+    if args.suite:
+        return _run_suite(detector, args)
     labels = detector.plan.token_labels
     fmt = detect_format(args.data) if args.format == "auto" else args.format
     report: dict[str, object] = {"bundle": detector.info()["bundle"], "data": str(args.data), "format": fmt}
@@ -72,4 +81,24 @@ def run(args: argparse.Namespace) -> int:
         report["entities"] = entity_scores(gold, pred)
         report["texts"] = len(examples)
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _run_suite(detector, args: argparse.Namespace) -> int:
+    import platform
+    import sys
+
+    from training.devsuite import render_markdown, write_report
+    from training.pii_harvest import build_pii_sources
+
+    info = detector.info()
+    report = {
+        "bundle": f"{info['bundle']['name']} {info['bundle']['version']}",
+        "machine": f"{platform.machine()} {platform.system()}, {detector.settings.num_threads} thread(s), "
+        f"backend {detector.backend.name}",
+        "command": "probeguard eval --suite dev " + " ".join(sys.argv[3:]),
+        "pii": run_pii(detector, build_pii_sources(seed=0), with_peer=not args.no_peer, batch_size=args.batch_size),
+    }
+    write_report(report, args.out)
+    print(render_markdown(report))
     return 0

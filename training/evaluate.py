@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,12 +23,37 @@ def _prf(tp: int, npred: int, ngold: int) -> dict[str, float]:
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "support": ngold}
 
 
+def _overlaps(g: Triple, p: Triple) -> bool:
+    return p[1] < g[2] and p[2] > g[1]
+
+
+def _half_overlaps(g: Triple, p: Triple) -> bool:
+    """Shared characters cover at least half of the gold span and half of the prediction."""
+    shared = min(g[2], p[2]) - max(g[1], p[1])
+    return shared > 0 and 2 * shared >= g[2] - g[1] and 2 * shared >= p[2] - p[1]
+
+
+def _matched(gs: set[Triple], ps: set[Triple], rule: Callable[[Triple, Triple], bool]) -> Counter[str]:
+    """Per-label count of gold entities matched by a same-label prediction under `rule`, each used at most once."""
+    used: set[Triple] = set()
+    hits: Counter[str] = Counter()
+    ordered = sorted(ps, key=lambda t: t[1])
+    for g in sorted(gs, key=lambda t: t[1]):
+        match = next((q for q in ordered if q not in used and q[0] == g[0] and rule(g, q)), None)
+        if match is not None:
+            used.add(match)
+            hits[g[0]] += 1
+    return hits
+
+
 def entity_scores(
     gold: Sequence[Iterable[Triple]], pred: Sequence[Iterable[Triple]], only: set[str] | None = None
 ) -> dict[str, object]:
-    """Micro and per-label P/R/F1. `exact`: same label and boundaries; `overlap`: same label, any shared character
-    (each gold and each predicted entity matched at most once). `only`: count just these labels."""
+    """Micro and per-label P/R/F1. `micro`: same label and boundaries; `micro_half`: same label, shared characters
+    cover half of the gold span and half of the prediction; `micro_overlap`: same label, any shared character (each
+    gold and each predicted entity matched at most once). `only`: count just these labels."""
     tp: Counter[str] = Counter()
+    tp_half: Counter[str] = Counter()
     tp_overlap: Counter[str] = Counter()
     n_gold: Counter[str] = Counter()
     n_pred: Counter[str] = Counter()
@@ -38,18 +63,16 @@ def entity_scores(
         n_gold.update(label for label, *_ in gs)
         n_pred.update(label for label, *_ in ps)
         tp.update(label for label, *_ in gs & ps)
-        used: set[Triple] = set()
-        for label, start, end in sorted(gs, key=lambda t: t[1]):
-            match = next((q for q in sorted(ps, key=lambda t: t[1]) if q not in used and q[0] == label
-                          and q[1] < end and q[2] > start), None)  # fmt: skip
-            if match is not None:
-                used.add(match)
-                tp_overlap[label] += 1
+        tp_half.update(_matched(gs, ps, _half_overlaps))
+        tp_overlap.update(_matched(gs, ps, _overlaps))
     labels = sorted(set(n_gold) | set(n_pred))
+    predicted, support = sum(n_pred.values()), sum(n_gold.values())
     return {
-        "micro": _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values())),
-        "micro_overlap": _prf(sum(tp_overlap.values()), sum(n_pred.values()), sum(n_gold.values())),
+        "micro": _prf(sum(tp.values()), predicted, support),
+        "micro_half": _prf(sum(tp_half.values()), predicted, support),
+        "micro_overlap": _prf(sum(tp_overlap.values()), predicted, support),
         "per_label": {label: _prf(tp[label], n_pred[label], n_gold[label]) for label in labels},
+        "per_label_half": {label: _prf(tp_half[label], n_pred[label], n_gold[label]) for label in labels},
     }
 
 

@@ -1,0 +1,115 @@
+"""`probeguard eval --suite dev`: a bundle and the peer (Presidio) side by side on the dev parts of every source.
+
+Dev parts are split from training by document or sub-corpus (`training/pii_sources.py`) and never used to fit,
+select or threshold anything. Per source: entity P/R/F1 on the labels that source annotates (half-overlap matching:
+same label, shared characters cover half of the gold span and half of the prediction; exact-boundary F1 beside it),
+and structured-type spans per 1,000 texts that contain no structured PII (real texts from the dev parts and the
+project's PII-free texts): every such span is a false positive.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.data import SpanExample
+from training.evaluate import entity_scores
+from training.pii_sources import STRUCTURED, SpanSource
+
+Triple = tuple[str, int, int]
+ENGLISH_SOURCES = ("wikigold", "btc", "wnut17", "business", "synthetic")
+
+
+def _structured_per_1000(examples: Sequence[SpanExample], pred: Sequence[list[Triple]]) -> tuple[float, int]:
+    clean = [p for e, p in zip(examples, pred, strict=True) if not any(s[0] in STRUCTURED for s in e.spans)]
+    spans = sum(t[0] in STRUCTURED for p in clean for t in p)
+    return round(1000 * spans / max(len(clean), 1), 2), len(clean)
+
+
+def score_system(source: SpanSource, pred: Sequence[list[Triple]], peer_labels: set[str] | None) -> dict:
+    """One system on one source. `peer_labels`: the labels the system can emit at all (None: every label)."""
+    gold = [list(e.spans) for e in source.dev]
+    labels = set(source.labels) if source.kind != "pii_free" else set(STRUCTURED)
+    scored = labels if peer_labels is None else labels & peer_labels
+    out: dict[str, object] = {}
+    if source.kind != "pii_free" and scored:
+        s = entity_scores(gold, pred, scored)
+        out.update(f1=s["micro_half"]["f1"], precision=s["micro_half"]["precision"],
+                   recall=s["micro_half"]["recall"], exact_f1=s["micro"]["f1"], support=s["micro"]["support"],
+                   per_label=dict(s["per_label_half"]), labels=sorted(scored))  # fmt: skip
+    out["structured_per_1000"], out["clean_texts"] = _structured_per_1000(source.dev, pred)
+    return out
+
+
+def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, batch_size: int = 16) -> dict:
+    from training.peer import PRESIDIO_LABELS, presidio_engine, presidio_spans
+
+    engine = presidio_engine() if with_peer else None
+    results: dict[str, dict] = {}
+    real_clean: dict[str, list] = {"probeguard": [], "presidio": []}
+    for source in sources:
+        texts = [e.text for e in source.dev]
+        started = time.perf_counter()
+        ours = [[(s.label, s.start, s.end) for s in d.spans] for d in detector.detect(texts, batch_size=batch_size)]
+        row = {"texts": len(texts), "kind": source.kind, "probeguard": score_system(source, ours, None),
+               "probeguard_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        if engine is not None:
+            started = time.perf_counter()
+            peer = presidio_spans(engine, texts)
+            row["presidio"] = score_system(source, peer, set(PRESIDIO_LABELS.values()))
+            row["presidio_seconds"] = round(time.perf_counter() - started, 1)
+            if source.kind in ("encyclopedic", "social"):
+                real_clean["presidio"] += list(zip(source.dev, peer, strict=True))
+        if source.kind in ("encyclopedic", "social"):
+            real_clean["probeguard"] += list(zip(source.dev, ours, strict=True))
+        results[source.name] = row
+    real = {}
+    for system, pairs in real_clean.items():
+        if pairs:
+            rate, n = _structured_per_1000([e for e, _ in pairs], [p for _, p in pairs])
+            real[system] = {"structured_per_1000": rate, "texts": n}
+    return {"sources": results, "real_text_structured": real}
+
+
+def render_markdown(report: dict) -> str:
+    pii = report["pii"]
+    lines = [f"# Dev suite — {report['bundle']}", "",
+             f"Machine: {report['machine']}. Command: `{report['command']}`. Dev parts only (never trained, selected "
+             "or thresholded on). Entity F1 with half-overlap matching (exact-boundary F1 in brackets); the peer is "
+             "Presidio 2.x + spaCy en_core_web_sm at score 0.5, scored on the labels it can emit.", "",
+             "## PII, per source (worst first)", "",
+             "| source | kind | texts | labels | probeguard F1 (exact) | P / R | Presidio F1 (exact) | Δ | "
+             "structured spans / 1k clean texts (ours · Presidio) |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = sorted(pii["sources"].items(), key=lambda kv: kv[1]["probeguard"].get("f1", 2.0))
+    for name, row in rows:
+        ours, peer = row["probeguard"], row.get("presidio", {})
+        f1 = f"{ours['f1']:.3f} ({ours['exact_f1']:.3f})" if "f1" in ours else "—"
+        pr = f"{ours['precision']:.2f} / {ours['recall']:.2f}" if "f1" in ours else "—"
+        pf1 = f"{peer['f1']:.3f} ({peer['exact_f1']:.3f})" if "f1" in peer else "—"
+        delta = f"{ours['f1'] - peer['f1']:+.3f}" if "f1" in ours and "f1" in peer else "—"
+        labels = ", ".join(ours.get("labels", ["(none: PII-free)"]))
+        fp = f"{ours['structured_per_1000']} · {peer.get('structured_per_1000', '—')}"
+        lines.append(f"| {name} | {row.get('kind', '')} | {row['texts']} | {labels} | {f1} | {pr} | {pf1} | {delta} | "
+                     f"{fp} |")  # fmt: skip
+    real = pii["real_text_structured"]
+    lines += ["", "Structured-type spans (" + ", ".join(STRUCTURED) + ") per 1,000 real dev texts with no structured "
+              "PII (wikigold, btc, wnut17): probeguard " + str(real.get("probeguard", {}).get("structured_per_1000"))
+              + ", Presidio " + str(real.get("presidio", {}).get("structured_per_1000")) + ".", "",
+              "## Per label (probeguard, half-overlap F1 / support)", ""]  # fmt: skip
+    for name, row in rows:
+        per = row["probeguard"].get("per_label", {})
+        if per:
+            cells = ", ".join(f"{k} {v['f1']:.2f}/{v['support']}" for k, v in sorted(per.items()))
+            lines.append(f"- **{name}**: {cells}")
+    for section in report.get("extra_markdown", []):
+        lines += ["", section]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "devsuite.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out_dir / "devsuite.md").write_text(render_markdown(report), encoding="utf-8")

@@ -1,0 +1,51 @@
+"""The PII sources at the sizes a training run uses, and a harvester bound to the default host (or
+`PROBEGUARD_HOST_PATH`): texts -> activation store at the given layers, cached by host, layers and texts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from detector.host import DEFAULT_HOST_ID, resolve_host
+from detector.settings import DetectorSettings
+from detector.tokenize import HostTokenizer
+from detector.truncate import load_host_config, load_truncated_host
+from training.activations import ActivationStore, harvest_to_store
+from training.pii_sources import (
+    SpanSource,
+    business_source,
+    pii_free_source,
+    real_sources,
+    subsample,
+    synthetic_source,
+)
+
+SHARED_PII = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pii_real"
+# Train-part sizes per source (texts): enough for each to matter, small enough to harvest on 2 cores.
+SIZES = {"wikigold": 2000, "btc": 3000, "wnut17": 2000, "business": 1500, "synthetic": 2000, "code": 300}
+
+
+def build_pii_sources(seed: int, pii_real: Path = SHARED_PII, sizes: dict[str, int] | None = None) -> list[SpanSource]:
+    n = {**SIZES, **(sizes or {})}
+    out = []
+    for src in real_sources(pii_real):
+        out.append(SpanSource(src.name, src.kind, src.labels, subsample(src.train, n[src.name], seed), src.dev))
+    out.append(business_source(n["business"], 400, seed))
+    out.append(synthetic_source(n["synthetic"], 400, seed))
+    out.append(pii_free_source(n["code"], seed))
+    return out
+
+
+def harvester(layers: Sequence[int], settings: DetectorSettings | None = None):
+    settings = settings or DetectorSettings.from_env()
+    host = resolve_host(DEFAULT_HOST_ID, settings.cache_dir, settings.host_path)
+    config = load_host_config(host.path)
+    tokenizer = HostTokenizer.from_folder(host.path)
+    truncated = load_truncated_host(host.path, sorted(set(layers)), config)
+    max_tokens = settings.window_tokens - tokenizer.num_special
+
+    def harvest(texts: Sequence[str], desc: str) -> tuple[ActivationStore, list]:
+        return harvest_to_store(truncated, host.sha256, tokenizer, list(texts), settings.cache_dir, max_tokens,
+                                desc=desc)  # fmt: skip
+
+    return harvest
