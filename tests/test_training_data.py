@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl, token_targets
-from training.evaluate import auroc, category_scores, entity_scores
+from training.evaluate import category_scores, entity_scores
 
 LABELS = ("PERSON", "EMAIL")
 
@@ -103,8 +103,15 @@ def test_entity_scores_exact_and_overlap():
     assert scores["micro_overlap"]["recall"] == 1.0 and scores["micro_overlap"]["precision"] == 0.6667
 
 
-def test_auroc_and_category_scores():
-    assert auroc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0])) == 1.0
-    assert auroc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5
+def test_entity_scores_half_overlap():
+    gold = [[("PERSON", 0, 10), ("PERSON", 20, 30)]]
+    pred = [[("PERSON", 0, 6), ("PERSON", 20, 24), ("PERSON", 40, 41)]]  # 6/10 of the first, 4/10 of the second
+    scores = entity_scores(gold, pred)
+    assert scores["micro_half"]["recall"] == 0.5 and scores["micro_overlap"]["recall"] == 1.0
+    assert scores["micro"]["recall"] == 0.0
+
+
+def test_category_scores():
+    assert category_scores(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0]), 0.5)["auroc"] == 1.0
     s = category_scores(np.array([0.9, 0.4, 0.6, 0.1]), np.array([1, 1, 0, 0]), 0.5)
     assert (s["recall"], s["fpr"], s["precision"]) == (0.5, 0.5, 0.5)

@@ -15,66 +15,52 @@ from detector.errors import ConfigError
 @dataclass(frozen=True)
 class BundleSection:
     name: str = "probeguard-base"
-    version: str = "0.2.0"
-    out: str = "models/probeguard-base/0.2.0"  # relative paths are relative to the config file's repo root
+    version: str = "0.3.0"
+    out: str = "models/probeguard-base/0.3.0"  # relative paths are relative to the config file's repo root
 
 
 @dataclass(frozen=True)
 class DataSection:
-    n_pii_train: int = 6000  # synthetic PII examples (train templates, DEFAULT_LOCALES)
-    n_pii_val: int = 800  # per validation split: calibration, held-out templates, held-out locale
-    heldout_locale: str = "ja_JP"
-    negative_fraction: float = 0.35  # share of synthetic examples that are hard negatives
-    unsafe_dir: str = "../shared/data/unsafe"  # harmful_/harmless_{train,val}.json
-    n_benign: int = 3000  # benign instructions used as negatives (token and category heads)
+    shared_dir: str = "../shared/data"  # pii_real/, unsafe/, injection/ (read-only inputs)
+    # Train-part sizes per PII source (texts); each source's dev part is kept whole for the dev suite.
+    n_wikigold: int = 2000
+    n_btc: int = 3000
+    n_wnut17: int = 2000
+    n_business: int = 1500  # project-written frames filled with Faker values
+    n_synthetic: int = 2000  # chat/form/log template generator
+    n_code: int = 300  # chunks of the Python standard library's source, as PII-free text
+    n_alpaca: int = 2500  # ordinary instructions: the category heads' main negative source
+    max_dev_texts: int = 0  # cap on each source's dev part (0 = all; smoke runs only: the report gets noisier)
     benign_files: list[str] = field(default_factory=list)  # your own benign traffic (labelled JSONL) replaces Alpaca
-    span_files: list[str] = field(default_factory=list)  # extra span JSONL for the PII head
+    span_files: list[str] = field(default_factory=list)  # extra span JSONL for the PII head (one source per file)
     labelled_files: list[str] = field(default_factory=list)  # extra labelled JSONL for category heads
-    n_injection_synthetic: int = 800
-
-
-@dataclass(frozen=True)
-class SweepSection:
-    layers: list[int] = field(default_factory=lambda: [2, 4, 6, 8, 10, 12, 14, 16])
-    n_texts: int = 1200  # PII texts used per layer; categories use their full training sets
-    epochs: int = 3
-    tolerance: float = 0.01  # choose the smallest layer within this of the best validation score
 
 
 @dataclass(frozen=True)
 class PiiSection:
-    lookahead: int = 3
-    epochs: int = 8
-    layer: int = 0  # 0 = chosen by the sweep
+    # Candidates for leave-one-source-out selection; one layer and one lookahead = no selection.
+    layers: list[int] = field(default_factory=lambda: [6, 8, 10])
+    lookaheads: list[int] = field(default_factory=lambda: [4])
+    select_epochs: int = 3  # per LOSO fit (cheaper than the final fit)
+    epochs: int = 6
+    max_structured_per_1000: float = 5.0  # a candidate over this on PII-free text ranks last
 
 
 @dataclass(frozen=True)
 class CategorySection:
-    target_fpr: float = 0.01  # thresholds: this false-positive rate on validation negatives
+    layers: list[int] = field(default_factory=lambda: [6, 8, 10])
     poolings: list[str] = field(default_factory=lambda: ["mean", "max", "rolling-mean-max"])
-    layer: int = 0  # 0 = chosen by the sweep
-
-
-@dataclass(frozen=True)
-class SaeSection:
-    enabled: bool = True
-    d_sae: int = 2048
-    k: int = 32
-    steps: int = 3000
-    batch_tokens: int = 1024
-    lr: float = 5e-4
-    l1: float = 1e-3  # sparsity of the classifier on SAE codes
-    external: str = ""  # a SAELens folder (cfg.json + sae_weights.safetensors) to use instead of training one
+    target_fpr: float = 0.01  # thresholds: this false-positive rate on pooled negatives of several kinds
+    max_lookalike_fpr: float = 0.05  # a candidate that flags more of any look-alike source ranks last
+    regularization: float = 0.1  # logistic regression C (smaller = stronger L2)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     bundle: BundleSection = field(default_factory=BundleSection)
     data: DataSection = field(default_factory=DataSection)
-    sweep: SweepSection = field(default_factory=SweepSection)
     pii: PiiSection = field(default_factory=PiiSection)
     categories: CategorySection = field(default_factory=CategorySection)
-    sae: SaeSection = field(default_factory=SaeSection)
     host: str = ""  # model folder; empty = the packaged Gemma 3 270M
     seed: int = 0
     threads: int = 1

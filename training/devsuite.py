@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from training.data import SpanExample
 from training.evaluate import entity_scores
 from training.pii_sources import STRUCTURED, SpanSource
@@ -73,6 +75,53 @@ def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, bat
     return {"sources": results, "real_text_structured": real}
 
 
+def run_categories(detector, sources: Sequence, batch_size: int = 16) -> dict:
+    """Each category source's dev part through the served heads: positives by recall at the shipped threshold,
+    look-alikes and negatives by false-positive rate, and AUROC of every positive source against the pooled negative
+    dev parts of that category."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, dict] = {}
+    for category in sorted({s.category for s in sources}):
+        if category not in detector.plan.categories:
+            continue
+        threshold = detector.plan.categories[category][2]
+        rows, negatives = {}, []
+        scored = []
+        for source in (s for s in sources if s.category == category and s.dev):
+            results = detector.detect([r.text for r in source.dev], batch_size=batch_size)
+            scores = np.array([r.categories[category].score for r in results])
+            scored.append((source, scores))
+            if source.role == "negative":
+                negatives.append(scores)
+        neg = np.concatenate(negatives) if negatives else np.zeros(0)
+        for source, scores in scored:
+            flagged = float((scores >= threshold).mean())
+            row: dict[str, object] = {"role": source.role, "texts": len(scores)}
+            if source.role == "positive":
+                row["recall"] = round(flagged, 4)
+                if len(neg):
+                    y = np.concatenate([np.ones(len(scores)), np.zeros(len(neg))])
+                    row["auroc"] = round(float(roc_auc_score(y, np.concatenate([scores, neg]))), 4)
+            else:
+                row["fpr"] = round(flagged, 4)
+            rows[source.name] = row
+        out[category] = {"threshold": round(threshold, 4), "sources": rows}
+    return out
+
+
+def render_categories(cats: dict) -> list[str]:
+    lines = ["## Categories, per source (dev parts, shipped threshold)", "",
+             "| category | source | role | texts | recall | FPR | AUROC vs negatives |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for category, block in cats.items():
+        ordered = sorted(block["sources"].items(), key=lambda kv: (kv[1]["role"], kv[1].get("recall", 0.0)))
+        for name, r in ordered:
+            lines.append(f"| {category} | {name} | {r['role']} | {r['texts']} | {r.get('recall', '')} | "
+                         f"{r.get('fpr', '')} | {r.get('auroc', '')} |")  # fmt: skip
+    return lines
+
+
 def render_markdown(report: dict) -> str:
     pii = report["pii"]
     lines = [f"# Dev suite — {report['bundle']}", "",
@@ -104,8 +153,8 @@ def render_markdown(report: dict) -> str:
         if per:
             cells = ", ".join(f"{k} {v['f1']:.2f}/{v['support']}" for k, v in sorted(per.items()))
             lines.append(f"- **{name}**: {cells}")
-    for section in report.get("extra_markdown", []):
-        lines += ["", section]
+    if report.get("categories"):
+        lines += ["", *render_categories(report["categories"])]
     return "\n".join(lines) + "\n"
 
 

@@ -88,7 +88,8 @@ def _run_suite(detector, args: argparse.Namespace) -> int:
     import platform
     import sys
 
-    from training.devsuite import render_markdown, write_report
+    from training.category_sources import category_sources
+    from training.devsuite import render_markdown, run_categories, write_report
     from training.pii_harvest import build_pii_sources
 
     info = detector.info()
@@ -98,6 +99,7 @@ def _run_suite(detector, args: argparse.Namespace) -> int:
         f"backend {detector.backend.name}",
         "command": "probeguard eval --suite dev " + " ".join(sys.argv[3:]),
         "pii": run_pii(detector, build_pii_sources(seed=0), with_peer=not args.no_peer, batch_size=args.batch_size),
+        "categories": run_categories(detector, category_sources(seed=0), batch_size=args.batch_size),
     }
     write_report(report, args.out)
     print(render_markdown(report))

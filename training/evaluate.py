@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 Triple = tuple[str, int, int]
 
@@ -76,27 +77,11 @@ def entity_scores(
     }
 
 
-def auroc(scores: np.ndarray, y: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
-    pos, neg = scores[y == 1], scores[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    combined = np.concatenate([pos, neg])
-    for value in np.unique(combined):  # average ranks of ties
-        tied = combined == value
-        if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
 def category_scores(scores: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
     flagged = scores >= threshold
     pos, neg = y == 1, y == 0
     return {
-        "auroc": round(auroc(scores, y), 4),
+        "auroc": round(float(roc_auc_score(y, scores)), 4) if pos.any() and neg.any() else float("nan"),
         "threshold": round(float(threshold), 4),
         "recall": round(float(flagged[pos].mean()), 4) if pos.any() else float("nan"),
         "fpr": round(float(flagged[neg].mean()), 4) if neg.any() else float("nan"),

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_curve
 
 from detector.activations import Activations
 from detector.heads import Head
@@ -38,8 +40,10 @@ def fit_token_head(
     weight_decay: float = 1e-4,
     seed: int = 0,
 ) -> list[float]:
-    """Class-weighted multi-label BCE over text tokens; returns the loss per epoch."""
-    gen = torch.Generator().manual_seed(seed)
+    """Class-weighted multi-label BCE over text tokens; returns the loss per epoch. Batches hold texts of similar
+    length (sorted with a random jitter each epoch, then shuffled), so tweets are not padded to a code file's length."""
+    rng = np.random.default_rng(seed)
+    lengths = np.array([len(a) for a in acts], dtype=np.float64)
     y_all = np.concatenate(targets)
     pos = y_all.sum(axis=0)
     pos_weight = torch.from_numpy(np.sqrt((len(y_all) - pos) / np.maximum(pos, 1.0))).float().clamp(1.0, 50.0)
@@ -49,7 +53,10 @@ def fit_token_head(
     history = []
     for _ in range(epochs):
         total, count = 0.0, 0
-        for batch in torch.randperm(len(acts), generator=gen).split(batch_size):
+        order = np.argsort(lengths + rng.uniform(0, 8, len(acts)), kind="stable")
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        for b in rng.permutation(len(batches)):
+            batch = batches[b]
             h, mask = pad_batch([acts[i] for i in batch])
             y, _ = pad_batch([targets[i] for i in batch])
             logits = head(_acts(layer, h, mask))  # [batch, seq, labels]
@@ -83,47 +90,12 @@ def pooled_features(
     return torch.cat(feats)
 
 
-def fit_sequence_head(
-    head: Head,
-    features: torch.Tensor,  # [n, d_model] pooled activations
-    y: np.ndarray,  # [n, n_labels] 0/1
-    epochs: int = 300,
-    lr: float = 1e-2,
-    weight_decay: float = 1e-3,
-) -> float:
-    """Full-batch class-balanced logistic regression on pooled features; writes the head's weight and bias."""
-    mu, sigma = features.mean(0), features.std(0).clamp(min=1e-3)
-    x = (features - mu) / sigma
-    target = torch.from_numpy(y).float()
-    pos = target.sum(0)
-    pos_weight = ((len(target) - pos) / pos.clamp(min=1)).clamp(1.0, 100.0)
-    w = torch.zeros(target.shape[1], x.shape[1], requires_grad=True)
-    b = torch.zeros(target.shape[1], requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=lr)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    loss = torch.tensor(0.0)
-    for _ in range(epochs):
-        loss = loss_fn(x @ w.T + b, target) + weight_decay * (w**2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():  # fold the standardisation into the served weights
-        head.weight.copy_(w / sigma)
-        head.bias.copy_(b - (w * (mu / sigma)).sum(1))
-    return loss.item()
-
-
-def platt(logits: np.ndarray, y: np.ndarray, steps: int = 500) -> tuple[float, float]:
-    """Fit p = sigmoid(a * logit + c) on held-out data; returns (a, c)."""
-    x, t = torch.from_numpy(logits.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
-    a, c = torch.ones(1, requires_grad=True), torch.zeros(1, requires_grad=True)
-    opt = torch.optim.Adam([a, c], lr=0.05)
-    for _ in range(steps):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(a * x + c, t)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return float(a.detach().clamp(min=1e-3)), float(c.detach())
+def platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling with scikit-learn: p = sigmoid(a * logit + c) fitted on held-out data; returns (a, c)."""
+    if len(np.unique(y)) < 2:
+        return 1.0, 0.0  # nothing to calibrate against: keep the logits as they are
+    model = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1).astype(np.float64), y.astype(int))
+    return max(float(model.coef_[0, 0]), 1e-3), float(model.intercept_[0])
 
 
 def fold_platt(head: Head, column: int, a: float, c: float) -> None:
@@ -133,18 +105,12 @@ def fold_platt(head: Head, column: int, a: float, c: float) -> None:
         head.bias[column] = head.bias[column] * a + c
 
 
-def threshold_at_fpr(negative_scores: np.ndarray, fpr: float) -> float:
-    """Smallest threshold whose false-positive rate on the negatives is at most `fpr`."""
-    return float(min(max(np.quantile(negative_scores, 1.0 - fpr), 1e-4), 1 - 1e-4))
-
-
-def best_f1_threshold(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Threshold in [0.1, 0.95] maximising token-level F1; returns (threshold, f1)."""
-    best = (0.5, -1.0)
-    for t in np.linspace(0.1, 0.95, 35):
-        pred = probs >= t
-        tp = float((pred & (y > 0)).sum())
-        f1 = 2 * tp / max(float(pred.sum() + (y > 0).sum()), 1.0)
-        if f1 > best[1]:
-            best = (float(t), f1)
-    return best
+def best_f1_threshold(probs: np.ndarray, y: np.ndarray, low: float = 0.05, high: float = 0.95) -> tuple[float, float]:
+    """The threshold in [low, high] maximising F1 on the PR curve (scikit-learn); returns (threshold, f1)."""
+    precision, recall, thresholds = precision_recall_curve(y.astype(int), probs)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    inside = (thresholds >= low) & (thresholds <= high)
+    if not inside.any():
+        return 0.5, 0.0
+    best = int(np.argmax(np.where(inside, f1, -1.0)))
+    return float(thresholds[best]), float(f1[best])

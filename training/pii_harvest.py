@@ -26,12 +26,14 @@ SIZES = {"wikigold": 2000, "btc": 3000, "wnut17": 2000, "business": 1500, "synth
 
 
 def build_pii_sources(seed: int, pii_real: Path = SHARED_PII, sizes: dict[str, int] | None = None) -> list[SpanSource]:
+    """Every built-in PII source; `sizes` caps each source's train part (dev parts: business/synthetic 400 each)."""
     n = {**SIZES, **(sizes or {})}
     out = []
     for src in real_sources(pii_real):
         out.append(SpanSource(src.name, src.kind, src.labels, subsample(src.train, n[src.name], seed), src.dev))
-    out.append(business_source(n["business"], 400, seed))
-    out.append(synthetic_source(n["synthetic"], 400, seed))
+    n_dev = min(400, max(n["business"], n["synthetic"]))
+    out.append(business_source(n["business"], n_dev, seed))
+    out.append(synthetic_source(n["synthetic"], n_dev, seed))
     out.append(pii_free_source(n["code"], seed))
     return out
 

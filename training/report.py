@@ -1,4 +1,5 @@
-"""Evaluation report next to the bundle: report.md, metrics.json and PNG plots."""
+"""Evaluation report next to the bundle: report.md, metrics.json and PNG plots. Leave-one-source-out selection
+tables first (what chose the layers, lookahead and pooling), then the dev suite through the saved bundle."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from training.devsuite import render_markdown
 
 
 def _plt():
@@ -18,16 +21,17 @@ def _plt():
     return plt
 
 
-def plot_per_label(entity: dict[str, dict[str, Any]], path: Path, title: str) -> None:
+def plot_dev_sources(pii: dict[str, Any], path: Path) -> None:
+    """Dev entity F1 per source, probeguard beside Presidio."""
     plt = _plt()
-    labels = sorted(entity)
-    x = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for i, metric in enumerate(("precision", "recall", "f1")):
-        ax.bar(x + (i - 1) * 0.27, [entity[k][metric] for k in labels], width=0.27, label=metric)
-    ax.set_xticks(x, labels, rotation=40, ha="right")
+    names = [n for n, r in pii["sources"].items() if "f1" in r["probeguard"]]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(x - 0.2, [pii["sources"][n]["probeguard"]["f1"] for n in names], width=0.4, label="probeguard")
+    ax.bar(x + 0.2, [pii["sources"][n].get("presidio", {}).get("f1", 0.0) for n in names], width=0.4, label="Presidio")
+    ax.set_xticks(x, names)
     ax.set_ylim(0, 1)
-    ax.set_title(title)
+    ax.set_title("PII entity F1 on each source's dev part (half-overlap matching)")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -35,104 +39,78 @@ def plot_per_label(entity: dict[str, dict[str, Any]], path: Path, title: str) ->
     plt.close(fig)
 
 
-def plot_pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
-    """Token-level precision-recall per label, from (probabilities, 0/1 targets)."""
+def plot_category_loso(selection: dict[str, Any], path: Path) -> None:
+    """Chosen candidate per category: recall at the target FPR on each held-out positive source."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for label, (probs, y) in sorted(curves.items()):
-        order = np.argsort(-probs)
-        tp = np.cumsum(y[order])
-        if tp[-1] == 0:
-            continue
-        precision = tp / np.arange(1, len(tp) + 1)
-        recall = tp / tp[-1]
-        ax.plot(recall, precision, label=label, linewidth=1)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("Token-level PR curves (calibration split)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    fig, axes = plt.subplots(1, len(selection), figsize=(6 * len(selection), 4), squeeze=False)
+    for ax, (category, sel) in zip(axes[0], selection.items(), strict=True):
+        rows = sel["candidates"][sel["chosen"]]["by_source"]
+        names = [n for n, r in rows.items() if r["role"] == "positive"]
+        ax.barh(names, [rows[n]["recall"] for n in names])
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{category} ({sel['chosen']}): held-out recall", fontsize=9)
+        ax.tick_params(axis="y", labelsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_linear_vs_sae(comparison: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
-    plt = _plt()
-    names = sorted(comparison)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    x = np.arange(len(names))
-    for i, kind in enumerate(("linear", "sae")):
-        ax.bar(x + (i - 0.5) * 0.35, [comparison[n][kind]["val_auroc"] for n in names], width=0.35, label=kind)
-        ax.bar(x + (i - 0.5) * 0.35, [comparison[n][kind]["val_recall"] for n in names], width=0.12, color="k",
-               alpha=0.5, label="recall at threshold" if i == 0 else None)  # fmt: skip
-    ax.set_xticks(x, names)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Category heads: validation AUROC (bars) and recall at the FPR threshold (thin)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _pii_selection(sel: dict[str, Any]) -> list[str]:
+    if not sel["candidates"]:
+        return [
+            f"One candidate configured: layer {sel['chosen']['layer']}, lookahead {sel['chosen']['lookahead']}.",
+            "",
+        ]
+    sources = list(next(iter(sel["candidates"].values()))["by_source"])
+    lines = ["| candidate | worst | " + " | ".join(sources) + " |", "|---|---|" + "---|" * len(sources)]
+    for key, c in sel["candidates"].items():
+        cells = [f"{r['f1']:.3f}" if "f1" in r else f"{r['structured_per_1000']}/1k" for r in c["by_source"].values()]
+        lines.append(f"| {key} | {c['worst']:.3f} | " + " | ".join(cells) + " |")
+    return [*lines, "", f"Chosen: layer {sel['chosen']['layer']}, lookahead {sel['chosen']['lookahead']}.", ""]
 
 
-def _entity_table(name: str, scores: dict[str, Any]) -> list[str]:
-    micro, overlap = scores["micro"], scores["micro_overlap"]
-    summary = (
-        f"micro exact: P {micro['precision']:.3f} R {micro['recall']:.3f} F1 **{micro['f1']:.3f}** · "
-        f"overlap F1 {overlap['f1']:.3f} (support {micro['support']})"
-    )
-    lines = [f"### {name}", "", summary, "", "| label | P | R | F1 | support |", "|---|---|---|---|---|"]
-    for label, s in sorted(scores["per_label"].items()):
-        lines.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
+def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
+    lines = [f"### {category}", "",
+             "| candidate | rank (worst held-out recall; −1 if a look-alike FPR is over budget) |",
+             "|---|---|", *[f"| {k} | {c['rank']:.3f} |" for k, c in sel["candidates"].items()], "",
+             f"Chosen **{sel['chosen']}**; threshold {sel['threshold']} (calibration AUROC {sel['calibration_auroc']}, "
+             f"recall {sel['calibration_recall']} at the target FPR on {sel['calibration_negatives']} pooled "
+             "negatives). Held out one source at a time:", "",
+             "| held-out source | role | n | recall | FPR | AUROC |", "|---|---|---|---|---|---|"]  # fmt: skip
+    rows = sel["candidates"][sel["chosen"]]["by_source"]
+    for name, r in sorted(rows.items(), key=lambda kv: (kv[1]["role"], kv[1].get("recall", kv[1].get("fpr", 0)))):
+        lines.append(f"| {name} | {r['role']} | {r['n']} | {r.get('recall', '')} | {r.get('fpr', '')} | "
+                     f"{r.get('auroc', '')} |")  # fmt: skip
     return [*lines, ""]
 
 
 def write_report(out: Path, metrics: dict[str, Any]) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    sweep, cats = metrics["sweep"], metrics["categories"]
+    plot_dev_sources(metrics["dev"]["pii"], out / "dev_sources.png")
+    plot_category_loso(metrics["category_selection"], out / "category_loso.png")
+    dev = render_markdown({"bundle": metrics["bundle"], "machine": metrics["machine"], "command": "probeguard train",
+                           "pii": metrics["dev"]["pii"], "categories": metrics["dev"]["categories"]})  # fmt: skip
     lines = [
         f"# {metrics['bundle']} — evaluation report",
         "",
-        f"Host `{metrics['host']}`; layers read {metrics['layers']} of {metrics['host_layers']} "
-        f"(the host runs {max(metrics['layers'])} blocks). Trained in {metrics['train_seconds']:.0f} s with "
-        f"{metrics['threads']} thread(s) on {metrics['machine']}. All figures below are computed by "
-        "`probeguard train` on the project's own validation data (never on evaluation benchmarks).",
+        f"Host `{metrics['host']}`; layers read {metrics['layers']} of {metrics['host_layers']} (the host runs "
+        f"{max(metrics['layers'])} blocks). Trained in {metrics['train_seconds']:.0f} s with {metrics['threads']} "
+        f"thread(s) on {metrics['machine']}. Peer: {metrics['peer']}.",
         "",
-        "## Layer sweep",
+        "Every choice below was made leave-one-source-out (fit without a source, score on it, rank by the worst "
+        "source); the dev suite at the end runs the saved bundle on dev parts that nothing was fitted, selected or "
+        "thresholded on. No public evaluation benchmark was used anywhere.",
         "",
-        f"Chosen (smallest layer within {sweep['tolerance']} of the best): {sweep['chosen']}.",
+        "## PII head selection (held-out source entity F1, half-overlap; PII-free: structured spans per 1,000 texts)",
         "",
-        "| layer | " + " | ".join(f"{k} ({sweep['metric'][k]})" for k in sweep["scores"]) + " |",
-        "|---|" + "---|" * len(sweep["scores"]),
-        *[f"| {layer} | " + " | ".join(f"{sweep['scores'][k][i]:.3f}" for k in sweep["scores"]) + " |"
-          for i, layer in enumerate(sweep["layers"])],
+        *_pii_selection(metrics["pii_selection"]),
+        "## Category head selection",
         "",
-        "![layer sweep](layer_sweep.png)",
+        *[x for c, s in metrics["category_selection"].items() for x in _category_selection(c, s)],
+        "![held-out recall per source](category_loso.png)",
         "",
-        "## PII spans (entity level, exact boundaries)",
+        dev.replace("# Dev suite", "# Dev suite (saved bundle)", 1).replace("\n# ", "\n## ").replace("\n## ", "\n### "),
+        "![dev F1 per source](dev_sources.png)",
         "",
-        *_entity_table("In-distribution (train templates, unseen values)", metrics["pii"]["calibration"]),
-        *_entity_table("Held-out templates", metrics["pii"]["heldout_templates"]),
-        *_entity_table(f"Held-out locale ({metrics['pii']['heldout_locale_name']})", metrics["pii"]["heldout_locale"]),
-        "![per label](pii_per_label.png) ![pr curves](pii_pr_curves.png)",
-        "",
-        "## Categories",
-        "",
-        "| category | head | served | pooling | val AUROC | threshold | recall | FPR | shifted recall | shifted FPR |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
-    for name, kinds in cats.items():
-        for kind, r in kinds.items():
-            if not isinstance(r, dict) or "val" not in r:
-                continue
-            sh = r.get("shifted") or {}
-            lines.append(
-                f"| {name} | {kind} | {'yes' if r['served'] else 'no'} | {r['detail'].get('pooling', '')} | "
-                f"{r['val']['auroc']:.3f} | {r['val']['threshold']:.3f} | {r['val']['recall']:.3f} | "
-                f"{r['val']['fpr']:.3f} | {sh.get('recall', float('nan')):.3f} | {sh.get('fpr', float('nan')):.3f} |"
-            )
-    sae = json.dumps(metrics.get("sae", {}))
-    decisions = [f"- {w}" for w in metrics.get("decisions", [])]
-    lines += ["", "![linear vs SAE](linear_vs_sae.png)", "", "## SAE", "", f"`{sae}`", "", "## Decisions", "",
-              *decisions, ""]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines))

@@ -1,5 +1,10 @@
-"""`probeguard train --config training/configs/default.toml`: data -> layer sweep -> activations -> heads ->
-calibration -> bundle -> evaluation report. Every number in the report is computed in this run."""
+"""`probeguard train --config training/configs/default.toml`: sources -> activations -> leave-one-source-out selection
+-> heads fitted on every source's train part -> calibration and thresholds -> bundle -> dev suite -> report.
+
+Every choice (PII layer and lookahead; each category's layer and pooling) is made on sources left out of the fit and
+ranked by the worst source. Thresholds come from calibration shares of the train parts. The dev parts are touched
+only by the final dev suite, through the saved bundle (the served path).
+"""
 
 from __future__ import annotations
 
@@ -10,26 +15,23 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from detector import CATEGORIES
 from detector.bundle import HostRef, save_bundle
-from detector.heads import Head, TokenLinearConfig, TokenLinearHead
+from detector.heads import Head
 from detector.host import DEFAULT_HOST_ID, resolve_host
-from detector.pipeline import sigmoid
 from detector.settings import DetectorSettings
-from detector.tokenize import HostTokenizer
-from detector.truncate import load_host_config, load_truncated_host, num_host_layers
-from training import fit
-from training.activations import harvest_to_store
-from training.categories import FittedCategory, fit_linear_category, fit_sae_category
+from detector.truncate import load_host_config, num_host_layers
+from training.category_select import fit_category, loso, pool_sources, rank
+from training.category_sources import CategorySource, category_sources
 from training.config import TrainConfig, load_config
-from training.data import SpanExample, token_targets
-from training.datasets import Datasets, build_datasets
-from training.evaluate import entity_scores, span_triples
-from training.report import plot_linear_vs_sae, plot_per_label, plot_pr_curves, write_report
-from training.sae import load_saelens, train_topk_sae
-from training.sweep import SweepResult, category_auroc, choose_layer, plot_sweep, token_macro_f1
+from training.data import LabelledText, read_labelled_jsonl, read_span_jsonl
+from training.devsuite import run_categories, run_pii
+from training.pii_harvest import build_pii_sources, harvester
+from training.pii_select import fit_head, harvest_sources, leave_one_source_out, worst_source
+from training.pii_sources import SpanSource, subsample
+from training.report import write_report
 from training.synth import PII_LABELS
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.toml"
@@ -39,14 +41,82 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training TOML (default: the default bundle)")
     p.add_argument("--out", type=Path, help="override [bundle].out")
     p.add_argument("--threads", type=int, help="override threads")
-    p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke run (minutes, poor quality)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, first candidate only (minutes, poor quality)")
+    p.add_argument("--no-peer", action="store_true", help="report without Presidio beside (it is a dev extra)")
 
 
 def _quick(config: TrainConfig) -> TrainConfig:
     r = dataclasses.replace
-    return r(config, data=r(config.data, n_pii_train=300, n_pii_val=80, n_benign=200, n_injection_synthetic=100),
-             sweep=r(config.sweep, layers=config.sweep.layers[:2], n_texts=120, epochs=1), pii=r(config.pii, epochs=2),
-             sae=r(config.sae, steps=50, d_sae=256, k=8))  # fmt: skip
+    return r(config, data=r(config.data, n_wikigold=60, n_btc=60, n_wnut17=60, n_business=60, n_synthetic=60,
+                            n_code=20, n_alpaca=150, max_dev_texts=20),
+             pii=r(config.pii, layers=config.pii.layers[:1], lookaheads=config.pii.lookaheads[:1], epochs=1,
+                   select_epochs=1),
+             categories=r(config.categories, layers=config.categories.layers[:1],
+                          poolings=config.categories.poolings[:1]))  # fmt: skip
+
+
+def _user_span_sources(config: TrainConfig) -> list[SpanSource]:
+    out = []
+    for path in config.data.span_files:
+        rows = read_span_jsonl(config.path(path), PII_LABELS)
+        out.append(SpanSource(f"user:{Path(path).stem}", "user", PII_LABELS, rows, []))
+    return out
+
+
+def _user_category_sources(config: TrainConfig) -> list[CategorySource]:
+    out = []
+    for path in config.data.labelled_files:
+        for category, rows in read_labelled_jsonl(config.path(path), list(CATEGORIES)).items():
+            for role, label in (("positive", 1), ("negative", 0)):
+                picked = [r for r in rows if r.label == label]
+                if picked:
+                    out.append(CategorySource(f"user:{Path(path).stem}:{role}", category, role, picked, []))
+    return out
+
+
+def _benign(config: TrainConfig) -> list[str] | None:
+    if not config.data.benign_files:
+        return None
+    rows: list[LabelledText] = []
+    for path in config.data.benign_files:
+        rows += read_labelled_jsonl(config.path(path), list(CATEGORIES))["unsafe"]
+    return [r.text for r in rows if r.label == 0]
+
+
+def select_pii(config: TrainConfig, data, log) -> tuple[int, int, dict]:
+    candidates = [(k, w) for k in config.pii.layers for w in config.pii.lookaheads]
+    results: dict[str, dict] = {}
+    if len(candidates) > 1:
+        for layer, lookahead in candidates:
+            res = leave_one_source_out(data, layer, lookahead, config.pii.select_epochs, config.seed)
+            results[f"L{layer}/w{lookahead}"] = {"layer": layer, "lookahead": lookahead, "by_source": res,
+                                                 "worst": round(worst_source(res, config.pii.max_structured_per_1000),
+                                                                4)}  # fmt: skip
+        best = max(results, key=lambda k: results[k]["worst"])
+        layer, lookahead = results[best]["layer"], results[best]["lookahead"]
+    else:
+        layer, lookahead = candidates[0]
+    log({"pii_chosen": {"layer": layer, "lookahead": lookahead}})
+    return layer, lookahead, {"candidates": results, "chosen": {"layer": layer, "lookahead": lookahead}}
+
+
+def select_category(config: TrainConfig, category: str, sources, harvest, log) -> tuple[Head, float, dict]:
+    cc = config.categories
+    results: dict[str, dict] = {}
+    pooled = {}
+    for layer in cc.layers:
+        for pooling in cc.poolings:
+            data = pool_sources(sources, harvest, layer, pooling)
+            pooled[(layer, pooling)] = data
+            res = loso(data, cc.target_fpr, config.seed, cc.regularization)
+            results[f"L{layer}/{pooling}"] = {"layer": layer, "pooling": pooling, "by_source": res,
+                                              "rank": round(rank(res, cc.max_lookalike_fpr), 4)}  # fmt: skip
+            log({"category": category, "candidate": f"L{layer}/{pooling}", "rank": results[f"L{layer}/{pooling}"]})
+    best = max(results, key=lambda k: results[k]["rank"])
+    layer, pooling = results[best]["layer"], results[best]["pooling"]
+    head, threshold, info = fit_category(category, layer, pooling, pooled[(layer, pooling)], cc.target_fpr,
+                                         cc.regularization, config.seed)  # fmt: skip
+    return head, threshold, {"candidates": results, "chosen": best, "threshold": round(threshold, 4), **info}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,156 +131,93 @@ def run(args: argparse.Namespace) -> int:
                                          else None)  # fmt: skip
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+
+    def log(obj: dict) -> None:
+        print(json.dumps(obj), flush=True)
+
     host = resolve_host(DEFAULT_HOST_ID, settings.cache_dir, settings.host_path)
     hcfg = load_host_config(host.path)
     n_layers, d_model = num_host_layers(hcfg), int(hcfg.hidden_size)
-    tokenizer = HostTokenizer.from_folder(host.path)
-    max_tokens = settings.window_tokens - tokenizer.num_special
-    data = build_datasets(config)
-    print(json.dumps({"data": data.summary()}), flush=True)
+    layers = sorted({k for k in config.pii.layers + config.categories.layers if 0 < k < n_layers})
+    if not layers:
+        raise ValueError(f"no candidate layer in 1..{n_layers - 1}")
+    config = dataclasses.replace(
+        config,
+        pii=dataclasses.replace(config.pii, layers=[k for k in config.pii.layers if k in layers]),
+        categories=dataclasses.replace(config.categories, layers=[k for k in config.categories.layers if k in layers]),
+    )
+    harvest = harvester(layers, settings)
+    shared = config.path(config.data.shared_dir)
+    d = config.data
+    sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,
+             "synthetic": d.n_synthetic, "code": d.n_code}  # fmt: skip
 
-    hosts: dict[tuple[int, ...], object] = {}
+    # -- PII token head ---------------------------------------------------------------------------------------------
+    pii_sources = build_pii_sources(config.seed, shared / "pii_real", sizes) + _user_span_sources(config)
+    if d.max_dev_texts:
+        pii_sources = [dataclasses.replace(s, dev=subsample(s.dev, d.max_dev_texts, config.seed)) for s in pii_sources]
+    log({"pii_sources": {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources}})
+    pii_data = harvest_sources(pii_sources, harvest)
+    pii_layer, lookahead, pii_selection = select_pii(config, pii_data, log)
+    pii_head, thresholds = fit_head(list(pii_data.values()), pii_layer, lookahead, config.pii.epochs, config.seed)
+    heads: list[tuple[Head, dict[str, float]]] = [(pii_head, dict(zip(PII_LABELS, map(float, thresholds),
+                                                                          strict=True)))]  # fmt: skip
 
-    def store(layers: list[int], texts: list[str], desc: str):
-        if tuple(layers) not in hosts:  # one truncated host per layer set, loaded once
-            hosts[tuple(layers)] = load_truncated_host(host.path, layers, hcfg)
-        truncated = hosts[tuple(layers)]
-        return harvest_to_store(truncated, host.sha256, tokenizer, texts, settings.cache_dir, max_tokens, desc=desc)
+    # -- category heads ---------------------------------------------------------------------------------------------
+    cat_sources = category_sources(config.seed, d.n_alpaca, shared, _benign(config)) + _user_category_sources(config)
+    if d.max_dev_texts:
+        cat_sources = [dataclasses.replace(s, train=s.train[: d.n_alpaca], dev=s.dev[: d.max_dev_texts])
+                       for s in cat_sources]  # fmt: skip
+    cat_selection = {}
+    for category in CATEGORIES:
+        chosen = [s for s in cat_sources if s.category == category]
+        head, threshold, cat_selection[category] = select_category(config, category, chosen, harvest, log)
+        heads.append((head, {category: threshold}))
 
-    sweep = _sweep(config, data, [k for k in config.sweep.layers if 0 < k < n_layers], store)
-    pii_layer = config.pii.layer or sweep.chosen["pii"]
-    cat_layer = config.categories.layer or max(sweep.chosen["unsafe"], sweep.chosen["prompt_injection"])
-    layers = sorted({pii_layer, cat_layer})
-
-    # -- PII token head -------------------------------------------------------------------------------------------
-    pii_texts = data.pii_train + [SpanExample(b.text, ()) for b in data.benign[: len(data.benign) // 2]]
-    st, enc = store(layers, [e.text for e in pii_texts], "harvest pii")
-    targets = [token_targets(e.offsets, ex.spans, PII_LABELS)[:n] for e, ex, n in
-               zip(enc, pii_texts, st.lengths, strict=True)]  # fmt: skip
-    pii_head = TokenLinearHead(TokenLinearConfig(name="pii", layer=pii_layer, labels=PII_LABELS,
-                                                 lookahead=config.pii.lookahead), d_model)  # fmt: skip
-    losses = fit.fit_token_head(pii_head, st.per_text(pii_layer), targets, epochs=config.pii.epochs, seed=config.seed)
-    cst, cenc = store(layers, [e.text for e in data.pii_calib], "harvest calibration")
-    cal_y = np.concatenate([token_targets(e.offsets, ex.spans, PII_LABELS)[:n] for e, ex, n in
-                            zip(cenc, data.pii_calib, cst.lengths, strict=True)])  # fmt: skip
-    cal_logits = np.concatenate(fit.token_logits(pii_head, cst.per_text(pii_layer)))
-    pii_thresholds, curves = {}, {}
-    for col, label in enumerate(PII_LABELS):
-        a, c = fit.platt(cal_logits[:, col], cal_y[:, col])
-        fit.fold_platt(pii_head, col, a, c)
-        probs = sigmoid(a * cal_logits[:, col] + c)
-        pii_thresholds[label] = fit.best_f1_threshold(probs, cal_y[:, col])[0]
-        curves[label] = (probs, cal_y[:, col])
-
-    # -- SAE + category heads -------------------------------------------------------------------------------------
-    if config.sae.external:
-        sae_weights, sae_layer = load_saelens(config.path(config.sae.external))
-        if sae_layer != cat_layer:
-            raise ValueError(f"external SAE reads layer {sae_layer}, category heads read {cat_layer}")
-    else:
-        sae_weights = train_topk_sae(st.matrix(cat_layer), config.sae.d_sae, config.sae.k, config.sae.steps,
-                                     config.sae.batch_tokens, config.sae.lr, config.seed)  # fmt: skip
-    heads: list[tuple[Head, dict[str, float]]] = [(pii_head, pii_thresholds)]
-    cat_metrics, comparison, decisions = {}, {}, []
-    for name, cat in data.categories.items():
-        fitted = _fit_category(config, name, cat_layer, cat, sae_weights, store, layers)
-        served = "linear" if fitted["linear"].val["auroc"] >= fitted["sae"].val["auroc"] else "sae"
-        decisions.append(f"{name}: serving the {served} head (validation AUROC linear "
-                         f"{fitted['linear'].val['auroc']:.4f} vs SAE {fitted['sae'].val['auroc']:.4f}); "
-                         "the other is kept in the bundle, inactive")  # fmt: skip
-        for kind, f in fitted.items():
-            f.head.config = dataclasses.replace(f.head.config, active=kind == served)
-            heads.append((f.head, {name: f.threshold}))
-        cat_metrics[name] = {k: {"served": k == served, "val": f.val, "shifted": f.shifted, "detail": f.detail}
-                             for k, f in fitted.items()}  # fmt: skip
-        comparison[name] = {k: {"val_auroc": f.val["auroc"], "val_recall": f.val["recall"]} for k, f in fitted.items()}
-
-    # -- bundle, then evaluation through the served path -------------------------------------------------------------
+    # -- bundle, then the dev suite through the served path ----------------------------------------------------------
     ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type))
+    summary = {"pii_sources": {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources},
+               "category_sources": {f"{s.category}/{s.name}": {"role": s.role, "train": len(s.train),
+                                                               "dev": len(s.dev)} for s in cat_sources}}  # fmt: skip
     name, version = config.bundle.name, config.bundle.version
-    save_bundle(out, name=name, version=version, host=ref, heads=heads, training_data=data.summary())
+    save_bundle(out, name=name, version=version, host=ref, heads=heads, training_data=summary)
     from detector.pipeline import Detector
 
     detector = Detector.load(out, settings)
+    peer = not args.no_peer and _presidio_available()
     metrics = {
-        "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "layers": layers,
-        "sweep": sweep.to_dict(), "token_head_train_loss": [round(x, 4) for x in losses],
-        "pii": {"calibration": _entities(detector, data.pii_calib),
-                "heldout_templates": _entities(detector, data.pii_heldout),
-                "heldout_locale": _entities(detector, data.pii_locale),
-                "heldout_locale_name": config.data.heldout_locale, "thresholds": pii_thresholds},
-        "categories": cat_metrics, "sae": sae_weights.stats, "decisions": decisions,
+        "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers,
+        "layers": sorted({pii_layer, *(h.config.layer for h, _ in heads)}),
+        "pii_selection": pii_selection, "category_selection": cat_selection,
+        "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
+                "categories": run_categories(detector, cat_sources)},
+        "peer": "Presidio + spaCy en_core_web_sm" if peer else "not installed (pip install '.[dev]')",
         "train_seconds": round(time.perf_counter() - started, 1), "threads": config.threads,
         "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}",
     }  # fmt: skip
     save_bundle(out, name=name, version=version, host=ref, heads=heads, metrics=_headline(metrics),
-                training_data=data.summary())  # fmt: skip
-    plot_sweep(sweep, out / "layer_sweep.png")
-    plot_per_label(metrics["pii"]["heldout_templates"]["per_label"], out / "pii_per_label.png",
-                   "PII entity P/R/F1, held-out templates")  # fmt: skip
-    plot_pr_curves(curves, out / "pii_pr_curves.png")
-    plot_linear_vs_sae(comparison, out / "linear_vs_sae.png")
+                training_data=summary)  # fmt: skip
     write_report(out, metrics)
-    print(json.dumps(_headline(metrics), indent=2))
+    log(_headline(metrics))
     return 0
 
 
-def _sweep(config: TrainConfig, data: Datasets, layers: list[int], store) -> SweepResult:
-    n = config.sweep.n_texts
-    train, val = data.pii_train[:n], data.pii_calib[: max(n // 3, 1)]
-    st, enc = store(layers, [e.text for e in train + val], "sweep harvest pii")
-    ys = [token_targets(e.offsets, ex.spans, PII_LABELS)[:n] for e, ex, n in
-          zip(enc, train + val, st.lengths, strict=True)]  # fmt: skip
-    result = SweepResult(layers=layers, tolerance=config.sweep.tolerance)
-    result.scores["pii"] = [
-        token_macro_f1(k, PII_LABELS, (a := st.per_text(k))[: len(train)], ys[: len(train)], a[len(train) :],
-                       ys[len(train) :], config.pii.lookahead, config.sweep.epochs, config.seed)
-        for k in layers
-    ]  # fmt: skip
-    result.metric["pii"] = "token macro-F1"
-    for name, cat in data.categories.items():
-        rows = cat.train[: 4 * n] + cat.val[: 2 * n]
-        cst, _ = store(layers, [r.text for r in rows], f"sweep harvest {name}")
-        y = np.array([r.label for r in rows])
-        cut = min(len(cat.train), 4 * n)
-        result.scores[name] = [
-            category_auroc(k, (a := cst.per_text(k))[:cut], y[:cut], a[cut:], y[cut:], "mean") for k in layers
-        ]
-        result.metric[name] = "AUROC"
-    result.chosen = {k: choose_layer(layers, s, config.sweep.tolerance) for k, s in result.scores.items()}
-    print(json.dumps({"sweep": result.to_dict()}), flush=True)
-    return result
-
-
-def _fit_category(config, name, layer, cat, sae_weights, store, layers) -> dict[str, FittedCategory]:
-    tr, _ = store(layers, [r.text for r in cat.train], f"harvest {name}")
-    va, _ = store(layers, [r.text for r in cat.val], f"harvest {name} val")
-    sh, _ = store(layers, [r.text for r in cat.shifted], f"harvest {name} shifted") if cat.shifted else (None, None)
-    ty, vy = np.array([r.label for r in cat.train], np.float32), np.array([r.label for r in cat.val], np.float32)
-    sy = np.array([r.label for r in cat.shifted], np.float32)
-    sa = sh.per_text(layer) if sh is not None else []
-    args = (tr.per_text(layer), ty, va.per_text(layer), vy, sa, sy)
-    fpr = config.categories.target_fpr
-    return {
-        "linear": fit_linear_category(name, layer, *args, config.categories.poolings, fpr),
-        "sae": fit_sae_category(name, layer, sae_weights, *args, config.sae.l1, fpr),
-    }
-
-
-def _entities(detector, examples: list[SpanExample]) -> dict[str, object]:
-    results = detector.detect([e.text for e in examples])
-    return entity_scores([list(e.spans) for e in examples], span_triples(results))
+def _presidio_available() -> bool:
+    try:
+        import presidio_analyzer  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _headline(metrics: dict) -> dict:
     """The short version stored in the manifest (the full one is metrics.json beside it)."""
-    pii = metrics["pii"]
+    pii = metrics["dev"]["pii"]["sources"]
     return {
-        "layers": metrics["layers"], "sweep_chosen": metrics["sweep"]["chosen"],
-        "pii_entity_f1": {k: pii[k]["micro"]["f1"] for k in ("calibration", "heldout_templates", "heldout_locale")},
-        "pii_entity_overlap_f1": {k: pii[k]["micro_overlap"]["f1"]
-                                  for k in ("calibration", "heldout_templates", "heldout_locale")},
-        "categories": {n: {k: {"auroc": v["val"]["auroc"], "recall": v["val"]["recall"], "fpr": v["val"]["fpr"],
-                               "served": v["served"]} for k, v in c.items()} for n, c in metrics["categories"].items()},
-        "sae": metrics["sae"], "train_seconds": metrics["train_seconds"], "threads": metrics["threads"],
+        "layers": metrics["layers"], "pii_chosen": metrics["pii_selection"]["chosen"],
+        "dev_entity_f1": {k: v["probeguard"].get("f1") for k, v in pii.items()},
+        "dev_structured_per_1000": {k: v["probeguard"]["structured_per_1000"] for k, v in pii.items()},
+        "categories": {c: {"chosen": s["chosen"], "threshold": s["threshold"]}
+                       for c, s in metrics["category_selection"].items()},
+        "train_seconds": metrics["train_seconds"], "threads": metrics["threads"],
     }  # fmt: skip

@@ -1,0 +1,182 @@
+"""Leave-one-source-out selection of a category head (layer x pooling), with scikit-learn.
+
+For each held-out source S of a category, a logistic regression is fitted on pooled activations of every other
+source; its threshold is set at the target FPR on the *pooled* training-side negatives of several kinds (ordinary
+instructions, documents); then S is scored: a positive source by recall at that threshold and AUROC against held-out
+negatives, a look-alike source by its false-positive rate. Candidates are ranked by the worst positive source's
+recall, and a candidate whose worst look-alike FPR exceeds the budget ranks below every one that keeps it.
+
+    python -m training.category_select [--layers 6 8 10] [--poolings mean max rolling-mean-max] [--out sel.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from detector.heads import SequenceLinearConfig, SequenceLinearHead
+from training import fit
+from training.category_sources import CategorySource
+
+WINDOW = 16  # tokens per run for rolling-mean-max
+
+
+@dataclass
+class PooledSource:
+    source: CategorySource
+    x: np.ndarray  # [n, d_model] pooled activations of the train part
+    y: np.ndarray  # [n] 0/1
+
+
+def pooled(acts: Sequence[np.ndarray], pooling: str) -> np.ndarray:
+    with torch.no_grad():
+        return fit.pooled_features(acts, pooling, WINDOW).numpy()
+
+
+def new_classifier(c: float = 0.1):
+    """Standardise, then an L2 logistic regression with balanced class weights (positives are the minority)."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
+
+
+def _threshold(scores: np.ndarray, fpr: float) -> float:
+    return float(np.quantile(scores, 1.0 - fpr))
+
+
+def split_negatives(parts: Sequence[PooledSource], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Rows of the pooled negatives: (fit + threshold part, held-out evaluation part)."""
+    rng = np.random.default_rng(seed)
+    n = sum(len(p.y) for p in parts if p.source.role == "negative")
+    order = rng.permutation(n)
+    cut = int(n * share)
+    return sorted(order[cut:].tolist()), sorted(order[:cut].tolist())
+
+
+def loso(data: Sequence[PooledSource], target_fpr: float, seed: int, c: float = 0.1) -> dict[str, dict]:
+    negatives = [p for p in data if p.source.role == "negative"]
+    neg_x = np.concatenate([p.x for p in negatives])
+    keep, held = split_negatives(negatives, 0.3, seed)
+    out: dict[str, dict] = {}
+    for test in data:
+        if test.source.role == "negative":
+            continue
+        others = [p for p in data if p is not test and p.source.role != "negative"]
+        x = np.concatenate([p.x for p in others] + [neg_x[keep]])
+        y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
+        clf = new_classifier(c).fit(x, y)
+        threshold = _threshold(clf.decision_function(neg_x[keep]), target_fpr)
+        scores = clf.decision_function(test.x)
+        row: dict[str, object] = {"role": test.source.role, "n": len(test.y)}
+        if test.source.role == "positive":
+            held_scores = clf.decision_function(neg_x[held])
+            both = np.concatenate([scores, held_scores])
+            labels = np.concatenate([np.ones(len(scores)), np.zeros(len(held_scores))])
+            row.update(recall=round(float((scores >= threshold).mean()), 4),
+                       auroc=round(float(roc_auc_score(labels, both)), 4),
+                       heldout_negative_fpr=round(float((held_scores >= threshold).mean()), 4))  # fmt: skip
+        else:
+            row["fpr"] = round(float((scores >= threshold).mean()), 4)
+        out[test.source.name] = row
+    return out
+
+
+def rank(result: dict[str, dict], max_lookalike_fpr: float) -> float:
+    recalls = [r["recall"] for r in result.values() if r["role"] == "positive"]
+    fprs = [r["fpr"] for r in result.values() if r["role"] == "lookalike"]
+    return min(recalls) - (1.0 if fprs and max(fprs) > max_lookalike_fpr else 0.0)
+
+
+def fit_category(
+    name: str, layer: int, pooling: str, data: Sequence[PooledSource], target_fpr: float, c: float, seed: int
+) -> tuple[SequenceLinearHead, float, dict[str, float]]:
+    """The served head: logistic regression on every source's train part but a 20 % calibration share, the scaler
+    folded into the weights, Platt scaling (a 1-D logistic regression) fitted on the calibration share and folded in
+    too, and the threshold at `target_fpr` on the calibration share's pooled negatives (kind `negative`)."""
+    rng = np.random.default_rng(seed)
+    fit_x, fit_y, cal_x, cal_y, cal_neg = [], [], [], [], []
+    for part in data:
+        cal = rng.random(len(part.y)) < 0.2
+        fit_x.append(part.x[~cal])
+        fit_y.append(part.y[~cal])
+        cal_x.append(part.x[cal])
+        cal_y.append(part.y[cal])
+        cal_neg.append(np.full(int(cal.sum()), part.source.role == "negative"))
+    clf = new_classifier(c).fit(np.concatenate(fit_x), np.concatenate(fit_y))
+    scaler, lr = clf[0], clf[-1]
+    w = lr.coef_[0] / scaler.scale_  # [d_model]
+    b = float(lr.intercept_[0] - (lr.coef_[0] * scaler.mean_ / scaler.scale_).sum())
+    x, y, neg = np.concatenate(cal_x), np.concatenate(cal_y), np.concatenate(cal_neg)
+    logits = x @ w + b
+    platt = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1), y)
+    a, c0 = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    head = SequenceLinearHead(SequenceLinearConfig(name=name, layer=layer, labels=(name,), pooling=pooling,
+                                                   window=WINDOW), len(w))  # fmt: skip
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy((a * w).astype(np.float32)).unsqueeze(0))
+        head.bias.fill_(a * b + c0)
+    probs = 1.0 / (1.0 + np.exp(-(a * logits + c0)))
+    threshold = float(np.quantile(probs[neg], 1.0 - target_fpr))
+    info = {"calibration_auroc": round(float(roc_auc_score(y, probs)), 4),
+            "calibration_recall": round(float((probs[y == 1] >= threshold).mean()), 4),
+            "calibration_negatives": int(neg.sum()), "platt_a": round(a, 4), "platt_c": round(c0, 4)}  # fmt: skip
+    return head, threshold, info
+
+
+def pool_sources(sources: Sequence[CategorySource], harvest, layer: int, pooling: str) -> list[PooledSource]:
+    out = []
+    for s in sources:
+        store, _ = harvest([r.text for r in s.train], f"harvest {s.category}/{s.name}")
+        out.append(PooledSource(s, pooled(store.per_text(layer), pooling), np.array([r.label for r in s.train])))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from training.category_sources import category_sources
+    from training.pii_harvest import harvester
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--categories", nargs="+", default=["unsafe", "prompt_injection"])
+    p.add_argument("--layers", type=int, nargs="+", default=[6, 8, 10])
+    p.add_argument("--poolings", nargs="+", default=["mean", "max", "rolling-mean-max"])
+    p.add_argument("--target-fpr", type=float, default=0.01)
+    p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="")
+    args = p.parse_args(argv)
+    started = time.perf_counter()
+    harvest = harvester(args.layers)
+    sources = category_sources(args.seed)
+    summary: dict[str, dict] = {}
+    for category in args.categories:
+        chosen = [s for s in sources if s.category == category]
+        results = {}
+        for layer in args.layers:
+            for pooling in args.poolings:
+                res = loso(pool_sources(chosen, harvest, layer, pooling), args.target_fpr, args.seed)
+                key = f"L{layer}/{pooling}"
+                results[key] = {"layer": layer, "pooling": pooling, "by_source": res,
+                                "rank": round(rank(res, args.max_lookalike_fpr), 4)}  # fmt: skip
+                worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
+                print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
+                                  "worst_positive": worst}), flush=True)  # fmt: skip
+        best = max(results, key=lambda k: results[k]["rank"])
+        summary[category] = {"candidates": results, "chosen": best}
+        print(json.dumps({"category": category, "chosen": best, "rank": results[best]["rank"]}), flush=True)
+    summary["seconds"] = round(time.perf_counter() - started)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            json.dump(summary, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""Category data (unsafe, prompt_injection) as named sources, for leave-one-source-out selection and a dev suite.
+
+Each `CategorySource` has a role: `positive` (what the head must flag), `lookalike` (benign text written with the
+vocabulary of the positives: the threshold must not flag it) or `negative` (ordinary traffic of one kind: the
+threshold is set on these, pooled). Train and dev parts are split by a hash of the text (for injections: of the
+carrier document), so no dev text or dev document is ever trained on.
+
+unsafe
+: positives: `advbench` (AdvBench/MaliciousInstruct/TDC imperatives), `harmbench_val`, `hh_unsafe` (hh-rlhf red-team
+  first turns the project labelled unsafe, rules in training/data/unsafe/LABELLING.md), and the project-written
+  `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`. Look-alikes: `pw_benign_tech`,
+  `pw_benign_safety`, `pw_benign_fiction_history`, `pw_benign_multilingual`, `hh_safe`. Negatives: `alpaca`,
+  `documents` (e-mails, tables, code, web pages, notes). Borderline hh-rlhf turns are used nowhere.
+
+prompt_injection (text that tries to override the instructions of the AI system reading it)
+: positives: documents of every kind with an attack instruction inserted at the start, middle or end, one source per
+  attack category (`inj:<category>`: 15 BIPIA text-attack categories, 10 BIPIA code-attack categories, 8 project
+  categories), and `pw_direct` (direct overrides and jailbreak wrappers). Look-alikes: `pw_benign_meta` (questions
+  about prompts, "ignore my last message"), `hh_safe`. Negatives: the clean carrier documents (`documents`), `alpaca`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.contrastive import bastion_rows, synthetic_injections
+from training.data import LabelledText
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEV_SHARE = 0.25
+MAX_DOC_CHARS = 1500  # carrier documents are cut here: a 1,500-character e-mail already spans ~350 tokens
+
+
+@dataclass(frozen=True)
+class CategorySource:
+    name: str
+    category: str
+    role: str  # positive | lookalike | negative
+    train: list[LabelledText]
+    dev: list[LabelledText]
+
+
+def _bucket(key: str) -> float:
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def _split(name: str, category: str, role: str, texts: list[str], keys: list[str] | None = None) -> CategorySource:
+    label = int(role == "positive")
+    rows = [LabelledText(t, label, name) for t in texts]
+    keys = keys or texts
+    train = [r for r, k in zip(rows, keys, strict=True) if _bucket(k) >= DEV_SHARE]
+    dev = [r for r, k in zip(rows, keys, strict=True) if _bucket(k) < DEV_SHARE]
+    return CategorySource(name, category, role, train, dev)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _instructions(path: Path) -> list[str]:
+    return [r["instruction"] for r in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def hh_labelled(shared: Path = SHARED) -> dict[str, list[str]]:
+    """hh-rlhf red-team first turns by the project's label (unsafe / safe / borderline)."""
+    turns = [r["text"] for r in _jsonl(shared / "unsafe" / "hh_rlhf_red_team_first_turns.jsonl")]
+    out: dict[str, list[str]] = {"unsafe": [], "safe": [], "borderline": []}
+    for part in ("a", "b"):
+        for row in _jsonl(DATA_DIR / "unsafe" / f"hh_red_team_labels_{part}.jsonl"):
+            out[row["label"]].append(turns[row["line"] - 1])
+    return out
+
+
+def documents(shared: Path = SHARED, n_tables: int = 200, seed: int = 0) -> list[tuple[str, str]]:
+    """(kind, text) of clean documents a chat service reads for its user: BIPIA e-mails, tables and code questions
+    (train split) and the project's documents of seven kinds."""
+    out = [("email", r["context"]) for r in _jsonl(shared / "injection" / "bipia_email_train.jsonl")]
+    tables = _jsonl(shared / "injection" / "bipia_table_train.jsonl")
+    out += [("table", r["context"]) for r in random.Random(seed).sample(tables, min(n_tables, len(tables)))]
+    out += [("code", "\n".join(r["context"]) if isinstance(r["context"], list) else r["context"])
+            for r in _jsonl(shared / "injection" / "bipia_code_train.jsonl")]  # fmt: skip
+    out += [(r["kind"], r["text"]) for r in _jsonl(DATA_DIR / "injection" / "documents.jsonl")]
+    return [(k, t[:MAX_DOC_CHARS]) for k, t in out if t.strip()]
+
+
+def attacks(shared: Path = SHARED) -> dict[str, list[str]]:
+    """Attack category -> instructions (BIPIA text and code attacks, train split; project-written attacks)."""
+    out: dict[str, list[str]] = {}
+    for name, prefix in (("bipia_text_attack_train.json", "bipia"), ("bipia_code_attack_train.json", "bipia_code")):
+        for category, items in json.loads((shared / "injection" / name).read_text(encoding="utf-8")).items():
+            out[f"{prefix}:{category}"] = list(items)
+    for row in _jsonl(DATA_DIR / "injection" / "attacks.jsonl"):
+        out.setdefault(f"pw:{row['category']}", []).append(row["text"])
+    return out
+
+
+def insert(document: str, attack: str, position: str, rng: random.Random) -> str:
+    """The attack at the document's start, end, or a line/sentence boundary near its middle."""
+    if position == "start":
+        return f"{attack}\n{document}"
+    if position == "end":
+        return f"{document}\n{attack}"
+    middle = len(document) // 2
+    cuts = [i for i, ch in enumerate(document) if ch == "\n" or (ch == " " and document[i - 1 : i] in (".", "!"))]
+    at = min(cuts, key=lambda i: abs(i - middle)) if cuts else middle
+    sep = "\n" if rng.random() < 0.5 else " "
+    return f"{document[:at]}{sep}{attack}{sep}{document[at:]}"
+
+
+def injected_sources(
+    docs: list[tuple[str, str]], per_attack: dict[str, int], seed: int, shared: Path = SHARED
+) -> list[CategorySource]:
+    """One positive source per attack category; code attacks go into code documents, the rest into any kind. The
+    dev/train split follows the carrier document, so a dev document is never seen in training, clean or attacked.
+    `per_attack`: carriers per attack instruction, by attack family (prefix before the colon)."""
+    rng = random.Random(f"inject/{seed}")
+    code_docs = [t for k, t in docs if k == "code"]
+    other_docs = [t for _, t in docs]
+    out = []
+    for category, items in sorted(attacks(shared).items()):
+        pool = code_docs if category.startswith("bipia_code:") else other_docs
+        texts, keys = [], []
+        for attack in items:
+            for _ in range(per_attack[category.split(":")[0]]):
+                doc = rng.choice(pool)
+                texts.append(insert(doc, attack, rng.choice(("start", "middle", "end")), rng))
+                keys.append(doc)
+        out.append(_split(f"inj:{category}", "prompt_injection", "positive", texts, keys))
+    return out
+
+
+def bastion_sources() -> list[CategorySource]:
+    """The MIT `bastioncorpus` package: malicious payloads (positive) and benign false-positive traps (look-alike)."""
+    rows = bastion_rows("train") + bastion_rows("val")
+    malicious, traps = [r.text for r in rows if r.label == 1], [r.text for r in rows if r.label == 0]
+    return [_split("bastion", "prompt_injection", "positive", malicious),
+            _split("bastion_traps", "prompt_injection", "lookalike", traps)]  # fmt: skip
+
+
+def template_sources(seed: int) -> list[CategorySource]:
+    """The project's earlier template injections (payloads x carriers) and their benign look-alikes."""
+    rows = synthetic_injections(600, seed)
+    return [_split("pw_template_injections", "prompt_injection", "positive", [r.text for r in rows if r.label]),
+            _split("pw_template_lookalikes", "prompt_injection", "lookalike",
+                   sorted({r.text for r in rows if not r.label}))]  # fmt: skip
+
+
+def category_sources(
+    seed: int = 0, n_alpaca: int = 2500, shared: Path = SHARED, benign: list[str] | None = None
+) -> list[CategorySource]:
+    """Every built-in source of both categories. `benign`: your own ordinary traffic, replacing the Alpaca-derived
+    instructions (CC BY-NC) as the main negative source."""
+    unsafe_dir = shared / "unsafe"
+    rng = random.Random(f"alpaca/{seed}")
+    pool = benign if benign is not None else _instructions(unsafe_dir / "harmless_train.json")
+    alpaca = rng.sample(pool, min(n_alpaca, len(pool)))
+    hh = hh_labelled(shared)
+    written = _jsonl(DATA_DIR / "unsafe" / "project_written.jsonl")
+    direct = _jsonl(DATA_DIR / "injection" / "direct.jsonl")
+    docs = documents(shared, seed=seed)
+    doc_texts = [t for _, t in docs]
+
+    def by_source(rows: list[dict], name: str) -> list[str]:
+        return [r["text"] for r in rows if r["source"] == name]
+
+    unsafe = [
+        _split("advbench", "unsafe", "positive", _instructions(unsafe_dir / "harmful_train.json")),
+        _split("harmbench_val", "unsafe", "positive", _instructions(unsafe_dir / "harmful_val.json")),
+        _split("hh_unsafe", "unsafe", "positive", hh["unsafe"]),
+        *(_split(s, "unsafe", "positive", by_source(written, s))
+          for s in ("pw_harm_questions", "pw_harm_wrapped", "pw_harm_chat", "pw_harm_multilingual")),
+        *(_split(s, "unsafe", "lookalike", by_source(written, s))
+          for s in ("pw_benign_tech", "pw_benign_safety", "pw_benign_fiction_history", "pw_benign_multilingual")),
+        _split("hh_safe", "unsafe", "lookalike", hh["safe"]),
+        _split("alpaca", "unsafe", "negative", alpaca),
+        _split("documents", "unsafe", "negative", doc_texts),
+    ]  # fmt: skip
+    injection = [
+        *injected_sources(docs, {"bipia": 6, "bipia_code": 6, "pw": 2}, seed, shared),
+        *bastion_sources(),
+        *template_sources(seed),
+        _split("pw_direct", "prompt_injection", "positive", by_source(direct, "pw_direct")),
+        _split("pw_benign_meta", "prompt_injection", "lookalike", by_source(direct, "pw_benign_meta")),
+        _split("hh_safe", "prompt_injection", "lookalike", hh["safe"]),
+        _split("documents", "prompt_injection", "negative", doc_texts),
+        _split("alpaca", "prompt_injection", "negative", alpaca),
+    ]
+    return unsafe + injection
