@@ -69,3 +69,11 @@ def test_missing_bundle_is_a_clear_error(tmp_path, capsys):
 def test_detect_needs_text_or_input(cli_env, capsys):
     assert main(["detect", *cli_env]) == 2
     assert "either a TEXT" in capsys.readouterr().err
+
+
+def test_eval_needs_exactly_one_of_data_and_suite(tmp_path, capsys):
+    from detector.cli import main
+
+    assert main(["eval", "--suite", "dev", "--data", str(tmp_path / "x.jsonl")]) == 2
+    assert "exactly one of --data FILE and --suite dev" in capsys.readouterr().err
+    assert main(["eval"]) == 2

@@ -156,8 +156,8 @@ def test_score_is_max_of_the_label_over_the_run():
 
 
 def test_per_label_thresholds():
-    text = "Anna Elm"
-    offsets = np.array([(0, 4), (4, 8)], dtype=np.int64)
+    text = "Anna Elm St"
+    offsets = np.array([(0, 4), (4, 11)], dtype=np.int64)
     probs = np.zeros((2, len(LABELS)), dtype=np.float32)
     probs[0, 0] = probs[1, 4] = 0.6
     thresholds = THRESHOLDS.copy()

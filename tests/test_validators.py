@@ -10,14 +10,17 @@ from detector.validators import (
     DEFAULT_VALIDATORS,
     Validator,
     ValidatorRegistry,
+    address_valid,
     card_valid,
     complete_structured,
     date_valid,
     email_valid,
     iban_valid,
     ip_valid,
+    name_valid,
     national_id_valid,
     phone_valid,
+    secret_valid,
     url_valid,
 )
 from detector.validators.national_ids import national_id_kind
@@ -52,6 +55,9 @@ CASES = [
     (date_valid, "1985年3月4日", True), (date_valid, "Tuesday, 3rd June 1975", True),
     (date_valid, "27", False), (date_valid, "2999-01-01", False), (date_valid, "13/13/1990", False),
     (date_valid, "1:49.84", False), (date_valid, "said", False),
+    (name_valid, "Anna", True), (name_valid, "翼", True), (name_valid, "2018", False), (name_valid, "F", False),
+    (secret_valid, "hunter2", True), (secret_valid, "1)", False), (secret_valid, "two words", False),
+    (address_valid, "F", False), (address_valid, "12 Elm St", True),
 ]  # fmt: skip
 
 

@@ -14,7 +14,17 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from detector.validators.checks import card_valid, email_valid, iban_valid, ip_valid, phone_valid, url_valid
+from detector.validators.checks import (
+    address_valid,
+    card_valid,
+    email_valid,
+    iban_valid,
+    ip_valid,
+    name_valid,
+    phone_valid,
+    secret_valid,
+    url_valid,
+)
 from detector.validators.dates import date_valid
 from detector.validators.national_ids import national_id_valid
 
@@ -103,6 +113,11 @@ def default_registry() -> ValidatorRegistry:
         Validator("PHONE", phone_valid, re.compile(r"(?<![\w+.\-/])(?:\+|\(\+?)?\d[\d ().\-/]{5,20}\d(?![\w.\-/])")),
         Validator("SSN", national_id_valid, _ID_PATTERN),
         Validator("DATE_OF_BIRTH", date_valid),
+        # sanity checks for labels without a format: the probe alone decides, but never on a digit run or a stray mark
+        Validator("PERSON", name_valid),
+        Validator("USERNAME", name_valid),
+        Validator("ADDRESS", address_valid),
+        Validator("PASSWORD", secret_valid),
     ):
         registry.register(validator)
     return registry
@@ -143,6 +158,7 @@ __all__ = [
     "DEFAULT_VALIDATORS",
     "Validator",
     "ValidatorRegistry",
+    "address_valid",
     "card_valid",
     "complete_structured",
     "date_valid",
@@ -150,7 +166,9 @@ __all__ = [
     "email_valid",
     "iban_valid",
     "ip_valid",
+    "name_valid",
     "national_id_valid",
     "phone_valid",
+    "secret_valid",
     "url_valid",
 ]

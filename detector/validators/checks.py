@@ -115,3 +115,18 @@ def url_valid(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in ("http", "https", "ftp") and bool(host) and _host_valid(host)
+
+
+def name_valid(value: str) -> bool:
+    """A person's name or user name has a letter ("2018" is not a name); one Latin letter is not a name, one CJK
+    character can be ("翼")."""
+    return any(ch.isalpha() for ch in value) and (len(value) >= 2 or not value.isascii())
+
+
+def address_valid(value: str) -> bool:
+    return len(value) >= 4 and any(ch.isalpha() for ch in value)
+
+
+def secret_valid(value: str) -> bool:
+    """A password, key or token is one unbroken run of four or more characters."""
+    return len(value) >= 4 and not any(ch.isspace() for ch in value)
