@@ -1,7 +1,8 @@
 """Leave-one-source-out selection of a category head (layer x pooling), with scikit-learn.
 
-For each held-out source S of a category, a logistic regression is fitted on pooled activations of every other
-source; its threshold is set at the target FPR on the *pooled* training-side negatives of several kinds (ordinary
+For each held-out source S of a category, a logistic regression is fitted on pooled activations of every source
+outside S's family (sources written in one style, e.g. harmful and benign multilingual requests, are held out
+together); its threshold is set at the target FPR on the *pooled* training-side negatives of several kinds (ordinary
 instructions, documents); then S is scored: a positive source by recall at that threshold and AUROC against held-out
 negatives, a look-alike source by its false-positive rate. Candidates are ranked by the worst positive source's
 recall, and a candidate whose worst look-alike FPR exceeds the budget ranks below every one that keeps it.
@@ -69,7 +70,7 @@ def loso(data: Sequence[PooledSource], target_fpr: float, seed: int, c: float = 
     for test in data:
         if test.source.role == "negative":
             continue
-        others = [p for p in data if p is not test and p.source.role != "negative"]
+        others = [p for p in data if p.source.group != test.source.group and p.source.role != "negative"]
         x = np.concatenate([p.x for p in others] + [neg_x[keep]])
         y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
         clf = new_classifier(c).fit(x, y)

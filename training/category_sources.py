@@ -43,6 +43,20 @@ class CategorySource:
     role: str  # positive | lookalike | negative
     train: list[LabelledText]
     dev: list[LabelledText]
+    # Sources of one family share a style (the same labeller, language mix or template): leave-one-out holds out the
+    # whole family, or a benign sibling would teach "this style is benign" and hide how an unseen style fares.
+    family: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.family or self.name
+
+
+FAMILIES = {
+    "pw_harm_multilingual": "multilingual", "pw_benign_multilingual": "multilingual", "hh_unsafe": "hh",
+    "hh_safe": "hh", "pw_direct": "direct", "pw_benign_meta": "direct", "bastion": "bastion",
+    "bastion_traps": "bastion", "pw_template_injections": "templates", "pw_template_lookalikes": "templates",
+}  # fmt: skip
 
 
 def _bucket(key: str) -> float:
@@ -55,7 +69,7 @@ def _split(name: str, category: str, role: str, texts: list[str], keys: list[str
     keys = keys or texts
     train = [r for r, k in zip(rows, keys, strict=True) if _bucket(k) >= DEV_SHARE]
     dev = [r for r, k in zip(rows, keys, strict=True) if _bucket(k) < DEV_SHARE]
-    return CategorySource(name, category, role, train, dev)
+    return CategorySource(name, category, role, train, dev, FAMILIES.get(name, ""))
 
 
 def _jsonl(path: Path) -> list[dict]:
