@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -140,6 +140,35 @@ def pool_sources(sources: Sequence[CategorySource], harvest, layer: int, pooling
     return out
 
 
+def select(
+    category: str,
+    sources: Sequence[CategorySource],
+    harvest,
+    layers: Sequence[int],
+    poolings: Sequence[str],
+    target_fpr: float,
+    max_lookalike_fpr: float,
+    c: float,
+    seed: int,
+) -> tuple[list[PooledSource], int, str, dict]:
+    """Every (layer, pooling) candidate left-one-family-out; returns the winner's pooled train parts, layer, pooling
+    and every candidate's per-source results."""
+    results: dict[str, dict] = {}
+    pooled: dict[str, list[PooledSource]] = {}
+    for layer in layers:
+        for pooling in poolings:
+            key = f"L{layer}/{pooling}"
+            pooled[key] = pool_sources(sources, harvest, layer, pooling)
+            res = loso(pooled[key], target_fpr, seed, c)
+            results[key] = {"layer": layer, "pooling": pooling, "by_source": res,
+                            "rank": round(rank(res, max_lookalike_fpr), 4)}  # fmt: skip
+            worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
+            print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
+                              "worst_positive": worst}), flush=True)  # fmt: skip
+    best = max(results, key=lambda k: results[k]["rank"])
+    return pooled[best], results[best]["layer"], results[best]["pooling"], {"candidates": results, "chosen": best}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from training.category_sources import category_sources
     from training.pii_harvest import harvester
@@ -150,32 +179,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--poolings", nargs="+", default=["mean", "max", "rolling-mean-max"])
     p.add_argument("--target-fpr", type=float, default=0.01)
     p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
+    p.add_argument("--regularization", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="")
+    p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
-    started = time.perf_counter()
     harvest = harvester(args.layers)
     sources = category_sources(args.seed)
-    summary: dict[str, dict] = {}
+    summary = {}
     for category in args.categories:
         chosen = [s for s in sources if s.category == category]
-        results = {}
-        for layer in args.layers:
-            for pooling in args.poolings:
-                res = loso(pool_sources(chosen, harvest, layer, pooling), args.target_fpr, args.seed)
-                key = f"L{layer}/{pooling}"
-                results[key] = {"layer": layer, "pooling": pooling, "by_source": res,
-                                "rank": round(rank(res, args.max_lookalike_fpr), 4)}  # fmt: skip
-                worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
-                print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
-                                  "worst_positive": worst}), flush=True)  # fmt: skip
-        best = max(results, key=lambda k: results[k]["rank"])
-        summary[category] = {"candidates": results, "chosen": best}
-        print(json.dumps({"category": category, "chosen": best, "rank": results[best]["rank"]}), flush=True)
-    summary["seconds"] = round(time.perf_counter() - started)
+        *_, summary[category] = select(category, chosen, harvest, args.layers, args.poolings, args.target_fpr,
+                                       args.max_lookalike_fpr, args.regularization, args.seed)  # fmt: skip
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=2)
+        args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -128,6 +128,31 @@ def worst_source(result: dict[str, dict[str, object]], max_structured: float) ->
     return min(f1s) - (1.0 if over else 0.0)
 
 
+def select(
+    data: dict[str, SourceActs],
+    layers: Sequence[int],
+    lookaheads: Sequence[int],
+    epochs: int,
+    seed: int,
+    max_structured: float,
+) -> tuple[int, int, dict]:
+    """(layer, lookahead) with the best worst-source score, and every candidate's per-source results. A single
+    candidate is returned as chosen without fitting anything."""
+    candidates = [(k, w) for k in layers for w in lookaheads]
+    results: dict[str, dict] = {}
+    if len(candidates) > 1:
+        for layer, lookahead in candidates:
+            res = leave_one_source_out(data, layer, lookahead, epochs, seed)
+            results[f"L{layer}/w{lookahead}"] = {"layer": layer, "lookahead": lookahead, "by_source": res,
+                                                 "worst": round(worst_source(res, max_structured), 4)}  # fmt: skip
+        best = results[max(results, key=lambda k: results[k]["worst"])]
+        layer, lookahead = best["layer"], best["lookahead"]
+    else:
+        layer, lookahead = candidates[0]
+    print(json.dumps({"pii_chosen": {"layer": layer, "lookahead": lookahead}}), flush=True)
+    return layer, lookahead, {"candidates": results, "chosen": {"layer": layer, "lookahead": lookahead}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from training.pii_harvest import build_pii_sources, harvester
 
@@ -137,23 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-structured", type=float, default=5.0, help="structured spans per 1,000 PII-free texts")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="")
+    p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
-    started = time.perf_counter()
-    sources = build_pii_sources(args.seed)
-    data = harvest_sources(sources, harvester(args.layers))
-    results = {}
-    for layer in args.layers:
-        for lookahead in args.lookaheads:
-            res = leave_one_source_out(data, layer, lookahead, args.epochs, args.seed)
-            results[f"L{layer}/w{lookahead}"] = {"layer": layer, "lookahead": lookahead, "by_source": res,
-                                                 "worst": round(worst_source(res, args.max_structured), 4)}  # fmt: skip
-    best = max(results, key=lambda k: results[k]["worst"])
-    summary = {"candidates": results, "chosen": best, "seconds": round(time.perf_counter() - started)}
-    print(json.dumps({"chosen": best, "worst": results[best]["worst"]}))
+    data = harvest_sources(build_pii_sources(args.seed), harvester(args.layers))
+    *_, summary = select(data, args.layers, args.lookaheads, args.epochs, args.seed, args.max_structured)
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=2)
+        args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0
 
 

@@ -23,13 +23,14 @@ from detector.heads import Head
 from detector.host import DEFAULT_HOST_ID, resolve_host
 from detector.settings import DetectorSettings
 from detector.truncate import load_host_config, num_host_layers
-from training.category_select import fit_category, loso, pool_sources, rank
+from training import category_select, pii_select
+from training.category_select import fit_category
 from training.category_sources import CategorySource, category_sources
 from training.config import TrainConfig, load_config
 from training.data import LabelledText, read_labelled_jsonl, read_span_jsonl
 from training.devsuite import run_categories, run_pii
 from training.pii_harvest import build_pii_sources, harvester
-from training.pii_select import fit_head, harvest_sources, leave_one_source_out, worst_source
+from training.pii_select import fit_head, harvest_sources
 from training.pii_sources import SpanSource, subsample
 from training.report import write_report
 from training.synth import PII_LABELS
@@ -83,40 +84,22 @@ def _benign(config: TrainConfig) -> list[str] | None:
     return [r.text for r in rows if r.label == 0]
 
 
-def select_pii(config: TrainConfig, data, log) -> tuple[int, int, dict]:
-    candidates = [(k, w) for k in config.pii.layers for w in config.pii.lookaheads]
-    results: dict[str, dict] = {}
-    if len(candidates) > 1:
-        for layer, lookahead in candidates:
-            res = leave_one_source_out(data, layer, lookahead, config.pii.select_epochs, config.seed)
-            results[f"L{layer}/w{lookahead}"] = {"layer": layer, "lookahead": lookahead, "by_source": res,
-                                                 "worst": round(worst_source(res, config.pii.max_structured_per_1000),
-                                                                4)}  # fmt: skip
-        best = max(results, key=lambda k: results[k]["worst"])
-        layer, lookahead = results[best]["layer"], results[best]["lookahead"]
-    else:
-        layer, lookahead = candidates[0]
-    log({"pii_chosen": {"layer": layer, "lookahead": lookahead}})
-    return layer, lookahead, {"candidates": results, "chosen": {"layer": layer, "lookahead": lookahead}}
-
-
-def select_category(config: TrainConfig, category: str, sources, harvest, log) -> tuple[Head, float, dict]:
+def select_category(config: TrainConfig, category: str, sources, harvest) -> tuple[Head, float, dict]:
     cc = config.categories
-    results: dict[str, dict] = {}
-    pooled = {}
-    for layer in cc.layers:
-        for pooling in cc.poolings:
-            data = pool_sources(sources, harvest, layer, pooling)
-            pooled[(layer, pooling)] = data
-            res = loso(data, cc.target_fpr, config.seed, cc.regularization)
-            results[f"L{layer}/{pooling}"] = {"layer": layer, "pooling": pooling, "by_source": res,
-                                              "rank": round(rank(res, cc.max_lookalike_fpr), 4)}  # fmt: skip
-            log({"category": category, "candidate": f"L{layer}/{pooling}", "rank": results[f"L{layer}/{pooling}"]})
-    best = max(results, key=lambda k: results[k]["rank"])
-    layer, pooling = results[best]["layer"], results[best]["pooling"]
-    head, threshold, info = fit_category(category, layer, pooling, pooled[(layer, pooling)], cc.target_fpr,
-                                         cc.regularization, config.seed)  # fmt: skip
-    return head, threshold, {"candidates": results, "chosen": best, "threshold": round(threshold, 4), **info}
+    pooled, layer, pooling, selection = category_select.select(
+        category,
+        sources,
+        harvest,
+        cc.layers,
+        cc.poolings,
+        cc.target_fpr,
+        cc.max_lookalike_fpr,
+        cc.regularization,
+        config.seed,
+    )
+    head, threshold, info = fit_category(category, layer, pooling, pooled, cc.target_fpr, cc.regularization,
+                                         config.seed)  # fmt: skip
+    return head, threshold, {**selection, "threshold": round(threshold, 4), **info}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
         pii_sources = [dataclasses.replace(s, dev=subsample(s.dev, d.max_dev_texts, config.seed)) for s in pii_sources]
     log({"pii_sources": {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources}})
     pii_data = harvest_sources(pii_sources, harvest)
-    pii_layer, lookahead, pii_selection = select_pii(config, pii_data, log)
+    pc = config.pii
+    pii_layer, lookahead, pii_selection = pii_select.select(pii_data, pc.layers, pc.lookaheads, pc.select_epochs,
+                                                            config.seed, pc.max_structured_per_1000)  # fmt: skip
     pii_head, thresholds = fit_head(list(pii_data.values()), pii_layer, lookahead, config.pii.epochs, config.seed)
     heads: list[tuple[Head, dict[str, float]]] = [(pii_head, dict(zip(PII_LABELS, map(float, thresholds),
                                                                           strict=True)))]  # fmt: skip
@@ -171,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     cat_selection = {}
     for category in CATEGORIES:
         chosen = [s for s in cat_sources if s.category == category]
-        head, threshold, cat_selection[category] = select_category(config, category, chosen, harvest, log)
+        head, threshold, cat_selection[category] = select_category(config, category, chosen, harvest)
         heads.append((head, {category: threshold}))
 
     # -- bundle, then the dev suite through the served path ----------------------------------------------------------
