@@ -62,7 +62,15 @@ def split_negatives(parts: Sequence[PooledSource], share: float, seed: int) -> t
     return sorted(order[cut:].tolist()), sorted(order[:cut].tolist())
 
 
-def loso(data: Sequence[PooledSource], target_fpr: float, seed: int, c: float = 0.1) -> dict[str, dict]:
+def sample_weights(parts: Sequence[PooledSource], lookalike_weight: float) -> np.ndarray:
+    """Each look-alike row counts `lookalike_weight` times: they are few beside ordinary negatives, yet they are the
+    rows that teach harm (or an override) apart from its vocabulary."""
+    return np.concatenate([np.full(len(p.y), lookalike_weight if p.source.role == "lookalike" else 1.0) for p in parts])
+
+
+def loso(
+    data: Sequence[PooledSource], target_fpr: float, seed: int, c: float = 0.1, lookalike_weight: float = 1.0
+) -> dict[str, dict]:
     negatives = [p for p in data if p.source.role == "negative"]
     neg_x = np.concatenate([p.x for p in negatives])
     keep, held = split_negatives(negatives, 0.3, seed)
@@ -73,7 +81,8 @@ def loso(data: Sequence[PooledSource], target_fpr: float, seed: int, c: float = 
         others = [p for p in data if p.source.group != test.source.group and p.source.role != "negative"]
         x = np.concatenate([p.x for p in others] + [neg_x[keep]])
         y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
-        clf = new_classifier(c).fit(x, y)
+        w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(keep))])
+        clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
         threshold = _threshold(clf.decision_function(neg_x[keep]), target_fpr)
         scores = clf.decision_function(test.x)
         row: dict[str, object] = {"role": test.source.role, "n": len(test.y)}
@@ -97,21 +106,30 @@ def rank(result: dict[str, dict], max_lookalike_fpr: float) -> float:
 
 
 def fit_category(
-    name: str, layer: int, pooling: str, data: Sequence[PooledSource], target_fpr: float, c: float, seed: int
+    name: str,
+    layer: int,
+    pooling: str,
+    data: Sequence[PooledSource],
+    target_fpr: float,
+    c: float,
+    seed: int,
+    lookalike_weight: float = 1.0,
 ) -> tuple[SequenceLinearHead, float, dict[str, float]]:
     """The served head: logistic regression on every source's train part but a 20 % calibration share, the scaler
     folded into the weights, Platt scaling (a 1-D logistic regression) fitted on the calibration share and folded in
     too, and the threshold at `target_fpr` on the calibration share's pooled negatives (kind `negative`)."""
     rng = np.random.default_rng(seed)
-    fit_x, fit_y, cal_x, cal_y, cal_neg = [], [], [], [], []
+    fit_x, fit_y, fit_w, cal_x, cal_y, cal_neg = [], [], [], [], [], []
     for part in data:
         cal = rng.random(len(part.y)) < 0.2
         fit_x.append(part.x[~cal])
         fit_y.append(part.y[~cal])
+        fit_w.append(sample_weights([part], lookalike_weight)[~cal])
         cal_x.append(part.x[cal])
         cal_y.append(part.y[cal])
         cal_neg.append(np.full(int(cal.sum()), part.source.role == "negative"))
-    clf = new_classifier(c).fit(np.concatenate(fit_x), np.concatenate(fit_y))
+    clf = new_classifier(c).fit(np.concatenate(fit_x), np.concatenate(fit_y),
+                                logisticregression__sample_weight=np.concatenate(fit_w))  # fmt: skip
     scaler, lr = clf[0], clf[-1]
     w = lr.coef_[0] / scaler.scale_  # [d_model]
     b = float(lr.intercept_[0] - (lr.coef_[0] * scaler.mean_ / scaler.scale_).sum())
@@ -150,6 +168,7 @@ def select(
     max_lookalike_fpr: float,
     c: float,
     seed: int,
+    lookalike_weight: float = 1.0,
 ) -> tuple[list[PooledSource], int, str, dict]:
     """Every (layer, pooling) candidate left-one-family-out; returns the winner's pooled train parts, layer, pooling
     and every candidate's per-source results."""
@@ -159,7 +178,7 @@ def select(
         for pooling in poolings:
             key = f"L{layer}/{pooling}"
             pooled[key] = pool_sources(sources, harvest, layer, pooling)
-            res = loso(pooled[key], target_fpr, seed, c)
+            res = loso(pooled[key], target_fpr, seed, c, lookalike_weight)
             results[key] = {"layer": layer, "pooling": pooling, "by_source": res,
                             "rank": round(rank(res, max_lookalike_fpr), 4)}  # fmt: skip
             worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]

@@ -53,6 +53,10 @@ class CategorySection:
     target_fpr: float = 0.01  # thresholds: this false-positive rate on pooled negatives of several kinds
     max_lookalike_fpr: float = 0.05  # a candidate that flags more of any look-alike source ranks last
     regularization: float = 0.1  # logistic regression C (smaller = stronger L2)
+    # Weight of each look-alike row in the fit. Leave-one-family-out on 0.3.0's data (layers 6/8, mean pooling):
+    # weights 4 and 10 cut held-out look-alike FPR (benign tech 0.74 -> 0.45) but cost more worst-source recall
+    # (0.65 -> 0.51) than they saved, so 1 ranks best; raise it when your look-alikes matter more than recall.
+    lookalike_weight: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,11 @@ PRESIDIO_THRESHOLD = 0.5  # fixed up front, not tuned
 
 
 def presidio_engine():
+    import logging
+
     import tldextract
 
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)  # one warning per unmapped spaCy type per text
     tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())  # offline: use the bundled suffix snapshot
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
