@@ -31,6 +31,7 @@ class DataSection:
     n_code: int = 300  # chunks of the Python standard library's source, as PII-free text
     n_alpaca: int = 2500  # ordinary instructions: the category heads' main negative source
     max_dev_texts: int = 0  # cap on each source's dev part (0 = all; smoke runs only: the report gets noisier)
+    max_category_train: int = 0  # cap on each category source's train part (0 = all; smoke runs only)
     benign_files: list[str] = field(default_factory=list)  # your own benign traffic (labelled JSONL) replaces Alpaca
     span_files: list[str] = field(default_factory=list)  # extra span JSONL for the PII head (one source per file)
     labelled_files: list[str] = field(default_factory=list)  # extra labelled JSONL for category heads

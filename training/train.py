@@ -19,6 +19,7 @@ import torch
 
 from detector import CATEGORIES
 from detector.bundle import HostRef, save_bundle
+from detector.errors import ConfigError
 from detector.heads import Head
 from detector.host import DEFAULT_HOST_ID, resolve_host
 from detector.settings import DetectorSettings
@@ -49,7 +50,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def _quick(config: TrainConfig) -> TrainConfig:
     r = dataclasses.replace
     return r(config, data=r(config.data, n_wikigold=60, n_btc=60, n_wnut17=60, n_business=60, n_synthetic=60,
-                            n_code=20, n_alpaca=150, max_dev_texts=20),
+                            n_code=20, n_alpaca=150, max_dev_texts=20, max_category_train=150),
              pii=r(config.pii, layers=config.pii.layers[:1], lookaheads=config.pii.lookaheads[:1], epochs=1,
                    select_epochs=1),
              categories=r(config.categories, layers=config.categories.layers[:1],
@@ -96,9 +97,10 @@ def select_category(config: TrainConfig, category: str, sources, harvest) -> tup
         cc.max_lookalike_fpr,
         cc.regularization,
         config.seed,
+        cc.lookalike_weight,
     )
     head, threshold, info = fit_category(category, layer, pooling, pooled, cc.target_fpr, cc.regularization,
-                                         config.seed)  # fmt: skip
+                                         config.seed, cc.lookalike_weight)  # fmt: skip
     return head, threshold, {**selection, "threshold": round(threshold, 4), **info}
 
 
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     n_layers, d_model = num_host_layers(hcfg), int(hcfg.hidden_size)
     layers = sorted({k for k in config.pii.layers + config.categories.layers if 0 < k < n_layers})
     if not layers:
-        raise ValueError(f"no candidate layer in 1..{n_layers - 1}")
+        raise ConfigError(f"pii.layers / categories.layers: no candidate layer in 1..{n_layers - 1}")
     config = dataclasses.replace(
         config,
         pii=dataclasses.replace(config.pii, layers=[k for k in config.pii.layers if k in layers]),
@@ -139,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     pii_sources = build_pii_sources(config.seed, shared / "pii_real", sizes) + _user_span_sources(config)
     if d.max_dev_texts:
         pii_sources = [dataclasses.replace(s, dev=subsample(s.dev, d.max_dev_texts, config.seed)) for s in pii_sources]
-    log({"pii_sources": {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources}})
+    pii_summary = {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources}
+    log({"pii_sources": pii_summary})
     pii_data = harvest_sources(pii_sources, harvest)
     pc = config.pii
     pii_layer, lookahead, pii_selection = pii_select.select(pii_data, pc.layers, pc.lookaheads, pc.select_epochs,
@@ -150,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
 
     # -- category heads ---------------------------------------------------------------------------------------------
     cat_sources = category_sources(config.seed, d.n_alpaca, shared, _benign(config)) + _user_category_sources(config)
-    if d.max_dev_texts:
-        cat_sources = [dataclasses.replace(s, train=s.train[: d.n_alpaca], dev=s.dev[: d.max_dev_texts])
-                       for s in cat_sources]  # fmt: skip
+    if d.max_dev_texts or d.max_category_train:
+        cat_sources = [dataclasses.replace(s, train=s.train[: d.max_category_train or None],
+                                           dev=s.dev[: d.max_dev_texts or None]) for s in cat_sources]  # fmt: skip
     cat_selection = {}
     for category in CATEGORIES:
         chosen = [s for s in cat_sources if s.category == category]
@@ -161,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
     # -- bundle, then the dev suite through the served path ----------------------------------------------------------
     ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type))
-    summary = {"pii_sources": {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources},
+    summary = {"pii_sources": pii_summary,
                "category_sources": {f"{s.category}/{s.name}": {"role": s.role, "train": len(s.train),
                                                                "dev": len(s.dev)} for s in cat_sources}}  # fmt: skip
     name, version = config.bundle.name, config.bundle.version
