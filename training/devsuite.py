@@ -30,9 +30,12 @@ def _structured_per_1000(examples: Sequence[SpanExample], pred: Sequence[list[Tr
     return round(1000 * spans / max(len(clean), 1), 2), len(clean)
 
 
-def score_system(source: SpanSource, pred: Sequence[list[Triple]], peer_labels: set[str] | None) -> dict:
-    """One system on one source. `peer_labels`: the labels the system can emit at all (None: every label)."""
-    gold = [list(e.spans) for e in source.dev]
+def score_spans(
+    source: SpanSource, examples: Sequence[SpanExample], pred: Sequence[list[Triple]], peer_labels: set[str] | None
+) -> dict:
+    """One system's spans on `examples` of `source` (its dev part, or its train part when it is held out).
+    `peer_labels`: the labels the system can emit at all (None: every label)."""
+    gold = [list(e.spans) for e in examples]
     labels = set(source.labels) if source.kind != "pii_free" else set(STRUCTURED)
     scored = labels if peer_labels is None else labels & peer_labels
     out: dict[str, object] = {}
@@ -41,7 +44,7 @@ def score_system(source: SpanSource, pred: Sequence[list[Triple]], peer_labels: 
         out.update(f1=s["micro_half"]["f1"], precision=s["micro_half"]["precision"],
                    recall=s["micro_half"]["recall"], exact_f1=s["micro"]["f1"], support=s["micro"]["support"],
                    per_label=dict(s["per_label_half"]), labels=sorted(scored))  # fmt: skip
-    out["structured_per_1000"], out["clean_texts"] = _structured_per_1000(source.dev, pred)
+    out["structured_per_1000"], out["clean_texts"] = _structured_per_1000(examples, pred)
     return out
 
 
@@ -55,12 +58,12 @@ def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, bat
         texts = [e.text for e in source.dev]
         started = time.perf_counter()
         ours = [[(s.label, s.start, s.end) for s in d.spans] for d in detector.detect(texts, batch_size=batch_size)]
-        row = {"texts": len(texts), "kind": source.kind, "probeguard": score_system(source, ours, None),
+        row = {"texts": len(texts), "kind": source.kind, "probeguard": score_spans(source, source.dev, ours, None),
                "probeguard_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         if engine is not None:
             started = time.perf_counter()
             peer = presidio_spans(engine, texts)
-            row["presidio"] = score_system(source, peer, set(PRESIDIO_LABELS.values()))
+            row["presidio"] = score_spans(source, source.dev, peer, set(PRESIDIO_LABELS.values()))
             row["presidio_seconds"] = round(time.perf_counter() - started, 1)
             if source.kind in ("encyclopedic", "social"):
                 real_clean["presidio"] += list(zip(source.dev, peer, strict=True))

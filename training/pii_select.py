@@ -21,9 +21,8 @@ from detector.pipeline import sigmoid
 from detector.spans import decode_spans
 from training import fit
 from training.activations import ActivationStore
-from training.data import SpanExample, token_targets
-from training.evaluate import entity_scores
-from training.pii_sources import STRUCTURED, SpanSource
+from training.data import token_targets
+from training.pii_sources import SpanSource
 from training.synth import PII_LABELS
 
 Harvest = Callable[[Sequence[str], str], tuple[ActivationStore, list]]  # texts, desc -> store, encoded
@@ -88,25 +87,13 @@ def fit_head(
 
 
 def score_source(head: TokenLinearHead, thresholds: np.ndarray, part: SourceActs) -> dict[str, object]:
-    """Entity P/R/F1 on the labels the source annotates, and structured spans per 1,000 texts with none annotated."""
+    """The dev suite's scoring (`devsuite.score_spans`) on a held-out source's train part."""
+    from training.devsuite import score_spans
+
     probs = [sigmoid(x) for x in fit.token_logits(head, part.acts(head.config.layer))]
-    examples: list[SpanExample] = part.source.train
-    pred, structured, clean = [], 0, 0
-    for ex, off, p in zip(examples, part.offsets, probs, strict=True):
-        spans = decode_spans(ex.text, off, p, PII_LABELS, thresholds)
-        pred.append([(s.label, s.start, s.end) for s in spans])
-        if not any(label in STRUCTURED for label, _, _ in ex.spans):
-            clean += 1
-            structured += sum(s.label in STRUCTURED for s in spans)
-    labels = set(part.source.labels)
-    result: dict[str, object] = {"structured_per_1000": round(1000 * structured / max(clean, 1), 2)}
-    if part.source.kind != "pii_free":
-        scores = entity_scores([list(e.spans) for e in examples], pred, labels)
-        micro = scores["micro_half"]  # the dev suite's matching rule
-        per_label = {k: v["f1"] for k, v in scores["per_label_half"].items()}
-        result.update(f1=micro["f1"], precision=micro["precision"], recall=micro["recall"],
-                      exact_f1=scores["micro"]["f1"], per_label=per_label)  # fmt: skip
-    return result
+    pred = [[(s.label, s.start, s.end) for s in decode_spans(ex.text, off, p, PII_LABELS, thresholds)]
+            for ex, off, p in zip(part.source.train, part.offsets, probs, strict=True)]  # fmt: skip
+    return score_spans(part.source, part.source.train, pred, None)
 
 
 def leave_one_source_out(
