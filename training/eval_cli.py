@@ -97,7 +97,7 @@ def _run_suite(detector, args: argparse.Namespace) -> int:
         "bundle": f"{info['bundle']['name']} {info['bundle']['version']}",
         "machine": f"{platform.machine()} {platform.system()}, {detector.settings.num_threads} thread(s), "
         f"backend {detector.backend.name}",
-        "command": "probeguard eval --suite dev " + " ".join(sys.argv[3:]),
+        "command": "probeguard " + " ".join(sys.argv[1:]),
         "pii": run_pii(detector, build_pii_sources(seed=0), with_peer=not args.no_peer, batch_size=args.batch_size),
         "categories": run_categories(detector, category_sources(seed=0), batch_size=args.batch_size),
     }
