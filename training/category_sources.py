@@ -10,13 +10,15 @@ unsafe
   first turns the project labelled unsafe, rules in training/data/unsafe/LABELLING.md), and the project-written
   `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`. Look-alikes: `pw_benign_tech`,
   `pw_benign_safety`, `pw_benign_fiction_history`, `pw_benign_multilingual`, `hh_safe`. Negatives: `alpaca`,
-  `documents` (e-mails, tables, code, web pages, notes). Borderline hh-rlhf turns are used nowhere.
+  `documents` (e-mails, tables, code, web pages, notes), `pii_messages` (business and template texts full of PII).
+  Borderline hh-rlhf turns are used nowhere.
 
 prompt_injection (text that tries to override the instructions of the AI system reading it)
 : positives: documents of every kind with an attack instruction inserted at the start, middle or end, one source per
   attack category (`inj:<category>`: 15 BIPIA text-attack categories, 10 BIPIA code-attack categories, 8 project
   categories), and `pw_direct` (direct overrides and jailbreak wrappers). Look-alikes: `pw_benign_meta` (questions
-  about prompts, "ignore my last message"), `hh_safe`. Negatives: the clean carrier documents (`documents`), `alpaca`.
+  about prompts, "ignore my last message"), `hh_safe`. Negatives: the clean carrier documents (`documents`), `alpaca`,
+  `pii_messages`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from training.contrastive import bastion_rows, synthetic_injections
 from training.data import LabelledText
+from training.pii_sources import business_source, synthetic_source
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -178,6 +181,9 @@ def category_sources(
     direct = _jsonl(DATA_DIR / "injection" / "direct.jsonl")
     docs = documents(shared, seed=seed)
     doc_texts = [t for _, t in docs]
+    # Ordinary messages full of PII (support e-mails, forms, chat): neither unsafe nor injections, and the traffic a
+    # PII detector sees most. Without them a plain "send the invoice to my IBAN" message scored as an injection.
+    pii_messages = [e.text for e in business_source(400, 0, seed).train + synthetic_source(400, 0, seed).train]
 
     def by_source(rows: list[dict], name: str) -> list[str]:
         return [r["text"] for r in rows if r["source"] == name]
@@ -193,6 +199,7 @@ def category_sources(
         _split("hh_safe", "unsafe", "lookalike", hh["safe"]),
         _split("alpaca", "unsafe", "negative", alpaca),
         _split("documents", "unsafe", "negative", doc_texts),
+        _split("pii_messages", "unsafe", "negative", pii_messages),
     ]  # fmt: skip
     injection = [
         *injected_sources(docs, {"bipia": 6, "bipia_code": 6, "pw": 2}, seed, shared),
@@ -203,5 +210,6 @@ def category_sources(
         _split("hh_safe", "prompt_injection", "lookalike", hh["safe"]),
         _split("documents", "prompt_injection", "negative", doc_texts),
         _split("alpaca", "prompt_injection", "negative", alpaca),
+        _split("pii_messages", "prompt_injection", "negative", pii_messages),
     ]
     return unsafe + injection
