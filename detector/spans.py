@@ -24,6 +24,7 @@ from detector.validators import DEFAULT_VALIDATORS, ValidatorRegistry, complete_
 
 _TRAILING = ".,;:!?)]}>\"'»“”’"
 _LEADING = "([{<\"'«“‘"
+_LEADING_MARKS = ".,;:!?"  # sentence punctuation never starts an entity ("1. Franz Heinzer"), except a secret's own
 _SEPARATORS = frozenset(" -./\u00a0")
 WEAK_RATIO = 0.5
 # A pattern candidate that passes its label's validator needs this fraction of the label's threshold: the format is
@@ -119,6 +120,8 @@ def snap(text: str, start: int, end: int, label: str = "") -> tuple[int, int]:
         elif end - start >= 2 and _PAIRS.get(text[start]) == text[end - 1]:  # "(Anna)": wrapped as a whole
             start, end, changed = start + 1, end - 1, True
         elif text[start] in _LEADING and not _closed_inside(text, start, end):
+            start, changed = start + 1, True
+        elif text[start] in _LEADING_MARKS and label != "PASSWORD":
             start, changed = start + 1, True
         elif text[end - 1] in _TRAILING and text[end - 1] not in keep and not _opened_inside(text, start, end):
             end, changed = end - 1, True

@@ -171,9 +171,16 @@ def test_shape_mismatch_is_an_error():
 
 
 @pytest.mark.parametrize(
-    ("text", "start", "end", "expected"),
-    [("  Anna  ", 0, 8, "Anna"), ("Anna.", 0, 5, "Anna"), ("xAnnay", 1, 3, "xAnnay"), ("   ", 0, 3, "")],
+    ("text", "start", "end", "label", "expected"),
+    [
+        ("  Anna  ", 0, 8, "", "Anna"),
+        ("Anna.", 0, 5, "", "Anna"),
+        ("xAnnay", 1, 3, "", "xAnnay"),
+        ("   ", 0, 3, "", ""),
+        ("1. Franz Heinzer", 1, 16, "PERSON", "Franz Heinzer"),
+        ("is .hunter2!", 3, 12, "PASSWORD", ".hunter2!"),
+    ],
 )
-def test_snap(text, start, end, expected):
-    s, e = snap(text, start, end)
+def test_snap(text, start, end, label, expected):
+    s, e = snap(text, start, end, label)
     assert text[s:e] == expected

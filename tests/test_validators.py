@@ -57,6 +57,8 @@ CASES = [
     (date_valid, "1:49.84", False), (date_valid, "said", False),
     (name_valid, "Anna", True), (name_valid, "翼", True), (name_valid, "2018", False), (name_valid, "F", False),
     (secret_valid, "hunter2", True), (secret_valid, "1)", False), (secret_valid, "two words", False),
+    (secret_valid, "2291686506322067", False), (secret_valid, "http://t.co/nbuRaLFEM3", False),
+    (secret_valid, "Tr0ub4dor&3", True),
     (address_valid, "F", False), (address_valid, "12 Elm St", True),
 ]  # fmt: skip
 
@@ -90,7 +92,11 @@ def test_every_label_with_a_validator_refuses_punctuation_only():
      ("server 10.0.0.1 answered", [("IP_ADDRESS", "10.0.0.1")]),
      ("SSN 123-45-6789.", [("SSN", "123-45-6789")]),
      ("Slalom: 1. Kostelic 1:49.84 2. Maier 1:50.02", []),
-     ("Version 2.14.1 ships on 2026-11-23 at 12:30:45.", [])],
+     ("Version 2.14.1 ships on 2026-11-23 at 12:30:45.", []),
+     ("my password is hunter2", [("PASSWORD", "hunter2")]),
+     ("the wifi password is now s3cret!", [("PASSWORD", "s3cret")]),
+     ('DB_PASSWORD="Tr0ub4dor&3"', [("PASSWORD", "Tr0ub4dor&3")]),
+     ("SMTP_PASSWORD=<your-password> and passwords are hard; the PIN is 4821", [])],
 )  # fmt: skip
 def test_candidates(text, expected):
     found = [(label, text[s:e]) for label, s, e in DEFAULT_VALIDATORS.candidates(text)]

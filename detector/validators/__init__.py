@@ -33,7 +33,7 @@ from detector.validators.national_ids import national_id_valid
 class Validator:
     label: str
     check: Callable[[str], bool]
-    pattern: re.Pattern[str] | None = None  # proposes candidates from the text alone
+    pattern: re.Pattern[str] | None = None  # proposes candidates from the text alone (group "value" if it has one)
     grow: tuple[re.Pattern[str], re.Pattern[str]] | None = None  # one digit group left / right, for completion
     max_groups: int = 0
     trim_groups: bool = False  # retry a failing pattern match without its trailing space-separated groups
@@ -71,7 +71,7 @@ class ValidatorRegistry:
             if validator.pattern is None:
                 continue
             for m in validator.pattern.finditer(text):
-                start, end = m.span()
+                start, end = m.span("value") if "value" in validator.pattern.groupindex else m.span()
                 while end > start:
                     value = text[start:end].rstrip(".,;:!?")
                     if validator.check(value):
@@ -85,6 +85,12 @@ class ValidatorRegistry:
 
 _CARD = (re.compile(r"(?<![\w])\d{1,6}[ -]?$"), re.compile(r"[ -]?\d{1,6}(?![\w])"))
 _IBAN = (re.compile(r"(?<![\w])[A-Z0-9]{1,4} ?$"), re.compile(r" ?[A-Z0-9]{1,4}(?![\w])"))
+# A secret has no shape of its own; its pattern is the value right after a cue ("my password is …", "pw: …").
+_SECRET_CUE = re.compile(
+    r"(?i)(?<![A-Za-z0-9-])(?:password|passwort|passwd|passcode|passphrase|pwd|pw|pin|kennwort|wachtwoord|mot de passe"
+    r"|contraseña|senha|api[ _-]?key|secret|token)(?:(?:\s+(?:is|was|ist|est|es|now)\b:?)+|\s*[:=])\s*[\"'“‘]?"
+    r"(?P<value>[^\s\"'”’]+)"
+)
 _ID_PATTERN = re.compile(
     r"(?<![\w-])(?:\d{3}-\d{2}-\d{4}"  # US SSN
     r"|[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]"  # GB NINO
@@ -117,7 +123,7 @@ def default_registry() -> ValidatorRegistry:
         Validator("PERSON", name_valid),
         Validator("USERNAME", name_valid),
         Validator("ADDRESS", address_valid),
-        Validator("PASSWORD", secret_valid),
+        Validator("PASSWORD", secret_valid, _SECRET_CUE),
     ):
         registry.register(validator)
     return registry

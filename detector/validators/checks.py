@@ -127,6 +127,18 @@ def address_valid(value: str) -> bool:
     return len(value) >= 4 and any(ch.isalpha() for ch in value)
 
 
+_URL_START = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"^(?:<[^>]*>|\$\{[^}]*\}|\{\{.*\}\})$")  # <your-password>, ${DB_PASSWORD}, {{ secret }}
+
+
 def secret_valid(value: str) -> bool:
-    """A password, key or token is one unbroken run of four or more characters."""
-    return len(value) >= 4 and not any(ch.isspace() for ch in value)
+    """A password, key or token is one unbroken run of four or more characters, not a bare number (in real text a
+    digit run is a count, an id or a phone; card, phone and ID labels cover the personal ones) and not a link (a
+    random-looking short-link slug is a URL, labelled as one) nor a template placeholder."""
+    return (
+        len(value) >= 4
+        and not any(ch.isspace() for ch in value)
+        and not value.isdigit()
+        and not _URL_START.match(value)
+        and not _PLACEHOLDER.match(value)
+    )
