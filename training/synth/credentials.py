@@ -37,6 +37,33 @@ WORDS = (
     "pepper",
 )
 _SYMBOLS = "!@#$%&*?_-."
+# Weak passwords people really use: a lowercase word or keyboard walk with a few digits ("letmein", "qwerty123").
+WEAK_STEMS = (
+    "letmein",
+    "qwerty",
+    "iloveyou",
+    "trustno",
+    "welcome",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "starwars",
+    "superman",
+    "passw0rd",
+    "admin",
+    "abc",
+    "master",
+    "charlie",
+    "asdfgh",
+    "freedom",
+    "whatever",
+    "batman",
+    "snoopy",
+    "pokemon",
+    "changeme",
+    "secret",
+)
 
 
 def _rand(rng: random.Random, alphabet: str, k: int) -> str:
@@ -44,8 +71,11 @@ def _rand(rng: random.Random, alphabet: str, k: int) -> str:
 
 
 def human_password(rng: random.Random) -> str:
-    """A password a person would type: random-looking or a word + digits + symbol pattern."""
-    kind = rng.randrange(4)
+    """A password a person would type: random-looking, a word + digits + symbol pattern, or a weak word + digits."""
+    kind = rng.randrange(5)
+    if kind == 4:
+        stem = rng.choice(WEAK_STEMS + WORDS)
+        return stem + rng.choice(("", str(rng.randint(0, 9)), str(rng.randint(10, 99)), "123", "1234", "2024"))
     if kind == 0:
         pools = string.ascii_lowercase + string.ascii_uppercase + string.digits + _SYMBOLS
         core = [rng.choice(string.ascii_uppercase), rng.choice(string.digits), rng.choice(_SYMBOLS)]

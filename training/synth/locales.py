@@ -142,7 +142,13 @@ def get_faker(locale: str) -> Faker:
     """Return the cached Faker instance for ``locale`` (callers must re-seed it before use)."""
     if locale not in LOCALE_LANGUAGE:
         raise ValueError(f"unsupported locale {locale!r}; choose from {ALL_LOCALES}")
-    return Faker(locale)
+    faker = Faker(locale)
+    for provider in faker.providers:
+        # Faker's it_IT builds its city list from a set, so its order (and every seeded draw) follows PYTHONHASHSEED
+        cities = getattr(provider, "cities", None)
+        if isinstance(cities, list):
+            cities.sort()
+    return faker
 
 
 def numerify(pattern: str, rng: random.Random) -> str:

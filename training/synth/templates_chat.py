@@ -26,6 +26,12 @@ CHAT_TEMPLATES: tuple[Template, ...] = (
         "I can't log in. username is {username} and I've tried the password {password} like ten times",
         casual=True,
     ),
+    pii("chat_my_password", "my password is {password}", casual=True),
+    pii("chat_pw_colon", "pw: {password}", casual=True),
+    pii("chat_shared_login", "the login for the shared account is {username} / {password}", casual=True),
+    pii("chat_forgot_pw", "I think I changed my password to {password} yesterday but it doesn't work", casual=True),
+    pii("chat_wifi_note", "wifi is HomeNet and the password is {password}", casual=True),
+    pii("chat_pw_reset_done", "ok I reset it, new password is {password}", casual=True),
     pii("chat_verify_dob", "For verification: full name {name}, date of birth {dob}."),
     pii(
         "chat_tax_form",
