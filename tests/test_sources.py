@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.category_select import PooledSource, fit_category, loso, rank
+from training.category_select import PooledSource, fit_category, loso, rank, threshold_at
 from training.category_sources import CategorySource, category_sources, documents, insert
 from training.data import LabelledText
 from training.pii_sources import business_source, pii_free_source, real_sources
@@ -92,3 +92,14 @@ def test_loso_and_fit_category_on_separable_data():
     assert (probs[y == 1] >= threshold).mean() > 0.9 and (
         probs[400 + 240 - 400 :][y[240:] == 0] >= threshold
     ).mean() < 0.2
+
+
+def test_per_kind_threshold_holds_the_hard_kind_to_the_target_rate():
+    rng = np.random.default_rng(0)
+    easy, hard = rng.normal(0.0, 1.0, 2000), rng.normal(2.0, 1.0, 200)  # many instructions, a few hard documents
+    scores = np.concatenate([easy, hard])
+    kinds = np.array(["alpaca"] * len(easy) + ["documents"] * len(hard))
+    pooled = threshold_at(scores, kinds, 0.01, per_kind=False)
+    per_kind = threshold_at(scores, kinds, 0.01, per_kind=True)
+    assert (hard >= pooled).mean() > 0.05  # pooled, the many easy rows hide the hard kind
+    assert (hard >= per_kind).mean() <= 0.01 and (easy >= per_kind).mean() <= 0.01

@@ -49,8 +49,12 @@ def new_classifier(c: float = 0.1):
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
 
 
-def _threshold(scores: np.ndarray, fpr: float) -> float:
-    return float(np.quantile(scores, 1.0 - fpr))
+def threshold_at(scores: np.ndarray, kinds: np.ndarray, fpr: float, per_kind: bool) -> float:
+    """The score at which negatives are flagged at rate `fpr`: pooled, or for every kind (`kinds`: [n] source name
+    of each negative row) at once, the largest of the kinds' quantiles."""
+    if not per_kind:
+        return float(np.quantile(scores, 1.0 - fpr))
+    return max(float(np.quantile(scores[kinds == k], 1.0 - fpr)) for k in np.unique(kinds))
 
 
 def split_negatives(parts: Sequence[PooledSource], share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -69,10 +73,16 @@ def sample_weights(parts: Sequence[PooledSource], lookalike_weight: float) -> np
 
 
 def loso(
-    data: Sequence[PooledSource], target_fpr: float, seed: int, c: float = 0.1, lookalike_weight: float = 1.0
+    data: Sequence[PooledSource],
+    target_fpr: float,
+    seed: int,
+    c: float = 0.1,
+    lookalike_weight: float = 1.0,
+    per_kind: bool = False,
 ) -> dict[str, dict]:
     negatives = [p for p in data if p.source.role == "negative"]
     neg_x = np.concatenate([p.x for p in negatives])
+    neg_kind = np.concatenate([np.full(len(p.y), p.source.name) for p in negatives])
     keep, held = split_negatives(negatives, 0.3, seed)
     out: dict[str, dict] = {}
     for test in data:
@@ -83,7 +93,7 @@ def loso(
         y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
         w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(keep))])
         clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
-        threshold = _threshold(clf.decision_function(neg_x[keep]), target_fpr)
+        threshold = threshold_at(clf.decision_function(neg_x[keep]), neg_kind[keep], target_fpr, per_kind)
         scores = clf.decision_function(test.x)
         row: dict[str, object] = {"role": test.source.role, "n": len(test.y)}
         if test.source.role == "positive":
@@ -114,12 +124,13 @@ def fit_category(
     c: float,
     seed: int,
     lookalike_weight: float = 1.0,
+    per_kind: bool = False,
 ) -> tuple[SequenceLinearHead, float, dict[str, float]]:
     """The served head: logistic regression on every source's train part but a 20 % calibration share, the scaler
     folded into the weights, Platt scaling (a 1-D logistic regression) fitted on the calibration share and folded in
-    too, and the threshold at `target_fpr` on the calibration share's pooled negatives (kind `negative`)."""
+    too, and the threshold at `target_fpr` on the calibration share's negatives (per kind, or pooled)."""
     rng = np.random.default_rng(seed)
-    fit_x, fit_y, fit_w, cal_x, cal_y, cal_neg = [], [], [], [], [], []
+    fit_x, fit_y, fit_w, cal_x, cal_y, cal_neg, cal_kind = [], [], [], [], [], [], []
     for part in data:
         cal = rng.random(len(part.y)) < 0.2
         fit_x.append(part.x[~cal])
@@ -128,6 +139,7 @@ def fit_category(
         cal_x.append(part.x[cal])
         cal_y.append(part.y[cal])
         cal_neg.append(np.full(int(cal.sum()), part.source.role == "negative"))
+        cal_kind.append(np.full(int(cal.sum()), part.source.name))
     clf = new_classifier(c).fit(np.concatenate(fit_x), np.concatenate(fit_y),
                                 logisticregression__sample_weight=np.concatenate(fit_w))  # fmt: skip
     scaler, lr = clf[0], clf[-1]
@@ -143,7 +155,7 @@ def fit_category(
         head.weight.copy_(torch.from_numpy((a * w).astype(np.float32)).unsqueeze(0))
         head.bias.fill_(a * b + c0)
     probs = 1.0 / (1.0 + np.exp(-(a * logits + c0)))
-    threshold = float(np.quantile(probs[neg], 1.0 - target_fpr))
+    threshold = threshold_at(probs[neg], np.concatenate(cal_kind)[neg], target_fpr, per_kind)
     info = {"calibration_auroc": round(float(roc_auc_score(y, probs)), 4),
             "calibration_recall": round(float((probs[y == 1] >= threshold).mean()), 4),
             "calibration_negatives": int(neg.sum()), "platt_a": round(a, 4), "platt_c": round(c0, 4)}  # fmt: skip
@@ -169,6 +181,7 @@ def select(
     c: float,
     seed: int,
     lookalike_weight: float = 1.0,
+    per_kind: bool = False,
 ) -> tuple[list[PooledSource], int, str, dict]:
     """Every (layer, pooling) candidate left-one-family-out; returns the winner's pooled train parts, layer, pooling
     and every candidate's per-source results."""
@@ -178,7 +191,7 @@ def select(
         for pooling in poolings:
             key = f"L{layer}/{pooling}"
             pooled[key] = pool_sources(sources, harvest, layer, pooling)
-            res = loso(pooled[key], target_fpr, seed, c, lookalike_weight)
+            res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind)
             results[key] = {"layer": layer, "pooling": pooling, "by_source": res,
                             "rank": round(rank(res, max_lookalike_fpr), 4)}  # fmt: skip
             worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
@@ -200,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
     p.add_argument("--regularization", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pooled-threshold", action="store_true", help="threshold on pooled negatives, not per kind")
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
     harvest = harvester(args.layers)
@@ -208,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for category in args.categories:
         chosen = [s for s in sources if s.category == category]
         *_, summary[category] = select(category, chosen, harvest, args.layers, args.poolings, args.target_fpr,
-                                       args.max_lookalike_fpr, args.regularization, args.seed)  # fmt: skip
+                                       args.max_lookalike_fpr, args.regularization, args.seed,
+                                       per_kind=not args.pooled_threshold)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

@@ -51,7 +51,12 @@ class PiiSection:
 class CategorySection:
     layers: list[int] = field(default_factory=lambda: [6, 8, 10])
     poolings: list[str] = field(default_factory=lambda: ["mean", "max", "rolling-mean-max"])
-    target_fpr: float = 0.01  # thresholds: this false-positive rate on pooled negatives of several kinds
+    target_fpr: float = 0.01  # thresholds: this false-positive rate on negatives of several kinds
+    # true: the threshold keeps *every* negative kind (instructions, documents, PII-rich messages) within target_fpr;
+    # false (0.3.0): pooled, where many easy instructions hide a hard kind (documents: 9 % dev FPR at a pooled 1 %).
+    # Measured for prompt_injection L8/mean, held out by attack category: per kind cuts held-out negative FPR to 1.6 %
+    # but median recall falls from 0.77 to 0.51; worth it only with a head that separates documents better.
+    per_kind_threshold: bool = False
     max_lookalike_fpr: float = 0.05  # a candidate that flags more of any look-alike source ranks last
     regularization: float = 0.1  # logistic regression C (smaller = stronger L2)
     # Weight of each look-alike row in the fit. Leave-one-family-out on 0.3.0's data (layers 6/8, mean pooling):

@@ -98,9 +98,10 @@ def select_category(config: TrainConfig, category: str, sources, harvest) -> tup
         cc.regularization,
         config.seed,
         cc.lookalike_weight,
+        cc.per_kind_threshold,
     )
     head, threshold, info = fit_category(category, layer, pooling, pooled, cc.target_fpr, cc.regularization,
-                                         config.seed, cc.lookalike_weight)  # fmt: skip
+                                         config.seed, cc.lookalike_weight, cc.per_kind_threshold)  # fmt: skip
     return head, threshold, {**selection, "threshold": round(threshold, 4), **info}
 
 
