@@ -13,13 +13,24 @@ SAFE_FIELDS = frozenset({
 })  # fmt: skip
 
 
+# Loggers whose arguments are server facts (bind address, port, worker pid, signal), never request content: their
+# messages are formatted ("Uvicorn running on http://127.0.0.1:8000"). Everyone else's stay templates.
+FORMATTED_LOGGERS = ("uvicorn.error",)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        if not isinstance(record.msg, str):
+            msg = type(record.msg).__name__
+        elif record.name in FORMATTED_LOGGERS and record.args:
+            msg = record.getMessage()
+        else:
+            msg = record.msg
         entry = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.msg if isinstance(record.msg, str) else type(record.msg).__name__,
+            "msg": msg,
         }
         entry.update({k: v for k, v in record.__dict__.items() if k in SAFE_FIELDS})
         if record.exc_info and record.exc_info[0] is not None:

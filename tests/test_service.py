@@ -125,12 +125,8 @@ def test_bad_requests_get_typed_errors(client, body, status, kind):
 
 
 def test_raw_bodies(client):
-    assert (
-        client.post("/v1/detect", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
-        or True
-    )
     r = client.post("/v1/detect", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code in (400, 422) and r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("JSON is malformed")
     r = client.post("/v1/detect", content=b'{"text": "\xff\xfe"}', headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["message"] == "request body is not valid UTF-8"
     r = client.post(
