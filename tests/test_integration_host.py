@@ -160,8 +160,8 @@ def test_quoted_category_cases(detector):
 
 
 INJECTION_GAP = (
-    "bundle 0.3.0: an instruction inside an e-mail raises the injection score (0.009 -> 0.07) but not past the "
-    "threshold (0.84); the pooled head is diluted by the document"
+    "bundle 0.3.0: an instruction inside an e-mail raises the injection score (< 0.001 -> 0.32) but not past the "
+    "threshold (0.83); the mean-pooled head is diluted by the document"
 )
 
 
