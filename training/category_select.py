@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
     p.add_argument("--regularization", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--pooled-threshold", action="store_true", help="threshold on pooled negatives, not per kind")
+    p.add_argument("--per-kind-threshold", action="store_true", help="every negative kind within the target FPR")
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
     harvest = harvester(args.layers)
@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = [s for s in sources if s.category == category]
         *_, summary[category] = select(category, chosen, harvest, args.layers, args.poolings, args.target_fpr,
                                        args.max_lookalike_fpr, args.regularization, args.seed,
-                                       per_kind=not args.pooled_threshold)  # fmt: skip
+                                       per_kind=args.per_kind_threshold)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0
