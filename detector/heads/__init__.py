@@ -2,7 +2,14 @@
 
 from detector.heads import linear, sae
 from detector.heads.base import Head, HeadConfig
-from detector.heads.linear import SequenceLinearConfig, SequenceLinearHead, TokenLinearConfig, TokenLinearHead
+from detector.heads.linear import (
+    SequenceLinearConfig,
+    SequenceLinearHead,
+    TokenLinearConfig,
+    TokenLinearHead,
+    WindowMaxConfig,
+    WindowMaxHead,
+)
 from detector.heads.registry import build_head, config_from_dict, head_class, head_level, head_types, register_head
 from detector.heads.sae import SAEFeatureConfig, SAEFeatureHead
 
@@ -15,6 +22,8 @@ __all__ = [
     "SequenceLinearHead",
     "TokenLinearConfig",
     "TokenLinearHead",
+    "WindowMaxConfig",
+    "WindowMaxHead",
     "build_head",
     "config_from_dict",
     "head_class",

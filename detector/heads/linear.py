@@ -10,7 +10,7 @@ from torch import nn
 from detector.activations import Activations
 from detector.errors import ConfigError
 from detector.heads.base import Head, HeadConfig
-from detector.heads.pooling import POOLINGS, lookahead_stack, pool
+from detector.heads.pooling import POOLINGS, full_window_max, lookahead_stack, pool
 from detector.heads.registry import register_head
 
 
@@ -76,3 +76,36 @@ class SequenceLinearHead(Head):
         h = acts.layer(self.config.layer)  # [batch, seq, d_model]
         pooled = pool(h, acts.content_mask, self.config.pooling, self.config.window)  # [batch, d_model]
         return pooled @ self.weight.T + self.bias  # [batch, labels]
+
+
+@dataclass(frozen=True)
+class WindowMaxConfig(HeadConfig):
+    # Tokens per run: long enough to hold a short instruction, short enough that a long document cannot dilute it.
+    window: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.window, int) or isinstance(self.window, bool) or self.window < 1:
+            raise ConfigError(f"head {self.name}: window must be a positive integer, got {self.window!r}")
+
+
+@register_head("window_max_linear")
+class WindowMaxHead(Head):
+    """logits[b, l] = bias[l] + max over runs r of `window` tokens of weight[l] . mean(h[b, r]).
+
+    A linear probe scored on every run and maxed, not on the text's mean: one injected instruction inside a long
+    e-mail keeps its score however long the e-mail is. Linear, so the run mean is taken of the token logits.
+    """
+
+    config_class = WindowMaxConfig
+    level = "sequence"
+
+    def __init__(self, config: WindowMaxConfig, d_model: int) -> None:
+        super().__init__(config, d_model)
+        self.weight = nn.Parameter(torch.zeros(len(config.labels), d_model))  # [labels, d_model]
+        self.bias = nn.Parameter(torch.zeros(len(config.labels)))  # [labels]
+
+    def forward(self, acts: Activations) -> torch.Tensor:
+        h = acts.layer(self.config.layer)  # [batch, seq, d_model]
+        token_logits = h @ self.weight.T  # [batch, seq, labels]
+        return full_window_max(token_logits, acts.content_mask, self.config.window) + self.bias  # [batch, labels]

@@ -46,6 +46,21 @@ def rolling_mean_max(h: torch.Tensor, mask: torch.Tensor, window: int) -> torch.
     return masked_max(means, mask)
 
 
+def full_window_max(z: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
+    """[batch, seq, k] -> [batch, k]: the max over every run of `window` consecutive text tokens of the run's mean; a
+    text shorter than `window` is one run. Unlike `rolling_mean_max`, partial runs at the start are skipped: a
+    one-token "run" is noise, not evidence."""
+    m = mask.unsqueeze(-1).to(z.dtype)
+    csum = torch.where(mask.unsqueeze(-1), z, torch.zeros_like(z)).cumsum(dim=1)  # [batch, seq, k]
+    ccount = m.cumsum(dim=1)  # [batch, seq, 1]
+    pad_z = torch.nn.functional.pad(csum, (0, 0, window, 0))[:, : z.shape[1]]
+    pad_c = torch.nn.functional.pad(ccount, (0, 0, window, 0))[:, : z.shape[1]]
+    count = ccount - pad_c  # [batch, seq, 1] text tokens in the run ending here
+    means = (csum - pad_z) / count.clamp(min=1)
+    need = ccount[:, -1:].clamp(max=window)  # [batch, 1, 1] a full run, or the whole text
+    return masked_max(means, mask & (count >= need).squeeze(-1))
+
+
 def pool(h: torch.Tensor, mask: torch.Tensor, pooling: str, window: int) -> torch.Tensor:
     if pooling == "mean":
         return masked_mean(h, mask)
