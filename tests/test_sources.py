@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from detector.heads.pooling import full_window_max
 from training.category_select import PooledSource, fit_category, loso, rank, threshold_at
 from training.category_sources import CategorySource, category_sources, documents, insert
 from training.data import LabelledText
 from training.pii_sources import business_source, pii_free_source, real_sources
+from training.window_select import WindowedSource, fit_window_category, loso_window, run_means, served_scores
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout")
@@ -103,3 +105,40 @@ def test_per_kind_threshold_holds_the_hard_kind_to_the_target_rate():
     per_kind = threshold_at(scores, kinds, 0.01, per_kind=True)
     assert (hard >= pooled).mean() > 0.05  # pooled, the many easy rows hide the hard kind
     assert (hard >= per_kind).mean() <= 0.01 and (easy >= per_kind).mean() <= 0.01
+
+
+def test_window_max_selection_finds_a_short_run_in_long_texts():
+    rng = np.random.default_rng(0)
+    d = 8
+    direction = rng.normal(size=d)
+
+    def texts(n: int, signal: bool) -> list[np.ndarray]:
+        out = []
+        for _ in range(n):
+            a = rng.normal(size=(int(rng.integers(40, 120)), d)).astype(np.float32)
+            if signal:  # a 16-token instruction somewhere inside the document
+                at = int(rng.integers(0, len(a) - 16))
+                a[at : at + 16] += 1.5 * direction
+            out.append(a)
+        return out
+
+    def part(name: str, role: str, acts: list[np.ndarray]) -> WindowedSource:
+        src = CategorySource(name, "prompt_injection", role, [], [])
+        return WindowedSource(src, acts, [run_means(a) for a in acts], np.full(len(acts), int(role == "positive")))
+
+    data = [part(f"inj{i}", "positive", texts(60, True)) for i in range(3)]
+    data += [part("docs", "negative", texts(200, False)), part("mail", "negative", texts(100, False))]
+    result = loso_window(data, target_fpr=0.05, seed=0, c=0.1, per_kind=True)
+    assert min(r["recall"] for r in result.values()) > 0.8 and min(r["auroc"] for r in result.values()) > 0.95
+    head, threshold, info = fit_window_category("prompt_injection", 1, data, 0.05, 0.1, seed=0, per_kind=True)
+    assert info["calibration_auroc"] > 0.95 and 0 < threshold < 1
+    # the served head computes exactly the scores calibration used: torch run-max == numpy run-max
+    acts = [*texts(3, True), rng.normal(size=(5, d)).astype(np.float32)]  # the last one is shorter than a run
+    h = torch.zeros(len(acts), 120, d)
+    mask = torch.zeros(len(acts), 120, dtype=torch.bool)
+    for i, a in enumerate(acts):
+        h[i, : len(a)], mask[i, : len(a)] = torch.from_numpy(a), True
+    with torch.no_grad():
+        served = full_window_max(h @ head.weight.T, mask, head.config.window)[:, 0] + head.bias[0]
+    w, b = head.weight[0].detach().numpy().astype(np.float64), float(head.bias[0])
+    np.testing.assert_allclose(served.numpy(), served_scores(acts, w, b), rtol=1e-4, atol=1e-4)

@@ -35,6 +35,9 @@ def test_default_config_loads_and_bad_keys_fail(tmp_path):
     bad.write_text("[data\n")
     with pytest.raises(ConfigError, match="TOMLDecodeError"):
         load_config(bad)
+    bad.write_text('[categories]\npoolings = ["mean", "attention"]\n')
+    with pytest.raises(ConfigError, match=r"categories\.poolings"):
+        load_config(bad)
 
 
 def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeypatch):

@@ -7,7 +7,7 @@ instructions, documents); then S is scored: a positive source by recall at that 
 negatives, a look-alike source by its false-positive rate. Candidates are ranked by the worst positive source's
 recall, and a candidate whose worst look-alike FPR exceeds the budget ranks below every one that keeps it.
 
-    python -m training.category_select [--layers 6 8 10] [--poolings mean max rolling-mean-max] [--out sel.json]
+    python -m training.category_select [--layers 6 8 10] [--poolings mean window-max] [--out sel.json]
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ from sklearn.preprocessing import StandardScaler
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from training import fit
 from training.category_sources import CategorySource
+from training.fit import split_negatives, threshold_at
+from training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
+WINDOW_MAX = "window-max"  # the candidate served by a WindowMaxHead (training.window_select), not a pooling
 
 
 @dataclass
@@ -47,23 +50,6 @@ def pooled(acts: Sequence[np.ndarray], pooling: str) -> np.ndarray:
 def new_classifier(c: float = 0.1):
     """Standardise, then an L2 logistic regression with balanced class weights (positives are the minority)."""
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000))
-
-
-def threshold_at(scores: np.ndarray, kinds: np.ndarray, fpr: float, per_kind: bool) -> float:
-    """The score at which negatives are flagged at rate `fpr`: pooled, or for every kind (`kinds`: [n] source name
-    of each negative row) at once, the largest of the kinds' quantiles."""
-    if not per_kind:
-        return float(np.quantile(scores, 1.0 - fpr))
-    return max(float(np.quantile(scores[kinds == k], 1.0 - fpr)) for k in np.unique(kinds))
-
-
-def split_negatives(parts: Sequence[PooledSource], share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Rows of the pooled negatives: (fit + threshold part, held-out evaluation part)."""
-    rng = np.random.default_rng(seed)
-    n = sum(len(p.y) for p in parts if p.source.role == "negative")
-    order = rng.permutation(n)
-    cut = int(n * share)
-    return sorted(order[cut:].tolist()), sorted(order[:cut].tolist())
 
 
 def sample_weights(parts: Sequence[PooledSource], lookalike_weight: float) -> np.ndarray:
@@ -182,16 +168,20 @@ def select(
     seed: int,
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
-) -> tuple[list[PooledSource], int, str, dict]:
-    """Every (layer, pooling) candidate left-one-family-out; returns the winner's pooled train parts, layer, pooling
-    and every candidate's per-source results."""
+) -> tuple[list[PooledSource] | list[WindowedSource], int, str, dict]:
+    """Every (layer, pooling) candidate left-one-family-out; returns the winner's pooled (or windowed) train parts,
+    layer, pooling and every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate."""
     results: dict[str, dict] = {}
-    pooled: dict[str, list[PooledSource]] = {}
+    pooled: dict[str, list] = {}
     for layer in layers:
         for pooling in poolings:
             key = f"L{layer}/{pooling}"
-            pooled[key] = pool_sources(sources, harvest, layer, pooling)
-            res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind)
+            if pooling == WINDOW_MAX:
+                pooled[key] = windowed_sources(sources, harvest, layer)
+                res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
+            else:
+                pooled[key] = pool_sources(sources, harvest, layer, pooling)
+                res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind)
             results[key] = {"layer": layer, "pooling": pooling, "by_source": res,
                             "rank": round(rank(res, max_lookalike_fpr), 4)}  # fmt: skip
             worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
@@ -208,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--categories", nargs="+", default=["unsafe", "prompt_injection"])
     p.add_argument("--layers", type=int, nargs="+", default=[6, 8, 10])
-    p.add_argument("--poolings", nargs="+", default=["mean", "max", "rolling-mean-max"])
+    p.add_argument("--poolings", nargs="+", default=["mean", WINDOW_MAX])
     p.add_argument("--target-fpr", type=float, default=0.01)
     p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
     p.add_argument("--regularization", type=float, default=0.1)

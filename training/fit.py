@@ -4,6 +4,7 @@ then calibrate (Platt scaling folded into the last linear layer) and choose thre
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,3 +115,21 @@ def best_f1_threshold(probs: np.ndarray, y: np.ndarray, low: float = 0.05, high:
         return 0.5, 0.0
     best = int(np.argmax(np.where(inside, f1, -1.0)))
     return float(thresholds[best]), float(f1[best])
+
+
+def threshold_at(scores: np.ndarray, kinds: np.ndarray, fpr: float, per_kind: bool) -> float:
+    """The score at which negatives are flagged at rate `fpr`: pooled, or for every kind (`kinds`: [n] source name
+    of each negative row) at once, the largest of the kinds' quantiles."""
+    if not per_kind:
+        return float(np.quantile(scores, 1.0 - fpr))
+    return max(float(np.quantile(scores[kinds == k], 1.0 - fpr)) for k in np.unique(kinds))
+
+
+def split_negatives(parts: Sequence[Any], share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Rows of the pooled negatives of category train parts (each with `.source.role` and `.y`): (fit + threshold
+    part, held-out evaluation part)."""
+    rng = np.random.default_rng(seed)
+    n = sum(len(p.y) for p in parts if p.source.role == "negative")
+    order = rng.permutation(n)
+    cut = int(n * share)
+    return sorted(order[cut:].tolist()), sorted(order[:cut].tolist())

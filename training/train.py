@@ -35,6 +35,7 @@ from training.pii_select import fit_head, harvest_sources
 from training.pii_sources import SpanSource, subsample
 from training.report import write_report
 from training.synth import PII_LABELS
+from training.window_select import fit_window_category
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.toml"
 
@@ -100,8 +101,12 @@ def select_category(config: TrainConfig, category: str, sources, harvest) -> tup
         cc.lookalike_weight,
         cc.per_kind_threshold,
     )
-    head, threshold, info = fit_category(category, layer, pooling, pooled, cc.target_fpr, cc.regularization,
-                                         config.seed, cc.lookalike_weight, cc.per_kind_threshold)  # fmt: skip
+    if pooling == category_select.WINDOW_MAX:
+        head, threshold, info = fit_window_category(category, layer, pooled, cc.target_fpr, cc.regularization,
+                                                    config.seed, cc.per_kind_threshold)  # fmt: skip
+    else:
+        head, threshold, info = fit_category(category, layer, pooling, pooled, cc.target_fpr, cc.regularization,
+                                             config.seed, cc.lookalike_weight, cc.per_kind_threshold)  # fmt: skip
     return head, threshold, {**selection, "threshold": round(threshold, 4), **info}
 
 

@@ -1,0 +1,158 @@
+"""Window-max category heads: a linear probe scored on every run of WINDOW tokens, the text's score the best run's.
+
+Mean pooling dilutes one injected instruction by the length of the document around it. Here each text is a bag of
+runs; the probe is fitted multiple-instance style (a positive text needs one positive run, every run of a clean text
+is negative): start from the mean-pooled fit, then refit on each positive text's best run and each clean text's
+hardest runs, a few rounds. Training bags use runs every STRIDE tokens; scores for thresholds and calibration use
+every run, exactly as the served `WindowMaxHead` does. Leave-one-source-out mirrors `category_select.loso`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+from detector.heads import WindowMaxConfig, WindowMaxHead
+from training.category_sources import CategorySource
+from training.fit import split_negatives, threshold_at
+
+WINDOW = 16  # tokens per run (the served head's window)
+STRIDE = 8  # runs in a training bag start every STRIDE tokens
+ROUNDS = 3  # multiple-instance refits after the mean-pooled start
+HARD_RUNS = 4  # a clean text contributes its highest-scoring runs
+
+
+@dataclass
+class WindowedSource:
+    source: CategorySource
+    acts: list[np.ndarray]  # per text [n_tokens, d_model] (memory-mapped views)
+    runs: list[np.ndarray]  # per text [n_runs, d_model] run means every STRIDE tokens
+    y: np.ndarray  # [n] 0/1
+
+
+def run_means(a: np.ndarray, window: int = WINDOW, stride: int = STRIDE) -> np.ndarray:
+    """[n, d] -> [k, d]: means of full runs starting every `stride` tokens and the last run; one run if n <= window."""
+    n = len(a)
+    if n <= window:
+        return a.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    csum = np.concatenate([np.zeros((1, a.shape[1])), np.cumsum(a, axis=0, dtype=np.float64)])
+    starts = np.unique(np.r_[np.arange(0, n - window + 1, stride), n - window])
+    return ((csum[starts + window] - csum[starts]) / window).astype(np.float32)
+
+
+def served_scores(acts: Sequence[np.ndarray], w: np.ndarray, b: float, window: int = WINDOW) -> np.ndarray:
+    """[n] logits as `WindowMaxHead` computes them: every full run's mean logit (the whole text if shorter), max."""
+    out = np.empty(len(acts))
+    for i, a in enumerate(acts):
+        z = np.asarray(a, dtype=np.float64) @ w  # [n_tokens]
+        if len(z) <= window:
+            out[i] = z.mean() + b
+        else:
+            csum = np.r_[0.0, np.cumsum(z)]
+            out[i] = (csum[window:] - csum[:-window]).max() / window + b
+    return out
+
+
+def windowed_sources(sources: Sequence[CategorySource], harvest, layer: int) -> list[WindowedSource]:
+    out = []
+    for s in sources:
+        store, _ = harvest([r.text for r in s.train], f"harvest {s.category}/{s.name}")
+        acts = store.per_text(layer)
+        out.append(
+            WindowedSource(s, acts, [run_means(np.asarray(a)) for a in acts], np.array([r.label for r in s.train]))
+        )
+    return out
+
+
+def _fit(x: np.ndarray, y: np.ndarray, scaler: StandardScaler, c: float) -> tuple[np.ndarray, float]:
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000).fit(scaler.transform(x), y)
+    w = lr.coef_[0] / scaler.scale_
+    return w, float(lr.intercept_[0] - (lr.coef_[0] * scaler.mean_ / scaler.scale_).sum())
+
+
+def fit_mil(positive: list[np.ndarray], negative: list[np.ndarray], c: float) -> tuple[np.ndarray, float]:
+    """(w [d_model], b) in activation space from bags of runs: positives' best run, negatives' hardest runs."""
+    scaler = StandardScaler().fit(np.concatenate(positive[:2000] + negative[:2000]))
+    means = np.stack([r.mean(axis=0) for r in positive] + [r.mean(axis=0) for r in negative])
+    w, b = _fit(means, np.r_[np.ones(len(positive)), np.zeros(len(negative))], scaler, c)
+    for _ in range(ROUNDS):
+        best = [r[int(np.argmax(r @ w))] for r in positive]
+        hard = [r[np.argsort(-(r @ w))[:HARD_RUNS]] for r in negative]
+        x = np.concatenate([np.stack(best), *hard])
+        w, b = _fit(x, np.r_[np.ones(len(best)), np.zeros(len(x) - len(best))], scaler, c)
+    return w, b
+
+
+def _bags(parts: Sequence[WindowedSource]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    positive = [r for p in parts for r, y in zip(p.runs, p.y, strict=True) if y == 1]
+    return positive, [r for p in parts for r, y in zip(p.runs, p.y, strict=True) if y == 0]
+
+
+def loso_window(
+    data: Sequence[WindowedSource], target_fpr: float, seed: int, c: float, per_kind: bool
+) -> dict[str, dict]:
+    """`category_select.loso` for window-max heads: same folds, same thresholds, same row format."""
+    negatives = [p for p in data if p.source.role == "negative"]
+    neg_acts = [a for p in negatives for a in p.acts]
+    neg_runs = [r for p in negatives for r in p.runs]
+    neg_kind = np.concatenate([np.full(len(p.y), p.source.name) for p in negatives])
+    keep, held = split_negatives(negatives, 0.3, seed)
+    out: dict[str, dict] = {}
+    for test in data:
+        if test.source.role == "negative":
+            continue
+        others = [p for p in data if p.source.group != test.source.group and p.source.role != "negative"]
+        positive, benign = _bags(others)
+        w, b = fit_mil(positive, benign + [neg_runs[i] for i in keep], c)
+        threshold = threshold_at(served_scores([neg_acts[i] for i in keep], w, b), neg_kind[keep], target_fpr,
+                                 per_kind)  # fmt: skip
+        scores = served_scores(test.acts, w, b)
+        row: dict[str, object] = {"role": test.source.role, "n": len(test.y)}
+        if test.source.role == "positive":
+            held_scores = served_scores([neg_acts[i] for i in held], w, b)
+            labels = np.r_[np.ones(len(scores)), np.zeros(len(held_scores))]
+            row.update(recall=round(float((scores >= threshold).mean()), 4),
+                       auroc=round(float(roc_auc_score(labels, np.r_[scores, held_scores])), 4),
+                       heldout_negative_fpr=round(float((held_scores >= threshold).mean()), 4))  # fmt: skip
+        else:
+            row["fpr"] = round(float((scores >= threshold).mean()), 4)
+        out[test.source.name] = row
+    return out
+
+
+def fit_window_category(
+    name: str, layer: int, data: Sequence[WindowedSource], target_fpr: float, c: float, seed: int, per_kind: bool
+) -> tuple[WindowMaxHead, float, dict[str, float]]:
+    """The served head: MIL fit on every source's train part but a 20 % calibration share; Platt scaling on the
+    calibration share's served scores, folded into weight and bias; the threshold at `target_fpr` on its negatives."""
+    rng = np.random.default_rng(seed)
+    fit_parts, cal_acts, cal_y, cal_neg, cal_kind = [], [], [], [], []
+    for part in data:
+        cal = rng.random(len(part.y)) < 0.2
+        fit_parts.append(WindowedSource(part.source, [], [r for r, k in zip(part.runs, cal, strict=True) if not k],
+                                        part.y[~cal]))  # fmt: skip
+        cal_acts += [a for a, k in zip(part.acts, cal, strict=True) if k]
+        cal_y.append(part.y[cal])
+        cal_neg.append(np.full(int(cal.sum()), part.source.role == "negative"))
+        cal_kind.append(np.full(int(cal.sum()), part.source.name))
+    w, b = fit_mil(*_bags(fit_parts), c)
+    y, neg, kind = np.concatenate(cal_y), np.concatenate(cal_neg), np.concatenate(cal_kind)
+    logits = served_scores(cal_acts, w, b)
+    platt = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1), y)
+    a, c0 = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    head = WindowMaxHead(WindowMaxConfig(name=name, layer=layer, labels=(name,), window=WINDOW), len(w))
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy((a * w).astype(np.float32)).unsqueeze(0))
+        head.bias.fill_(a * b + c0)
+    probs = 1.0 / (1.0 + np.exp(-(a * logits + c0)))
+    threshold = threshold_at(probs[neg], kind[neg], target_fpr, per_kind)
+    info = {"calibration_auroc": round(float(roc_auc_score(y, probs)), 4),
+            "calibration_recall": round(float((probs[y == 1] >= threshold).mean()), 4),
+            "calibration_negatives": int(neg.sum()), "platt_a": round(a, 4), "platt_c": round(c0, 4)}  # fmt: skip
+    return head, threshold, info
