@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from detector.errors import ConfigError
+from detector.heads.pooling import POOLINGS
 
 
 @dataclass(frozen=True)
 class BundleSection:
     name: str = "probeguard-base"
-    version: str = "0.3.0"
-    out: str = "models/probeguard-base/0.3.0"  # relative paths are relative to the config file's repo root
+    version: str = "0.4.0"
+    out: str = "models/probeguard-base/0.4.0"  # relative paths are relative to the config file's repo root
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,26 @@ class PiiSection:
 @dataclass(frozen=True)
 class CategorySection:
     layers: list[int] = field(default_factory=lambda: [6, 8, 10])
-    poolings: list[str] = field(default_factory=lambda: ["mean", "max", "rolling-mean-max"])
+    # mean | max | rolling-mean-max (a pooled SequenceLinearHead) | window-max (a WindowMaxHead, fitted MIL-style)
+    poolings: list[str] = field(default_factory=lambda: ["mean", "window-max"])
     target_fpr: float = 0.01  # thresholds: this false-positive rate on negatives of several kinds
     # true: the threshold keeps *every* negative kind (instructions, documents, PII-rich messages) within target_fpr;
     # false (0.3.0): pooled, where many easy instructions hide a hard kind (documents: 9 % dev FPR at a pooled 1 %).
     # Measured for prompt_injection L8/mean, held out by attack category: per kind cuts held-out negative FPR to 1.6 %
-    # but median recall falls from 0.77 to 0.51; worth it only with a head that separates documents better.
-    per_kind_threshold: bool = False
+    # but median recall falls from 0.77 to 0.51; with window-max (MIL) heads median recall stays 0.89 (0.4.0 default).
+    per_kind_threshold: bool = True
     max_lookalike_fpr: float = 0.05  # a candidate that flags more of any look-alike source ranks last
     regularization: float = 0.1  # logistic regression C (smaller = stronger L2)
     # Weight of each look-alike row in the fit. Leave-one-family-out on 0.3.0's data (layers 6/8, mean pooling):
     # weights 4 and 10 cut held-out look-alike FPR (benign tech 0.74 -> 0.45) but cost more worst-source recall
     # (0.65 -> 0.51) than they saved, so 1 ranks best; raise it when your look-alikes matter more than recall.
     lookalike_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        known = (*POOLINGS, "window-max")
+        unknown = [p for p in self.poolings if p not in known]
+        if unknown or not self.poolings:
+            raise ConfigError(f"categories.poolings: {unknown or 'empty'}; choose from {list(known)}")
 
 
 @dataclass(frozen=True)
