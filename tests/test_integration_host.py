@@ -156,16 +156,4 @@ def test_quoted_category_cases(detector):
     assert not process.categories["unsafe"].flagged
     assert not mail.categories["prompt_injection"].flagged
     assert direct.categories["prompt_injection"].flagged
-    assert attacked.categories["prompt_injection"].score > 3 * mail.categories["prompt_injection"].score
-
-
-INJECTION_GAP = (
-    "bundle 0.3.0: an instruction inside an e-mail raises the injection score (< 0.001 -> 0.32) but not past the "
-    "threshold (0.83); the mean-pooled head is diluted by the document"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=INJECTION_GAP)
-def test_injection_inside_an_email_is_flagged(detector):
-    (attacked,) = detector.detect([ATTACKED_EMAIL])
-    assert attacked.categories["prompt_injection"].flagged
+    assert attacked.categories["prompt_injection"].flagged, "one instruction inside an e-mail is an injection"
