@@ -28,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from training import fit
 from training.category_sources import CategorySource
-from training.fit import split_negatives, threshold_at
+from training.fit import heldout_row, split_negatives, threshold_at
 from training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
@@ -81,17 +81,7 @@ def loso(
         clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
         threshold = threshold_at(clf.decision_function(neg_x[keep]), neg_kind[keep], target_fpr, per_kind)
         scores = clf.decision_function(test.x)
-        row: dict[str, object] = {"role": test.source.role, "n": len(test.y)}
-        if test.source.role == "positive":
-            held_scores = clf.decision_function(neg_x[held])
-            both = np.concatenate([scores, held_scores])
-            labels = np.concatenate([np.ones(len(scores)), np.zeros(len(held_scores))])
-            row.update(recall=round(float((scores >= threshold).mean()), 4),
-                       auroc=round(float(roc_auc_score(labels, both)), 4),
-                       heldout_negative_fpr=round(float((held_scores >= threshold).mean()), 4))  # fmt: skip
-        else:
-            row["fpr"] = round(float((scores >= threshold).mean()), 4)
-        out[test.source.name] = row
+        out[test.source.name] = heldout_row(test.source.role, scores, threshold, clf.decision_function(neg_x[held]))
     return out
 
 

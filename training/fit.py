@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import precision_recall_curve
+from sklearn.metrics import precision_recall_curve, roc_auc_score
 
 from detector.activations import Activations
 from detector.heads import Head
@@ -133,3 +133,17 @@ def split_negatives(parts: Sequence[Any], share: float, seed: int) -> tuple[list
     order = rng.permutation(n)
     cut = int(n * share)
     return sorted(order[cut:].tolist()), sorted(order[:cut].tolist())
+
+
+def heldout_row(role: str, scores: np.ndarray, threshold: float, negative_scores: np.ndarray) -> dict[str, object]:
+    """One held-out source's row in a leave-one-source-out table: a positive source's recall at the threshold, its
+    AUROC against held-out negatives and their FPR; a look-alike source's FPR."""
+    row: dict[str, object] = {"role": role, "n": len(scores)}
+    if role == "positive":
+        labels = np.r_[np.ones(len(scores)), np.zeros(len(negative_scores))]
+        row.update(recall=round(float((scores >= threshold).mean()), 4),
+                   auroc=round(float(roc_auc_score(labels, np.r_[scores, negative_scores])), 4),
+                   heldout_negative_fpr=round(float((negative_scores >= threshold).mean()), 4))  # fmt: skip
+    else:
+        row["fpr"] = round(float((scores >= threshold).mean()), 4)
+    return row

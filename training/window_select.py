@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.heads import WindowMaxConfig, WindowMaxHead
 from training.category_sources import CategorySource
-from training.fit import split_negatives, threshold_at
+from training.fit import heldout_row, split_negatives, threshold_at
 
 WINDOW = 16  # tokens per run (the served head's window)
 STRIDE = 8  # runs in a training bag start every STRIDE tokens
@@ -112,17 +112,8 @@ def loso_window(
         w, b = fit_mil(positive, benign + [neg_runs[i] for i in keep], c)
         threshold = threshold_at(served_scores([neg_acts[i] for i in keep], w, b), neg_kind[keep], target_fpr,
                                  per_kind)  # fmt: skip
-        scores = served_scores(test.acts, w, b)
-        row: dict[str, object] = {"role": test.source.role, "n": len(test.y)}
-        if test.source.role == "positive":
-            held_scores = served_scores([neg_acts[i] for i in held], w, b)
-            labels = np.r_[np.ones(len(scores)), np.zeros(len(held_scores))]
-            row.update(recall=round(float((scores >= threshold).mean()), 4),
-                       auroc=round(float(roc_auc_score(labels, np.r_[scores, held_scores])), 4),
-                       heldout_negative_fpr=round(float((held_scores >= threshold).mean()), 4))  # fmt: skip
-        else:
-            row["fpr"] = round(float((scores >= threshold).mean()), 4)
-        out[test.source.name] = row
+        held_scores = served_scores([neg_acts[i] for i in held], w, b)
+        out[test.source.name] = heldout_row(test.source.role, served_scores(test.acts, w, b), threshold, held_scores)
     return out
 
 
