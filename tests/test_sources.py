@@ -140,5 +140,5 @@ def test_window_max_selection_finds_a_short_run_in_long_texts():
         h[i, : len(a)], mask[i, : len(a)] = torch.from_numpy(a), True
     with torch.no_grad():
         served = full_window_max(h @ head.weight.T, mask, head.config.window)[:, 0] + head.bias[0]
-    w, b = head.weight[0].detach().numpy().astype(np.float64), float(head.bias[0])
+    w, b = head.weight[0].detach().numpy().astype(np.float64), float(head.bias[0].detach())
     np.testing.assert_allclose(served.numpy(), served_scores(acts, w, b), rtol=1e-4, atol=1e-4)
