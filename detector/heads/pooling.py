@@ -35,14 +35,21 @@ def masked_last(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return h.gather(1, index).squeeze(1)
 
 
-def rolling_mean_max(h: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean over each run of `window` consecutive tokens (fewer at the start), then the max over runs."""
+def _run_means(h: torch.Tensor, mask: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean over the run of up to `window` text tokens ending at each position [batch, seq, d], and how many text
+    tokens that run holds [batch, seq, 1] (fewer than `window` at the start)."""
     m = mask.unsqueeze(-1).to(h.dtype)
     csum = torch.where(mask.unsqueeze(-1), h, torch.zeros_like(h)).cumsum(dim=1)  # [batch, seq, d]
     ccount = m.cumsum(dim=1)  # [batch, seq, 1]
     pad_h = torch.nn.functional.pad(csum, (0, 0, window, 0))[:, : h.shape[1]]
     pad_c = torch.nn.functional.pad(ccount, (0, 0, window, 0))[:, : h.shape[1]]
-    means = (csum - pad_h) / (ccount - pad_c).clamp(min=1)
+    count = ccount - pad_c
+    return (csum - pad_h) / count.clamp(min=1), count
+
+
+def rolling_mean_max(h: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean over each run of `window` consecutive tokens (fewer at the start), then the max over runs."""
+    means, _ = _run_means(h, mask, window)
     return masked_max(means, mask)
 
 
@@ -50,14 +57,8 @@ def full_window_max(z: torch.Tensor, mask: torch.Tensor, window: int) -> torch.T
     """[batch, seq, k] -> [batch, k]: the max over every run of `window` consecutive text tokens of the run's mean; a
     text shorter than `window` is one run. Unlike `rolling_mean_max`, partial runs at the start are skipped: a
     one-token "run" is noise, not evidence."""
-    m = mask.unsqueeze(-1).to(z.dtype)
-    csum = torch.where(mask.unsqueeze(-1), z, torch.zeros_like(z)).cumsum(dim=1)  # [batch, seq, k]
-    ccount = m.cumsum(dim=1)  # [batch, seq, 1]
-    pad_z = torch.nn.functional.pad(csum, (0, 0, window, 0))[:, : z.shape[1]]
-    pad_c = torch.nn.functional.pad(ccount, (0, 0, window, 0))[:, : z.shape[1]]
-    count = ccount - pad_c  # [batch, seq, 1] text tokens in the run ending here
-    means = (csum - pad_z) / count.clamp(min=1)
-    need = ccount[:, -1:].clamp(max=window)  # [batch, 1, 1] a full run, or the whole text
+    means, count = _run_means(z, mask, window)  # [batch, seq, k], [batch, seq, 1]
+    need = mask.sum(dim=1).view(-1, 1, 1).to(z.dtype).clamp(max=window)  # [batch, 1, 1] a full run, or the whole text
     return masked_max(means, mask & (count >= need).squeeze(-1))
 
 
