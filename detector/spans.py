@@ -24,7 +24,7 @@ from detector.validators import DEFAULT_VALIDATORS, ValidatorRegistry, complete_
 
 _TRAILING = ".,;:!?)]}>\"'»“”’"
 _LEADING = "([{<\"'«“‘"
-_LEADING_MARKS = ".,;:!?"  # sentence punctuation never starts an entity ("1. Franz Heinzer"), except a secret's own
+_LEADING_MARKS = ".,;:!?"  # sentence punctuation never starts an entity ("1. Franz Heinzer")
 _SEPARATORS = frozenset(" -./\u00a0")
 WEAK_RATIO = 0.5
 # A pattern candidate that passes its label's validator needs this fraction of the label's threshold: the format is
@@ -92,6 +92,7 @@ MAX_GAP_CHARS = 3  # same-label runs this close (no line break between) are one 
 _MULTILINE = frozenset({"ADDRESS"})  # labels whose entities may continue on the next line
 # Labels whose values may end in punctuation that belongs to them (a password "hunter2!").
 _KEEP_TRAILING: dict[str, str] = {"PASSWORD": ".!?:)]}>", "URL": "/"}
+_KEEP_LEADING: dict[str, str] = {"PASSWORD": _LEADING_MARKS}  # ".hunter2" keeps its dot
 
 
 def snap(text: str, start: int, end: int, label: str = "") -> tuple[int, int]:
@@ -109,7 +110,7 @@ def snap(text: str, start: int, end: int, label: str = "") -> tuple[int, int]:
     if extend(text[end - 1]):
         while end < len(text) and extend(text[end]):
             end += 1
-    keep = _KEEP_TRAILING.get(label, "")
+    keep, keep_leading = _KEEP_TRAILING.get(label, ""), _KEEP_LEADING.get(label, "")
     changed = True
     while changed and start < end:
         changed = False
@@ -121,7 +122,7 @@ def snap(text: str, start: int, end: int, label: str = "") -> tuple[int, int]:
             start, end, changed = start + 1, end - 1, True
         elif text[start] in _LEADING and not _closed_inside(text, start, end):
             start, changed = start + 1, True
-        elif text[start] in _LEADING_MARKS and label != "PASSWORD":
+        elif text[start] in _LEADING_MARKS and text[start] not in keep_leading:
             start, changed = start + 1, True
         elif text[end - 1] in _TRAILING and text[end - 1] not in keep and not _opened_inside(text, start, end):
             end, changed = end - 1, True
