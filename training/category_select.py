@@ -21,14 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from training import fit
 from training.category_sources import CategorySource
-from training.fit import heldout_row, split_negatives, threshold_at
+from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, threshold_at
 from training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
@@ -66,15 +65,10 @@ def loso(
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
 ) -> dict[str, dict]:
-    negatives = [p for p in data if p.source.role == "negative"]
+    negatives, neg_kind, keep, held = negative_split(data, seed)
     neg_x = np.concatenate([p.x for p in negatives])
-    neg_kind = np.concatenate([np.full(len(p.y), p.source.name) for p in negatives])
-    keep, held = split_negatives(negatives, 0.3, seed)
     out: dict[str, dict] = {}
-    for test in data:
-        if test.source.role == "negative":
-            continue
-        others = [p for p in data if p.source.group != test.source.group and p.source.role != "negative"]
+    for test, others in loso_folds(data):
         x = np.concatenate([p.x for p in others] + [neg_x[keep]])
         y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
         w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(keep))])
@@ -122,19 +116,9 @@ def fit_category(
     w = lr.coef_[0] / scaler.scale_  # [d_model]
     b = float(lr.intercept_[0] - (lr.coef_[0] * scaler.mean_ / scaler.scale_).sum())
     x, y, neg = np.concatenate(cal_x), np.concatenate(cal_y), np.concatenate(cal_neg)
-    logits = x @ w + b
-    platt = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1), y)
-    a, c0 = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     head = SequenceLinearHead(SequenceLinearConfig(name=name, layer=layer, labels=(name,), pooling=pooling,
                                                    window=WINDOW), len(w))  # fmt: skip
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy((a * w).astype(np.float32)).unsqueeze(0))
-        head.bias.fill_(a * b + c0)
-    probs = 1.0 / (1.0 + np.exp(-(a * logits + c0)))
-    threshold = threshold_at(probs[neg], np.concatenate(cal_kind)[neg], target_fpr, per_kind)
-    info = {"calibration_auroc": round(float(roc_auc_score(y, probs)), 4),
-            "calibration_recall": round(float((probs[y == 1] >= threshold).mean()), 4),
-            "calibration_negatives": int(neg.sum()), "platt_a": round(a, 4), "platt_c": round(c0, 4)}  # fmt: skip
+    threshold, info = calibrate_category(head, w, b, x @ w + b, y, neg, np.concatenate(cal_kind), target_fpr, per_kind)
     return head, threshold, info
 
 

@@ -3,7 +3,7 @@ then calibrate (Platt scaling folded into the last linear layer) and choose thre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -147,3 +147,45 @@ def heldout_row(role: str, scores: np.ndarray, threshold: float, negative_scores
     else:
         row["fpr"] = round(float((scores >= threshold).mean()), 4)
     return row
+
+
+def negative_split(data: Sequence[Any], seed: int) -> tuple[list[Any], np.ndarray, list[int], list[int]]:
+    """The negative-role parts of category train parts, each row's kind ([n] source name), and the row split of
+    `split_negatives` (30 % held out for evaluation)."""
+    negatives = [p for p in data if p.source.role == "negative"]
+    kinds = np.concatenate([np.full(len(p.y), p.source.name) for p in negatives])
+    keep, held = split_negatives(negatives, 0.3, seed)
+    return negatives, kinds, keep, held
+
+
+def loso_folds(data: Sequence[Any]) -> Iterator[tuple[Any, list[Any]]]:
+    """(held-out part, the positive and look-alike parts outside its family) for every non-negative part."""
+    for test in data:
+        if test.source.role != "negative":
+            yield test, [p for p in data if p.source.group != test.source.group and p.source.role != "negative"]
+
+
+def calibrate_category(
+    head: Head,
+    w: np.ndarray,  # [d_model] raw weights
+    b: float,
+    logits: np.ndarray,  # [n] raw logits of the calibration share
+    y: np.ndarray,  # [n] 0/1
+    negative: np.ndarray,  # [n] bool: rows of negative-role sources
+    kinds: np.ndarray,  # [n] source name of each row
+    target_fpr: float,
+    per_kind: bool,
+) -> tuple[float, dict[str, float]]:
+    """Platt scaling (a 1-D logistic regression) on the calibration share, folded into a one-label head's weight and
+    bias; the threshold at `target_fpr` on the share's negatives; (threshold, calibration info)."""
+    platt = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1), y)
+    a, c0 = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy((a * w).astype(np.float32)).reshape(head.weight.shape))
+        head.bias.fill_(a * b + c0)
+    probs = 1.0 / (1.0 + np.exp(-(a * logits + c0)))
+    threshold = threshold_at(probs[negative], kinds[negative], target_fpr, per_kind)
+    info = {"calibration_auroc": round(float(roc_auc_score(y, probs)), 4),
+            "calibration_recall": round(float((probs[y == 1] >= threshold).mean()), 4),
+            "calibration_negatives": int(negative.sum()), "platt_a": round(a, 4), "platt_c": round(c0, 4)}  # fmt: skip
+    return threshold, info

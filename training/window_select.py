@@ -13,14 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from detector.heads import WindowMaxConfig, WindowMaxHead
 from training.category_sources import CategorySource
-from training.fit import heldout_row, split_negatives, threshold_at
+from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, threshold_at
 
 WINDOW = 16  # tokens per run (the served head's window)
 STRIDE = 8  # runs in a training bag start every STRIDE tokens
@@ -98,16 +96,11 @@ def loso_window(
     data: Sequence[WindowedSource], target_fpr: float, seed: int, c: float, per_kind: bool
 ) -> dict[str, dict]:
     """`category_select.loso` for window-max heads: same folds, same thresholds, same row format."""
-    negatives = [p for p in data if p.source.role == "negative"]
+    negatives, neg_kind, keep, held = negative_split(data, seed)
     neg_acts = [a for p in negatives for a in p.acts]
     neg_runs = [r for p in negatives for r in p.runs]
-    neg_kind = np.concatenate([np.full(len(p.y), p.source.name) for p in negatives])
-    keep, held = split_negatives(negatives, 0.3, seed)
     out: dict[str, dict] = {}
-    for test in data:
-        if test.source.role == "negative":
-            continue
-        others = [p for p in data if p.source.group != test.source.group and p.source.role != "negative"]
+    for test, others in loso_folds(data):
         positive, benign = _bags(others)
         w, b = fit_mil(positive, benign + [neg_runs[i] for i in keep], c)
         threshold = threshold_at(served_scores([neg_acts[i] for i in keep], w, b), neg_kind[keep], target_fpr,
@@ -134,16 +127,6 @@ def fit_window_category(
         cal_kind.append(np.full(int(cal.sum()), part.source.name))
     w, b = fit_mil(*_bags(fit_parts), c)
     y, neg, kind = np.concatenate(cal_y), np.concatenate(cal_neg), np.concatenate(cal_kind)
-    logits = served_scores(cal_acts, w, b)
-    platt = LogisticRegression(C=1e4).fit(logits.reshape(-1, 1), y)
-    a, c0 = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     head = WindowMaxHead(WindowMaxConfig(name=name, layer=layer, labels=(name,), window=WINDOW), len(w))
-    with torch.no_grad():
-        head.weight.copy_(torch.from_numpy((a * w).astype(np.float32)).unsqueeze(0))
-        head.bias.fill_(a * b + c0)
-    probs = 1.0 / (1.0 + np.exp(-(a * logits + c0)))
-    threshold = threshold_at(probs[neg], kind[neg], target_fpr, per_kind)
-    info = {"calibration_auroc": round(float(roc_auc_score(y, probs)), 4),
-            "calibration_recall": round(float((probs[y == 1] >= threshold).mean()), 4),
-            "calibration_negatives": int(neg.sum()), "platt_a": round(a, 4), "platt_c": round(c0, 4)}  # fmt: skip
+    threshold, info = calibrate_category(head, w, b, served_scores(cal_acts, w, b), y, neg, kind, target_fpr, per_kind)
     return head, threshold, info
