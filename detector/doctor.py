@@ -59,7 +59,7 @@ def parity_max_abs_diff(host: HostInfo, depth: int) -> tuple[float, int]:
     return float(diff), depth
 
 
-def run_doctor(settings: DetectorSettings, bundle_path: Path | None, as_json: bool = False) -> int:
+def check_machine(settings: DetectorSettings, bundle_path: Path | None, as_json: bool = False) -> int:
     import torch
 
     torch.set_num_threads(settings.num_threads)

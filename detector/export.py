@@ -10,10 +10,12 @@ Gemma, so check spans, not just max diff).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +50,8 @@ def export_fp32(model: ProbeModel, path: Path) -> None:
     ids = torch.tensor([[2, 10, 11, 12, 13, 14, 15, 16, 17], [2, 20, 21, 22, 23, 24, 0, 0, 0]])
     mask = (ids != 0).long()
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
-    with torch.inference_mode(False), torch.no_grad():
+    # The exporter prints progress to stdout; stdout belongs to the caller (`probeguard detect` writes JSON there).
+    with torch.inference_mode(False), torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
         torch.onnx.export(
             model.eval(),
             (ids, mask),

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -35,13 +35,19 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(
-    env: dict[str, str] | None = None, log: Path | None = None, timeout_s: float = 900.0
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    timeout_s: float = 900.0,
+    command: Sequence[str] = (sys.executable, "-m", "probeguard"),
+    cwd: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Yield (base URL, process); the process is terminated (SIGTERM) on exit if it still runs."""
+    """Run `<command> serve --host 127.0.0.1 --port <free port>`; yield (base URL, process) once /readyz answers 200.
+    The process is terminated (SIGTERM) on exit if it still runs."""
     port = free_port()
-    full_env = {**os.environ, **(env or {}), "PROBEGUARD_PORT": str(port)}
+    full_env = {**os.environ, **(env or {})}
     out = log.open("w") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "serve"], env=full_env, stdout=out, stderr=out)
+    argv = [*command, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(argv, env=full_env, stdout=out, stderr=out, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s

@@ -9,8 +9,6 @@ import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from litestar import Litestar
@@ -18,61 +16,16 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from detector import Detector, Redactor
-from service.batcher import BatchStats, MicroBatcher
+from detector import Detector
+from service.batcher import MicroBatcher
 from service.errors import REQUEST_ID, error_response
 from service.metrics import Metrics
+from service.routes import ROUTES
 from service.settings import ServiceSettings
+from service.state import WARMUP_TEXT, ServiceState, publish_bundle_info, record_batch, reload_detector
 
 log = logging.getLogger("probeguard.service")
 KNOWN_ROUTES = ("/v1/detect", "/v1/detect/batch", "/healthz", "/readyz", "/metrics", "/admin/reload", "/schema")
-WARMUP_TEXT = "Warm-up: contact Jane Doe at jane@example.org."
-
-
-@dataclass
-class ServiceState:
-    settings: ServiceSettings
-    detector: Detector
-    loader: Callable[[Path | None], Detector]  # builds a detector for a bundle path (reload)
-    metrics: Metrics = field(default_factory=Metrics)
-    redactor: Redactor = field(default_factory=Redactor)
-    ready: bool = False
-    batcher: MicroBatcher | None = None
-    tokenize_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="probeguard-tokenize")
-    )
-    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def _bundle_info(state: ServiceState) -> None:
-    info = state.detector.info()
-    state.metrics.bundle.info({"name": info["bundle"]["name"], "version": info["bundle"]["version"],
-                               "host": info["host"]["id"], "provider": info["backend"]})  # fmt: skip
-
-
-def _record_batch(state: ServiceState) -> Callable[[BatchStats], None]:
-    def record(stats: BatchStats) -> None:
-        m = state.metrics
-        m.inference_seconds.observe(stats.inference_s)
-        m.batch_items.observe(stats.items)
-        m.batch_tokens.observe(stats.tokens)
-        m.tokens.inc(stats.tokens)
-        for wait in stats.waits_s:
-            m.queue_wait_seconds.observe(wait)
-
-    return record
-
-
-async def reload_detector(state: ServiceState, bundle: Path | None) -> Detector:
-    """Load a new detector off the loop and swap it in atomically; on failure the old one keeps serving."""
-    async with state.reload_lock:
-        loop = asyncio.get_running_loop()
-        new = await loop.run_in_executor(None, state.loader, bundle)
-        await loop.run_in_executor(None, new.detect, [WARMUP_TEXT])
-        state.detector = new
-        _bundle_info(state)
-        log.info("bundle reloaded", extra={"bundle": new.bundle.manifest.name, "version": new.bundle.manifest.version})
-        return new
 
 
 def _lifespan(state: ServiceState):
@@ -80,10 +33,10 @@ def _lifespan(state: ServiceState):
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         s = state.settings
-        state.batcher = MicroBatcher(s.batch_tokens, s.batch_wait_ms / 1000, s.queue_tokens, _record_batch(state),
+        state.batcher = MicroBatcher(s.batch_tokens, s.batch_wait_ms / 1000, s.queue_tokens, record_batch(state),
                                      s.queue_timeout_s)  # fmt: skip
         state.batcher.start()
-        _bundle_info(state)
+        publish_bundle_info(state)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread (tests)
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_sighup(state)))
 
@@ -154,8 +107,6 @@ class RequestContext:
 def create_app(
     settings: ServiceSettings, detector: Detector, loader: Callable[[Path | None], Detector] | None = None
 ) -> Litestar:
-    from service.routes import ROUTES
-
     state = ServiceState(settings=settings, detector=detector, loader=loader or (lambda _: detector))
     app = Litestar(
         route_handlers=ROUTES,

@@ -12,20 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from detector import Detection, Detector
-from detector.errors import ProbeguardError
 from detector.tokenize import EncodedText
-
-
-class QueueFullError(ProbeguardError):
-    """The batch queue holds its token budget; the client should retry later (429)."""
-
-
-class DrainingError(ProbeguardError):
-    """The service is shutting down or not ready (503)."""
-
-
-class QueueTimeoutError(DrainingError):
-    """A request waited in the queue past its deadline; it is answered instead of run (503)."""
+from service.errors import DrainingError, QueueFullError, QueueTimeoutError
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,13 @@ log = logging.getLogger("probeguard.service")
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", type=Path, help="bundle folder (default: $PROBEGUARD_BUNDLE or newest probeguard-base)")
-    p.add_argument("--bind", help="address to listen on (default: $PROBEGUARD_HOST or 127.0.0.1)")
+    p.add_argument(
+        "--host",
+        dest="bind_host",
+        metavar="ADDRESS",
+        help="address to listen on (default: $PROBEGUARD_BIND_HOST or 127.0.0.1)",
+    )
+    p.add_argument("--bind", dest="bind_host", help=argparse.SUPPRESS)  # the earlier spelling of --host
     p.add_argument("--port", type=int, help="port (default: $PROBEGUARD_PORT or 8000)")
     p.add_argument("--backend", choices=("onnx", "torch"), help="default: $PROBEGUARD_BACKEND or onnx")
     p.add_argument("--threads", type=int, help="inference threads (default: $PROBEGUARD_NUM_THREADS or 1)")
@@ -33,18 +38,17 @@ def run(args: argparse.Namespace) -> int:
     from service.logs import configure_json_logging
 
     configure_json_logging()
-    settings = ServiceSettings.from_env(host=args.bind, port=args.port,
+    settings = ServiceSettings.from_env(bind_host=args.bind_host, port=args.port,
                                         bundle=str(args.bundle) if args.bundle else None)  # fmt: skip
-    backend = args.backend or os.environ.get("PROBEGUARD_BACKEND") or "onnx"
-    det_settings = DetectorSettings.from_env(backend=backend, num_threads=args.threads)
+    det_settings = DetectorSettings.from_env(backend=args.backend, num_threads=args.threads)
 
     def loader(path: Path | None) -> Detector:
         return Detector.load(path or settings.bundle_path or default_bundle_path(), det_settings)
 
     detector = loader(None)  # a bad bundle, host or cache stops here with a clear error and exit code 2
     app = create_app(settings, detector, loader)
-    log.info("serving", extra={"host": settings.host, "port": settings.port, "backend": detector.backend.name})
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+    log.info("serving", extra={"host": settings.bind_host, "port": settings.port, "backend": detector.backend.name})
+    config = uvicorn.Config(app, host=settings.bind_host, port=settings.port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=int(settings.drain_seconds))  # fmt: skip
     _server_class()(config).run()
     return 0

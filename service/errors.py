@@ -1,4 +1,4 @@
-"""The one table from typed errors to HTTP status codes, and the handlers that answer with it.
+"""The service's own error types, the one table from typed errors to HTTP status codes, and its handler.
 
 Bodies are `{"error": {"type", "message"}, "request_id"}`. Messages come from the library's typed errors, which never
 carry user text; anything unexpected is answered with a generic message (and logged without the request body).
@@ -21,12 +21,24 @@ from detector.errors import (
     InferenceError,
     InputTooLargeError,
     InvalidInputError,
+    ProbeguardError,
 )
-from service.batcher import DrainingError, QueueFullError
 
 log = logging.getLogger("probeguard.service")
 REQUEST_ID: ContextVar[str] = ContextVar("probeguard_request_id", default="")  # set per request by the middleware
 _QUOTED = re.compile(r"'[^']*'")  # schema messages may quote a submitted value: never echo it
+
+
+class QueueFullError(ProbeguardError):
+    """The batch queue holds its token budget; the client should retry later (429)."""
+
+
+class DrainingError(ProbeguardError):
+    """The service is shutting down or not ready (503)."""
+
+
+class QueueTimeoutError(DrainingError):
+    """A request waited in the queue past its deadline; it is answered instead of run (503)."""
 
 
 class RequestError(InvalidInputError):

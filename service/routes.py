@@ -19,9 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detector import Detection, Detector
 from detector.paths import MODELS_DIR
-from service.app import ServiceState, reload_detector
-from service.batcher import DrainingError
-from service.errors import AdminDisabledError, ReloadFailedError, RequestError, TooManyItemsError
+from service.errors import AdminDisabledError, DrainingError, ReloadFailedError, RequestError, TooManyItemsError
 from service.schemas import (
     BatchRequest,
     BatchResponse,
@@ -32,6 +30,7 @@ from service.schemas import (
     MessageResult,
     SpanOut,
 )
+from service.state import ServiceState, reload_detector
 
 _ERROR_EXAMPLE = [Example(value={"error": {"type": "EmptyInputError", "message": "text 0 is empty or whitespace only"},
                                  "request_id": "4f2a9c1e0b7d3a65"})]  # fmt: skip

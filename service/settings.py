@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,11 +10,15 @@ from pathlib import Path
 from detector.errors import ConfigError
 from detector.settings import read_env_fields
 
+log = logging.getLogger("probeguard.service")
+# Old name of PROBEGUARD_BIND_HOST; "host" means the host model everywhere else, so it is read with a warning only.
+DEPRECATED_BIND_VARIABLE = "PROBEGUARD_HOST"
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    # Loopback by default: a sidecar should not listen on a public interface unless told to.
-    host: str = "127.0.0.1"
+    # Address to listen on. Loopback by default: a sidecar should not listen on a public interface unless told to.
+    bind_host: str = "127.0.0.1"
     port: int = 8000
     # Bundle folder; empty = newest models/probeguard-base (PROBEGUARD_BUNDLE is read by the library too).
     bundle: str = ""
@@ -57,6 +62,11 @@ class ServiceSettings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> ServiceSettings:
-        values = read_env_fields(cls, os.environ if env is None else env)
+        source = os.environ if env is None else env
+        values = read_env_fields(cls, source)
+        old = source.get(DEPRECATED_BIND_VARIABLE)
+        if old is not None:
+            log.warning(f"{DEPRECATED_BIND_VARIABLE} is deprecated; set PROBEGUARD_BIND_HOST")
+            values.setdefault("bind_host", old)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

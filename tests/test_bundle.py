@@ -22,7 +22,7 @@ TEXTS = ["Hello, my name is Anna Schmidt and my email is anna.schmidt@example.or
 
 
 def _settings(tmp_path: Path, host: Path, **kw) -> DetectorSettings:
-    return DetectorSettings(cache_dir=tmp_path / "cache", host_path=host, **kw)
+    return DetectorSettings(cache_dir=tmp_path / "cache", host_path=host, **{"backend": "torch", **kw})
 
 
 def test_round_trip_gives_identical_scores(tmp_path, tiny_hosts, seed):

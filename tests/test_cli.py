@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from detector.cli import main
+from probeguard.cli import main
 from tests.bundles import make_bundle
 
 
@@ -15,7 +15,7 @@ def cli_env(tmp_path, tiny_hosts, monkeypatch):
     host = tiny_hosts("gemma3_text")
     make_bundle(tmp_path / "bundle", host, threshold=0.3)
     monkeypatch.setenv("PROBEGUARD_CACHE", str(tmp_path / "cache"))
-    return ["--bundle", str(tmp_path / "bundle"), "--host", str(host)]
+    return ["--bundle", str(tmp_path / "bundle"), "--host-model", str(host)]
 
 
 def test_detect_text_prints_json(cli_env, capsys):
@@ -72,8 +72,47 @@ def test_detect_needs_text_or_input(cli_env, capsys):
 
 
 def test_eval_needs_exactly_one_of_data_and_suite(tmp_path, capsys):
-    from detector.cli import main
+    from probeguard.cli import main
 
     assert main(["eval", "--suite", "dev", "--data", str(tmp_path / "x.jsonl")]) == 2
     assert "exactly one of --data FILE and --suite dev" in capsys.readouterr().err
     assert main(["eval"]) == 2
+
+
+def test_a_command_whose_extra_is_missing_names_the_extra(monkeypatch, capsys):
+    import probeguard.cli as root
+
+    real_import = root.importlib.import_module
+
+    def fake_import(name: str):
+        if name == "training.train":
+            raise ModuleNotFoundError("No module named 'faker'", name="faker")
+        return real_import(name)
+
+    monkeypatch.setattr(root.importlib, "import_module", fake_import)
+    assert main(["train"]) == 2
+    assert "pip install 'probeguard[train]'" in capsys.readouterr().err
+
+
+def test_a_broken_own_import_is_not_disguised_as_a_missing_extra(monkeypatch):
+    import probeguard.cli as root
+
+    def fake_import(name: str):
+        raise ModuleNotFoundError("No module named 'training.nope'", name="training.nope")
+
+    monkeypatch.setattr(root.importlib, "import_module", fake_import)
+    with pytest.raises(ModuleNotFoundError):
+        main(["train"])
+
+
+def test_bind_address_setting_and_its_deprecated_name(caplog):
+    from service.settings import ServiceSettings
+
+    assert ServiceSettings.from_env({}).bind_host == "127.0.0.1"
+    assert ServiceSettings.from_env({"PROBEGUARD_BIND_HOST": "0.0.0.0"}).bind_host == "0.0.0.0"
+    with caplog.at_level("WARNING"):
+        old = ServiceSettings.from_env({"PROBEGUARD_HOST": "10.0.0.5"})
+    assert old.bind_host == "10.0.0.5" and "PROBEGUARD_HOST is deprecated" in caplog.text
+    both = ServiceSettings.from_env({"PROBEGUARD_HOST": "10.0.0.5", "PROBEGUARD_BIND_HOST": "0.0.0.0"})
+    assert both.bind_host == "0.0.0.0"
+    assert ServiceSettings.from_env({"PROBEGUARD_HOST": "10.0.0.5"}, bind_host="127.0.0.2").bind_host == "127.0.0.2"

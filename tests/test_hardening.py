@@ -21,7 +21,9 @@ def hard_client(tmp_path_factory, tiny_hosts):
     tmp = tmp_path_factory.mktemp("hard")
     host = tiny_hosts("gemma3_text")
     make_bundle(tmp / "bundle", host)
-    det = Detector.load(tmp / "bundle", DetectorSettings(cache_dir=tmp / "cache", host_path=host, max_chars=5000))
+    det = Detector.load(
+        tmp / "bundle", DetectorSettings(cache_dir=tmp / "cache", host_path=host, max_chars=5000, backend="torch")
+    )
     with _client(det) as c:
         _wait_ready(c)
         yield c
@@ -81,7 +83,7 @@ def test_serve_refuses_a_corrupt_bundle_at_startup(tmp_path, tiny_hosts):
     manifest.write_text(json.dumps(data))
     env = {**os.environ, "PROBEGUARD_CACHE": str(tmp_path / "cache"), "PROBEGUARD_HOST_PATH": str(host),
            "PROBEGUARD_BUNDLE": str(tmp_path / "bundle"), "PROBEGUARD_PORT": "1"}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "detector.cli", "serve"], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "probeguard", "serve"], env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert proc.returncode == 2
     assert "BundleCorruptError" in proc.stderr and "threshold of PERSON" in proc.stderr

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def settings() -> DetectorSettings:
-    return DetectorSettings.from_env(num_threads=1)
+    return DetectorSettings.from_env(num_threads=1, backend="torch")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_truncated_equals_full_on_gemma(real_host, layer):
 def test_doctor_passes_and_reports_parity(settings):
     env = {**os.environ, "PROBEGUARD_CACHE": str(settings.cache_dir)}
     proc = subprocess.run(
-        [sys.executable, "-m", "detector.cli", "doctor", "--json"], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "probeguard", "doctor", "--json"], capture_output=True, text=True, env=env, timeout=600
     )
     report = json.loads(proc.stdout)
     assert proc.returncode == 0, report

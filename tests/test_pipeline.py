@@ -17,7 +17,7 @@ LONG = " ".join(
 
 def _detector(tmp_path, host, configs=None, threshold=0.5, **kw) -> Detector:
     make_bundle(tmp_path / "bundle", host, configs, threshold=threshold)
-    settings = DetectorSettings(cache_dir=tmp_path / "cache", host_path=host, **kw)
+    settings = DetectorSettings(cache_dir=tmp_path / "cache", host_path=host, **{"backend": "torch", **kw})
     return Detector.load(tmp_path / "bundle", settings)
 
 

@@ -59,3 +59,4 @@ def test_serve_routes_overload_and_sigterm(server):
     assert proc.wait(timeout=60) == 0
     log_text = log_path.read_text()
     assert '"msg": "shutdown"' in log_text and "Anna" not in log_text
+    assert f"Uvicorn running on {base}" in log_text, "the log names the bound address and port"

@@ -25,7 +25,9 @@ def tiny_detector(tmp_path_factory, tiny_hosts) -> Detector:
     tmp = tmp_path_factory.mktemp("svc")
     host = tiny_hosts("gemma3_text")
     make_bundle(tmp / "bundle", host, threshold=0.4)
-    return Detector.load(tmp / "bundle", DetectorSettings(cache_dir=tmp / "cache", host_path=host, max_chars=2000))
+    return Detector.load(
+        tmp / "bundle", DetectorSettings(cache_dir=tmp / "cache", host_path=host, max_chars=2000, backend="torch")
+    )
 
 
 def _client(detector: Detector, **kw) -> TestClient:

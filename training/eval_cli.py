@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.commands import add_host_model_arg, host_model_arg
 from detector.errors import ConfigError
 from detector.paths import default_bundle_path
 from detector.settings import DetectorSettings
@@ -41,7 +42,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("devsuite"), help="dev suite: folder for devsuite.md/.json")
     p.add_argument("--format", choices=FORMATS, default="auto")
     p.add_argument("--label-map", help="Presidio entity type -> label, as JSON or a JSON file; null ignores a type")
-    p.add_argument("--host", type=Path)
+    add_host_model_arg(p)
     p.add_argument("--threads", type=int)
     p.add_argument("--batch-size", type=int, default=16)
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.data is None) == (args.suite is None):
         raise ConfigError("give exactly one of --data FILE and --suite dev")
-    settings = DetectorSettings.from_env(host_path=args.host, num_threads=args.threads)
+    settings = DetectorSettings.from_env(host_path=host_model_arg(args), num_threads=args.threads)
     detector = Detector.load(args.bundle or default_bundle_path(), settings)
     if args.suite:
         return _run_suite(detector, args)

@@ -1,4 +1,4 @@
-"""`probeguard` command line: detect, info, doctor (training and serving commands register here too)."""
+"""The library's own subcommands: detect, info, doctor (wired into `probeguard` by `probeguard.cli`)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,34 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from detector.errors import InputError, ProbeguardError
+from detector.errors import InputError
 from detector.paths import default_bundle_path
 from detector.redact import REDACT_MODES, Redactor
 from detector.settings import DetectorSettings
 
 log = logging.getLogger("probeguard")
 
-# Further subcommands (train, eval, export, serve) add themselves here: name -> (configure parser, run).
-EXTRA_COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+def host_model_arg(args: argparse.Namespace) -> Path | None:
+    """`--host-model`, or the deprecated `--host` spelling (which `serve` uses for its bind address)."""
+    old = getattr(args, "host_deprecated", None)
+    if old is not None:
+        print("warning: --host for the host model is deprecated; use --host-model", file=sys.stderr)
+    return getattr(args, "host_model", None) or old
+
+
+def add_host_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host-model", type=Path, help="host model folder (default: the bundle's host)")
+    p.add_argument("--host", dest="host_deprecated", type=Path, help=argparse.SUPPRESS)
 
 
 def _settings(args: argparse.Namespace) -> DetectorSettings:
     return DetectorSettings.from_env(
-        host_path=getattr(args, "host", None),
+        host_path=host_model_arg(args),
         num_threads=getattr(args, "threads", None),
         cache_dir=getattr(args, "cache_dir", None),
     )
@@ -95,7 +105,7 @@ def _result_row(row_id: Any, text: str, result: Any, redact: str | None, redacto
     return row
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
+def run_detect(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.input is None):
         print("error: give either a TEXT argument or --input FILE", file=sys.stderr)
         return 2
@@ -115,7 +125,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def cmd_info(args: argparse.Namespace) -> int:
+def run_info(args: argparse.Namespace) -> int:
     from detector.bundle import load_bundle
     from detector.heads import head_level
     from detector.host import default_host_state
@@ -145,10 +155,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
-    from detector.doctor import run_doctor
+def run_doctor(args: argparse.Namespace) -> int:
+    from detector.doctor import check_machine
 
-    return run_doctor(_settings(args), args.bundle, as_json=args.json)
+    return check_machine(_settings(args), args.bundle, as_json=args.json)
 
 
 def _positive_int(raw: str) -> int:
@@ -161,70 +171,27 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="probeguard", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", type=Path, help="bundle folder (default: $PROBEGUARD_BUNDLE or the newest packaged one)")
+    add_host_model_arg(p)
+    p.add_argument("--cache-dir", type=Path, help="cache folder (default: $PROBEGUARD_CACHE or ~/.cache/probeguard)")
+    p.add_argument("--threads", type=_positive_int, help="inference threads (default: $PROBEGUARD_NUM_THREADS or 1)")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bundle", type=Path, help="bundle folder (default: newest models/probeguard-base)")
-        p.add_argument("--host", type=Path, help="host model folder (default: the bundle's host)")
-        p.add_argument(
-            "--cache-dir", type=Path, help="cache folder (default: $PROBEGUARD_CACHE or ~/.cache/probeguard)"
-        )
-        p.add_argument("--threads", type=_positive_int, help="torch threads (default: $PROBEGUARD_NUM_THREADS or 1)")
 
-    p = sub.add_parser("detect", help="score a text, or a JSONL file of {id, text} rows")
-    common(p)
+def configure_detect(p: argparse.ArgumentParser) -> None:
+    _common(p)
     p.add_argument("text", nargs="?", help="the text to score")
     p.add_argument("--input", type=Path, help="JSONL input, one {'id', 'text'} object per line")
     p.add_argument("--output", help="JSONL output (default: stdout)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="windows per forward pass")
     p.add_argument("--redact", choices=REDACT_MODES, help="also return the text with spans redacted")
-    p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("info", help="describe a bundle: host, layers, heads, labels, thresholds")
-    common(p)
+
+def configure_info(p: argparse.ArgumentParser) -> None:
+    _common(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("doctor", help="check host, cache, runtime and truncated-vs-full parity; non-zero on failure")
-    common(p)
+
+def configure_doctor(p: argparse.ArgumentParser) -> None:
+    _common(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_doctor)
-
-    for name, (configure, run) in EXTRA_COMMANDS.items():
-        p = sub.add_parser(name)
-        configure(p)
-        p.set_defaults(func=run)
-    return parser
-
-
-def _register_extras() -> None:
-    try:
-        from service import cli as service_cli
-    except ImportError:  # the service extras (litestar, uvicorn) are not installed
-        pass
-    else:
-        EXTRA_COMMANDS.setdefault("serve", (service_cli.configure, service_cli.run))
-    try:
-        from training import eval_cli, train
-    except ImportError:  # the training extras (faker, tqdm) are not installed
-        return
-    EXTRA_COMMANDS.setdefault("train", (train.configure, train.run))
-    EXTRA_COMMANDS.setdefault("eval", (eval_cli.configure, eval_cli.run))
-
-
-def main(argv: list[str] | None = None) -> int:
-    _register_extras()
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
-    try:
-        return int(args.func(args))
-    except ProbeguardError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The sidecar's state: one object the lifespan, the middleware and the routes share (no app <-> routes cycle)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detector import Detector, Redactor
+from service.batcher import BatchStats, MicroBatcher
+from service.metrics import Metrics
+from service.settings import ServiceSettings
+
+log = logging.getLogger("probeguard.service")
+WARMUP_TEXT = "Warm-up: contact Jane Doe at jane@example.org."
+
+
+@dataclass
+class ServiceState:
+    settings: ServiceSettings
+    detector: Detector
+    loader: Callable[[Path | None], Detector]  # builds a detector for a bundle path (reload)
+    metrics: Metrics = field(default_factory=Metrics)
+    redactor: Redactor = field(default_factory=Redactor)
+    ready: bool = False
+    batcher: MicroBatcher | None = None
+    tokenize_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="probeguard-tokenize")
+    )
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def publish_bundle_info(state: ServiceState) -> None:
+    info = state.detector.info()
+    state.metrics.bundle.info({"name": info["bundle"]["name"], "version": info["bundle"]["version"],
+                               "host": info["host"]["id"], "provider": info["backend"]})  # fmt: skip
+
+
+def record_batch(state: ServiceState) -> Callable[[BatchStats], None]:
+    def record(stats: BatchStats) -> None:
+        m = state.metrics
+        m.inference_seconds.observe(stats.inference_s)
+        m.batch_items.observe(stats.items)
+        m.batch_tokens.observe(stats.tokens)
+        m.tokens.inc(stats.tokens)
+        for wait in stats.waits_s:
+            m.queue_wait_seconds.observe(wait)
+
+    return record
+
+
+async def reload_detector(state: ServiceState, bundle: Path | None) -> Detector:
+    """Load a new detector off the loop and swap it in atomically; on failure the old one keeps serving."""
+    async with state.reload_lock:
+        loop = asyncio.get_running_loop()
+        new = await loop.run_in_executor(None, state.loader, bundle)
+        await loop.run_in_executor(None, new.detect, [WARMUP_TEXT])
+        state.detector = new
+        publish_bundle_info(state)
+        log.info("bundle reloaded", extra={"bundle": new.bundle.manifest.name, "version": new.bundle.manifest.version})
+        return new
