@@ -23,6 +23,7 @@ COPY detector ./detector
 COPY service ./service
 COPY training ./training
 COPY loadtest ./loadtest
+COPY probeguard ./probeguard
 COPY models ./models
 
 # torch is only needed to export the graph on first start; the CPU wheel keeps the image small.

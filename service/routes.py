@@ -18,7 +18,7 @@ from litestar.params import JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from detector import Detection, Detector
-from detector.paths import MODELS_DIR
+from detector.paths import models_dir
 from service.errors import AdminDisabledError, DrainingError, ReloadFailedError, RequestError, TooManyItemsError
 from service.schemas import (
     BatchRequest,
@@ -190,8 +190,9 @@ def resolve_bundle_name(name: str) -> Path:
     parts = Path(name).parts
     if not name or Path(name).is_absolute() or any(p in ("..", ".", "") for p in parts) or len(parts) != 2:
         raise RequestError("bundle must be '<name>/<version>' under models/")
-    path = (MODELS_DIR / name).resolve()
-    if not path.is_relative_to(MODELS_DIR.resolve()):
+    root = models_dir().resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root):
         raise RequestError("bundle must be '<name>/<version>' under models/")
     return path
 
