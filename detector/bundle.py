@@ -1,7 +1,10 @@
-"""Bundles: `models/<name>/<version>/manifest.json` + `heads.safetensors`, checked on load.
+"""Bundles: `models/<name>/<version>/manifest.json` + `heads.safetensors` + `saes/<name>/` (SAELens folders), checked
+on load.
 
-Every check names the file and the field that failed. A bundle that does not match its host, its checksum or its own
-schema is refused: the detector never falls back to something else.
+Every check names the file and the field that failed. A bundle that does not match its host, its checksums or its own
+schema is refused: the detector never falls back to something else. Format 2 stores each SAE once, as an artifact of
+its own that any number of SAE-feature heads name; a format-1 bundle (SAE encoders inside each head) is converted on
+load by `detector.bundle_v1`.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from detector.bundle_v1 import upgrade_v1
 from detector.errors import BundleCorruptError, BundleHostMismatchError, BundleNotFoundError, ConfigError
-from detector.heads import Head, build_head, config_from_dict, head_level
+from detector.heads import Head, SAEFeatureConfig, build_head, config_from_dict, head_level
 from detector.heads.base import HeadConfig
 from detector.host import HostInfo, sha256_file
+from detector.sae import CFG_FILE, WEIGHTS_FILE, SparseAutoencoder, read_sae_folder, write_sae_folder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 HEADS_FILE = "heads.safetensors"
+SAES_DIR = "saes"
 
 
 @dataclass(frozen=True)
@@ -44,12 +50,23 @@ class HeadEntry:
 
 
 @dataclass(frozen=True)
+class SAEEntry:
+    name: str
+    files: dict[str, str]  # file under saes/<name>/ -> sha256; empty for an SAE converted from a format-1 bundle
+
+    @property
+    def folder(self) -> str:
+        return f"{SAES_DIR}/{self.name}"
+
+
+@dataclass(frozen=True)
 class Manifest:
     name: str
     version: str
     host: HostRef
     heads: tuple[HeadEntry, ...]
     heads_sha256: str
+    saes: tuple[SAEEntry, ...] = ()
     metrics: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
@@ -63,6 +80,12 @@ class Manifest:
         """Layers read by active heads; the host runs to the deepest one."""
         return tuple(sorted({h.config.layer for h in self.active_heads}))
 
+    @property
+    def active_saes(self) -> tuple[str, ...]:
+        """SAEs read by active heads, in manifest order (only these are built and encoded)."""
+        read = {h.config.sae for h in self.active_heads if isinstance(h.config, SAEFeatureConfig)}
+        return tuple(e.name for e in self.saes if e.name in read)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
@@ -72,6 +95,7 @@ class Manifest:
             "host": vars(self.host),
             "layers": list(self.layers),
             "heads": [{"type": h.type, "config": h.config.to_dict(), "thresholds": h.thresholds} for h in self.heads],
+            "saes": [{"name": e.name, "files": {f: {"sha256": h} for f, h in e.files.items()}} for e in self.saes],
             "files": {HEADS_FILE: {"sha256": self.heads_sha256}},
             "metrics": self.metrics,
             "training_data": self.training_data,
@@ -83,6 +107,11 @@ class Bundle:
     path: Path | None
     manifest: Manifest
     tensors: dict[str, torch.Tensor]  # "<head>.<param>" -> tensor, float32
+    saes: dict[str, SparseAutoencoder] = field(default_factory=dict)  # every SAE of the manifest, weights loaded
+
+    def build_saes(self) -> list[SparseAutoencoder]:
+        """The SAEs active heads read (each encoded once per forward pass by the model)."""
+        return [self.saes[name] for name in self.manifest.active_saes]
 
     def build_heads(self) -> list[Head]:
         """Modules of the active heads with their weights loaded."""
@@ -127,7 +156,8 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
         raise _corrupt(where, "top level must be a JSON object")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
-        raise _corrupt(where, f"field format_version is {version!r}, this detector reads {FORMAT_VERSION}")
+        raise _corrupt(where, f"field format_version is {version!r}, this detector reads 1 (converted) and "
+                              f"{FORMAT_VERSION}")  # fmt: skip
     host_raw = _require(data, "host", dict, where)
     host = HostRef(
         id=_require(host_raw, "id", str, where + " host"),
@@ -152,6 +182,15 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
             if isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < t < 1.0:
                 raise _corrupt(at, f"threshold of {label} must be a number in (0, 1), got {t!r}")
         entries.append(HeadEntry(raw["type"], config, {k: float(v) for k, v in thresholds.items()}))
+    saes = []
+    for i, raw in enumerate(_require(data, "saes", list, where)):
+        at = f"{where} field saes[{i}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise _corrupt(at, "must be an object with a name")
+        files = _require(raw, "files", dict, at)
+        if not all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()):
+            raise _corrupt(at, "every file needs a sha256")
+        saes.append(SAEEntry(raw["name"], {f: v["sha256"] for f, v in files.items()}))
     files = _require(data, "files", dict, where)
     heads_file = files.get(HEADS_FILE)
     if not isinstance(heads_file, dict) or not isinstance(heads_file.get("sha256"), str):
@@ -162,6 +201,7 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
         host=host,
         heads=tuple(entries),
         heads_sha256=heads_file["sha256"],
+        saes=tuple(saes),
         metrics=data.get("metrics") or {},
         training_data=data.get("training_data") or {},
         created_at=str(data.get("created_at", "")),
@@ -181,6 +221,14 @@ def _check_heads(manifest: Manifest, where: str) -> None:
     for entry in manifest.heads:
         if entry.config.layer > manifest.host.num_layers:
             raise _corrupt(where, f"head {entry.config.name} reads layer {entry.config.layer} > host.num_layers")
+    sae_names = [e.name for e in manifest.saes]
+    if len(set(sae_names)) != len(sae_names):
+        raise _corrupt(
+            where, f"field saes has duplicate names {sorted({n for n in sae_names if sae_names.count(n) > 1})}"
+        )
+    for entry in manifest.heads:
+        if isinstance(entry.config, SAEFeatureConfig) and entry.config.sae not in sae_names:
+            raise _corrupt(where, f"head {entry.config.name} reads SAE {entry.config.sae!r}, which field saes lacks")
     seen: dict[tuple[str, str], str] = {}
     for entry in manifest.active_heads:
         level = head_level(entry.type, entry.config)
@@ -202,21 +250,66 @@ def load_bundle(path: Path) -> Bundle:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _corrupt(str(manifest_path), f"not valid JSON ({type(exc).__name__})") from None
-    manifest = _parse_manifest(data, str(manifest_path))
-    actual = sha256_file(heads_path)
-    if actual != manifest.heads_sha256:
-        raise _corrupt(
-            str(heads_path),
-            f"sha256 {actual[:12]}… does not match {MANIFEST} field files.{HEADS_FILE}.sha256 "
-            f"({manifest.heads_sha256[:12]}…)",
-        )
-    try:
-        tensors = {k: v.float() for k, v in load_file(str(heads_path)).items()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise _corrupt(str(heads_path), f"unreadable safetensors ({type(exc).__name__})") from None
-    bundle = Bundle(path, manifest, tensors)
+    saes: dict[str, SparseAutoencoder] = {}
+    if isinstance(data, dict) and data.get("format_version") == 1:  # SAE encoders inside heads: convert in memory
+        declared = data.get("files") if isinstance(data.get("files"), dict) else {}
+        _check_sha256(heads_path, (declared.get(HEADS_FILE) or {}).get("sha256"), f"files.{HEADS_FILE}")
+        data, tensors, saes = upgrade_v1(data, _read_tensors(heads_path), str(manifest_path))
+        manifest = _parse_manifest(data, str(manifest_path))
+    else:
+        manifest = _parse_manifest(data, str(manifest_path))
+        _check_sha256(heads_path, manifest.heads_sha256, f"files.{HEADS_FILE}")
+        tensors = _read_tensors(heads_path)
+    for entry in manifest.saes:
+        if entry.name not in saes:
+            saes[entry.name] = _load_sae(path, entry)
+    bundle = Bundle(path, manifest, tensors, saes)
+    _check_saes(bundle, str(manifest_path))
     _check_tensors(bundle, str(heads_path))
     return bundle
+
+
+def _read_tensors(heads_path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return {k: v.float() for k, v in load_file(str(heads_path)).items()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _corrupt(str(heads_path), f"unreadable safetensors ({type(exc).__name__})") from None
+
+
+def _check_sha256(file: Path, expected: object, field_name: str) -> None:
+    if not isinstance(expected, str):
+        raise _corrupt(str(file.parent / MANIFEST), f"field {field_name}.sha256 is missing")
+    actual = sha256_file(file)
+    if actual != expected:
+        raise _corrupt(str(file), f"sha256 {actual[:12]}… does not match {MANIFEST} field {field_name}.sha256 "
+                                  f"({expected[:12]}…)")  # fmt: skip
+
+
+def _load_sae(path: Path, entry: SAEEntry) -> SparseAutoencoder:
+    folder = path / entry.folder
+    if set(entry.files) != {CFG_FILE, WEIGHTS_FILE}:
+        raise _corrupt(str(path / MANIFEST), f"SAE {entry.name} must list exactly {CFG_FILE} and {WEIGHTS_FILE}")
+    for name, sha in entry.files.items():
+        if not (folder / name).is_file():
+            raise BundleNotFoundError(f"bundle file {folder / name} does not exist")
+        _check_sha256(folder / name, sha, f"saes[{entry.name}].files.{name}")
+    return read_sae_folder(folder, entry.name)
+
+
+def _check_saes(bundle: Bundle, where: str) -> None:
+    d_model = bundle.manifest.host.d_model
+    for name, sae in bundle.saes.items():
+        if sae.config.d_in != d_model:
+            raise _corrupt(where, f"SAE {name} has d_in {sae.config.d_in}, the host has d_model {d_model}")
+        if sae.config.layer > bundle.manifest.host.num_layers:
+            raise _corrupt(where, f"SAE {name} encodes layer {sae.config.layer} > host.num_layers")
+    for entry in bundle.manifest.heads:
+        if isinstance(entry.config, SAEFeatureConfig):
+            sae = bundle.saes[entry.config.sae].config
+            head = entry.config
+            if (sae.layer, sae.d_sae) != (head.layer, head.d_sae):
+                raise _corrupt(where, f"head {head.name} reads layer/d_sae {head.layer}/{head.d_sae} but SAE "
+                                      f"{sae.name} has {sae.layer}/{sae.d_sae}")  # fmt: skip
 
 
 def _check_tensors(bundle: Bundle, where: str) -> None:
@@ -244,12 +337,18 @@ def save_bundle(
     version: str,
     host: HostRef,
     heads: Sequence[tuple[Head, dict[str, float]]],
+    saes: Sequence[SparseAutoencoder] = (),
     metrics: dict[str, Any] | None = None,
     training_data: dict[str, Any] | None = None,
 ) -> Bundle:
-    """Write manifest + tensors, then load the result back through every check."""
+    """Write manifest + head tensors + one SAELens folder per SAE, then load the result back through every check."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    sae_entries = []
+    for sae in saes:
+        folder = path / SAES_DIR / sae.config.name
+        write_sae_folder(sae, folder)
+        sae_entries.append(SAEEntry(sae.config.name, {f: sha256_file(folder / f) for f in (CFG_FILE, WEIGHTS_FILE)}))
     tensors = {
         f"{head.config.name}.{k}": v.detach().to(torch.float32).contiguous()
         for head, _ in heads
@@ -262,6 +361,7 @@ def save_bundle(
         host=host,
         heads=tuple(HeadEntry(h.type_name, h.config, dict(t)) for h, t in heads),
         heads_sha256=sha256_file(path / HEADS_FILE),
+        saes=tuple(sae_entries),
         metrics=metrics or {},
         training_data=training_data or {},
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -142,6 +142,8 @@ def run_info(args: argparse.Namespace) -> int:
              "active": e.config.active, "labels": list(e.config.labels), "thresholds": e.thresholds}
             for e in m.heads
         ],
+        "saes": [{"name": n, **{k: v for k, v in vars(sae.config).items() if k != "name"}}
+                 for n, sae in bundle.saes.items()],
         "metrics": m.metrics,
     }  # fmt: skip
     if args.json:
@@ -152,6 +154,8 @@ def run_info(args: argparse.Namespace) -> int:
         for h in info["heads"]:
             state = "" if h["active"] else "  (inactive)"
             print(f"head    {h['name']:<16} {h['type']:<16} layer {h['layer']:<3} {', '.join(h['labels'])}{state}")
+        for sae in info["saes"]:
+            print(f"sae     {sae['name']:<16} {sae['activation']:<16} layer {sae['layer']:<3} d_sae {sae['d_sae']}")
     return 0
 
 

@@ -10,20 +10,34 @@ from torch import nn
 from detector.activations import Activations, content_mask_from
 from detector.errors import ConfigError
 from detector.heads import Head
+from detector.sae import SparseAutoencoder
 from detector.truncate import TruncatedHost
 
 
 class ProbeModel(nn.Module):
     """forward(input_ids [batch, seq], attention_mask [batch, seq]) -> one logits tensor per head, in `head_names`
-    order: token heads [batch, seq, labels], sequence heads [batch, labels]."""
+    order: token heads [batch, seq, labels], sequence heads [batch, labels].
 
-    def __init__(self, host: TruncatedHost, heads: Sequence[Head], prefix: int, suffix: int) -> None:
+    Each SAE is encoded once per batch (into `Activations.features`), whatever the number of heads reading it."""
+
+    def __init__(
+        self,
+        host: TruncatedHost,
+        heads: Sequence[Head],
+        prefix: int,
+        suffix: int,
+        saes: Sequence[SparseAutoencoder] = (),
+    ) -> None:
         super().__init__()
         missing = sorted({h.config.layer for h in heads} - set(host.layers))
         if missing:
             raise ConfigError(f"heads read layers {missing} that the truncated host does not capture")
+        unread = sorted({s.config.layer for s in saes} - set(host.layers))
+        if unread:
+            raise ConfigError(f"SAEs encode layers {unread} that the truncated host does not capture")
         self.host = host
         self.heads = nn.ModuleList(heads)
+        self.saes = nn.ModuleDict({s.config.name: s for s in saes})
         self.head_names: tuple[str, ...] = tuple(h.config.name for h in heads)
         self.prefix = prefix
         self.suffix = suffix
@@ -31,10 +45,12 @@ class ProbeModel(nn.Module):
     def activations(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Activations:
         hidden = self.host(input_ids, attention_mask)
         mask = attention_mask.bool()
+        layers = dict(zip(self.host.layers, hidden, strict=True))  # layer -> [batch, seq, d_model]
         return Activations(
-            layers=dict(zip(self.host.layers, hidden, strict=True)),
+            layers=layers,
             attention_mask=mask,
             content_mask=content_mask_from(mask, self.prefix, self.suffix),
+            features={name: sae.encode(layers[sae.config.layer]) for name, sae in self.saes.items()},
         )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:

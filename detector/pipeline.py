@@ -110,7 +110,8 @@ class Detector:
 
         def build_model() -> ProbeModel:
             truncated = load_truncated_host(host.path, bundle.manifest.layers, config)
-            return ProbeModel(truncated, bundle.build_heads(), len(tokenizer.prefix_ids), len(tokenizer.suffix_ids))
+            return ProbeModel(truncated, bundle.build_heads(), len(tokenizer.prefix_ids), len(tokenizer.suffix_ids),
+                              bundle.build_saes())  # fmt: skip
 
         backend: Backend
         if settings.backend == "onnx":

@@ -10,6 +10,7 @@ import torch
 from detector.bundle import Bundle, HostRef, save_bundle
 from detector.heads import Head, HeadConfig, SAEFeatureConfig, SequenceLinearConfig, TokenLinearConfig, build_head
 from detector.host import host_from_folder
+from detector.sae import SAEConfig, SparseAutoencoder
 from detector.truncate import load_host_config
 
 TOKEN_LABELS = ("PERSON", "EMAIL", "PHONE")
@@ -25,8 +26,21 @@ def default_configs(token_layer: int = 2, lookahead: int = 1) -> list[HeadConfig
     return [
         TokenLinearConfig(name="pii", layer=token_layer, labels=TOKEN_LABELS, lookahead=lookahead),
         SequenceLinearConfig(name="unsafe", layer=1, labels=("unsafe",), pooling="mean"),
-        SAEFeatureConfig(name="injection_sae", layer=1, labels=("prompt_injection",), d_sae=16, k=4, pooling="max"),
+        SAEFeatureConfig(
+            name="injection_sae", layer=1, labels=("prompt_injection",), sae="tiny_sae", d_sae=16, pooling="max"
+        ),
     ]
+
+
+def random_sae(
+    d_model: int, name: str = "tiny_sae", layer: int = 1, d_sae: int = 16, seed: int = 0
+) -> SparseAutoencoder:
+    torch.manual_seed(seed)
+    sae = SparseAutoencoder(SAEConfig(name=name, layer=layer, d_in=d_model, d_sae=d_sae, activation="topk", k=4))
+    with torch.no_grad():
+        for p in sae.parameters():
+            p.normal_(0.0, 0.5)
+    return sae
 
 
 def random_heads(configs: Sequence[HeadConfig], d_model: int, seed: int = 0) -> list[Head]:
@@ -40,16 +54,27 @@ def random_heads(configs: Sequence[HeadConfig], d_model: int, seed: int = 0) -> 
 
 
 def make_bundle(
-    folder: Path, host_folder: Path, configs: Sequence[HeadConfig] | None = None, seed: int = 0, threshold: float = 0.5
+    folder: Path,
+    host_folder: Path,
+    configs: Sequence[HeadConfig] | None = None,
+    seed: int = 0,
+    threshold: float = 0.5,
+    saes: Sequence[SparseAutoencoder] | None = None,
 ) -> Bundle:
+    """A bundle of random heads; SAE-feature heads read `saes` (default: one random `tiny_sae` on layer 1)."""
     ref = host_ref(host_folder)
-    heads = random_heads(configs if configs is not None else default_configs(), ref.d_model, seed)
+    configs = configs if configs is not None else default_configs()
+    heads = random_heads(configs, ref.d_model, seed)
+    if saes is None:
+        read = {c.sae for c in configs if isinstance(c, SAEFeatureConfig)}
+        saes = [random_sae(ref.d_model, seed=seed)] if read else []
     return save_bundle(
         folder,
         name="test-bundle",
         version="0.0.1",
         host=ref,
         heads=[(h, dict.fromkeys(h.config.labels, threshold)) for h in heads],
+        saes=saes,
         metrics={"note": "random weights"},
         training_data={"examples": 0},
     )

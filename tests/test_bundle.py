@@ -36,7 +36,9 @@ def test_round_trip_gives_identical_scores(tmp_path, tiny_hosts, seed):
     heads = [(h, e.thresholds) for h, e in zip(again.build_heads(), again.manifest.active_heads, strict=True)]
     from detector.bundle import save_bundle
 
-    save_bundle(tmp_path / "b2", name="copy", version="1", host=again.manifest.host, heads=heads)
+    save_bundle(
+        tmp_path / "b2", name="copy", version="1", host=again.manifest.host, heads=heads, saes=again.build_saes()
+    )
     det2 = Detector.load(tmp_path / "b2", _settings(tmp_path, host))
     probs_b, cats_b = det2.score(det2.encode(TEXTS))
     for a, b in zip(probs_a, probs_b, strict=True):

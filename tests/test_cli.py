@@ -59,6 +59,7 @@ def test_info_json(cli_env, capsys):
     assert info["layers"] == [1, 2]
     assert [h["name"] for h in info["heads"]] == ["pii", "unsafe", "injection_sae"]
     assert info["heads"][0]["thresholds"]["PERSON"] == 0.3
+    assert [s["name"] for s in info["saes"]] == ["tiny_sae"] and info["saes"][0]["d_sae"] == 16
 
 
 def test_missing_bundle_is_a_clear_error(tmp_path, capsys):

@@ -157,3 +157,13 @@ def test_quoted_category_cases(detector):
     assert not mail.categories["prompt_injection"].flagged
     assert direct.categories["prompt_injection"].flagged
     assert attacked.categories["prompt_injection"].flagged, "one instruction inside an e-mail is an injection"
+
+
+def test_shipped_format_1_bundle_with_two_sae_heads_loads_with_one_sae():
+    from detector.bundle import load_bundle
+    from detector.paths import models_dir
+
+    bundle = load_bundle(models_dir() / "probeguard-base" / "0.2.0")
+    assert len(bundle.saes) == 1 and len(bundle.build_saes()) == 1
+    readers = [h.config.name for h in bundle.manifest.active_heads if h.type == "sae_feature"]
+    assert readers == ["unsafe_sae", "prompt_injection_sae"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -36,8 +37,15 @@ def test_every_source_package_is_in_the_wheel_list():
 
 @pytest.mark.integration
 def test_installed_wheel_detects_and_serves_outside_the_checkout(tmp_path):
+    # Build from a copy: setuptools keeps a build/ folder beside the sources, and a stale one would leak into wheels.
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        source.mkdir(exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    for top in ("probeguard", "detector", "service", "training", "loadtest", "models"):
+        shutil.copytree(ROOT / top, source / top, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(dist)], check=True, capture_output=True, timeout=300)  # fmt: skip
     (wheel,) = dist.glob("probeguard-*.whl")
     venv = tmp_path / "venv"

@@ -12,12 +12,13 @@ import torch
 
 from detector import Detector, DetectorSettings
 from detector.errors import ConfigError
+from detector.sae import hook_name, layer_of_hook
 from detector.tokenize import HostTokenizer, whole_window
 from detector.truncate import load_truncated_host
 from training import activations
 from training.config import load_config
 from training.contrastive import bastion_rows, synthetic_injections
-from training.sae import load_saelens, sae_head, saelens_layer, train_topk_sae
+from training.sae import load_saelens, sae_head, train_topk_sae
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "unsafe"
 
@@ -80,8 +81,9 @@ def test_topk_sae_reconstructs_sparse_data_and_serves_raw_activations(seed):
     data = (codes @ atoms * 50.0).astype(np.float16)  # large scale, like Gemma's residual stream
     weights = train_topk_sae(data, d_sae=128, k=4, steps=400, batch_tokens=256, lr=2e-3)
     assert weights.stats["fvu"] < 0.35 and weights.stats["l0"] <= 4
-    head = sae_head("t", 1, ("x",), "sequence", weights)
-    served = head.encode(torch.from_numpy(data[:50].astype(np.float32)))
+    sae = weights.to_sae("t_sae", 1)
+    assert sae_head("t", sae, ("x",), "sequence").config.sae == "t_sae"
+    served = sae.encode(torch.from_numpy(data[:50].astype(np.float32)))
     assert ((served > 0).sum(-1) <= 4).all() and (served > 0).any()
 
 
@@ -95,12 +97,17 @@ def test_saelens_folder_loads_as_jumprelu_head(tmp_path):
     (tmp_path / "cfg.json").write_text(json.dumps({"architecture": "jumprelu", "d_in": d_in, "d_sae": d_sae,
                                                    "hook_name": "blocks.5.hook_resid_post",
                                                    "apply_b_dec_to_input": True}))  # fmt: skip
-    weights, layer = load_saelens(tmp_path)
-    assert layer == 6 and saelens_layer("blocks.0.hook_resid_pre") == 0
-    head = sae_head("ext", layer, ("x",), "sequence", weights)
+    sae = load_saelens(tmp_path, "ext_sae")
+    assert (
+        sae.config.layer == 6
+        and layer_of_hook("blocks.0.hook_resid_pre") == 0
+        and hook_name(6) == "blocks.5.hook_resid_post"
+    )
+    head = sae_head("ext", sae, ("x",), "sequence")
+    assert (head.config.layer, head.config.d_sae) == (6, d_sae)
     x = torch.randn(3, d_in)
     pre = (x - tensors["b_dec"]) @ tensors["W_enc"] + tensors["b_enc"]
-    torch.testing.assert_close(head.encode(x), torch.where(pre > 0.5, pre, torch.zeros_like(pre)))
+    torch.testing.assert_close(sae.encode(x), torch.where(pre > 0.5, pre, torch.zeros_like(pre)))
     (tmp_path / "cfg.json").write_text(json.dumps({"architecture": "gated", "d_in": d_in, "d_sae": d_sae}))
     with pytest.raises(ConfigError, match="not supported"):
         load_saelens(tmp_path)

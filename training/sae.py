@@ -1,5 +1,5 @@
 """Sparse autoencoders: train a TopK SAE on harvested activations, or load an external one in SAELens format, and
-build SAE-feature heads (the SAE's encoder + an L1-sparse linear classifier on its codes).
+build SAE-feature heads (an L1-sparse linear classifier on a named SAE's codes; the SAE is its own bundle artifact).
 
 Inputs are rescaled by one scalar so that their mean squared norm is d_model (training is then scale-free); the
 scale is folded back into the served encoder, so the head reads raw activations like every other head.
@@ -8,18 +8,17 @@ scale is folded back into the served encoder, so the head reads raw activations 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
-from detector.errors import ConfigError
+from detector.errors import BundleCorruptError, ConfigError
 from detector.heads import SAEFeatureConfig, SAEFeatureHead
 from detector.heads.pooling import pool
+from detector.sae import CFG_FILE, SAEConfig, SparseAutoencoder, read_sae_folder
 from training import fit
 
 
@@ -33,6 +32,15 @@ class SAEWeights:
     k: int
     apply_b_dec_to_input: bool
     stats: dict[str, float]
+
+    def to_sae(self, name: str, layer: int) -> SparseAutoencoder:
+        """The served artifact: these weights as a named SAE on `layer`."""
+        d_in, d_sae = self.w_enc.shape
+        sae = SparseAutoencoder(SAEConfig(name=name, layer=layer, d_in=d_in, d_sae=d_sae, activation=self.activation,
+                                          k=self.k, apply_b_dec_to_input=self.apply_b_dec_to_input))  # fmt: skip
+        sae.load_state_dict({"W_enc": self.w_enc, "b_enc": self.b_enc, "b_dec": self.b_dec,
+                             "threshold": self.threshold})  # fmt: skip
+        return sae
 
 
 def _sample_rows(matrix: np.ndarray, n: int, gen: np.random.Generator) -> torch.Tensor:
@@ -91,58 +99,35 @@ def train_topk_sae(
         )  # fmt: skip
 
 
-def saelens_layer(hook_name: str) -> int:
-    """SAELens hook 'blocks.{i}.hook_resid_post' reads the residual stream after block i (0-based) = our layer i+1."""
-    m = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(post|pre)", hook_name)
-    if not m:
-        raise ConfigError(f"unsupported SAELens hook {hook_name!r}: expected blocks.N.hook_resid_post/pre")
-    return int(m.group(1)) + (1 if m.group(2) == "post" else 0)
-
-
-def load_saelens(folder: Path) -> tuple[SAEWeights, int]:
-    """Load `cfg.json` + `sae_weights.safetensors` (JumpReLU or TopK); returns the weights and our layer index."""
+def load_saelens(folder: Path, name: str = "external") -> SparseAutoencoder:
+    """An external SAE in SAELens format (`cfg.json` + `sae_weights.safetensors`, JumpReLU or TopK) as a named SAE."""
     try:
-        cfg = json.loads((folder / "cfg.json").read_text())
-        tensors = load_file(str(folder / "sae_weights.safetensors"))
+        arch = str(json.loads((folder / CFG_FILE).read_text()).get("architecture", "jumprelu")).lower()
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read SAELens folder {folder}: {type(exc).__name__}") from None
-    arch = str(cfg.get("architecture", "jumprelu")).lower()
     if arch not in ("jumprelu", "topk"):
-        raise ConfigError(f"{folder}/cfg.json: architecture {arch!r} is not supported (jumprelu, topk)")
-    d_sae = int(cfg["d_sae"])
-    weights = SAEWeights(
-        w_enc=tensors["W_enc"].float(), b_enc=tensors["b_enc"].float(), b_dec=tensors["b_dec"].float(),
-        threshold=tensors.get("threshold", torch.zeros(d_sae)).float(), activation=arch,
-        k=int(cfg.get("k", cfg.get("activation_fn_kwargs", {}).get("k", 1))),
-        apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", False)), stats={"external": 1.0},
-    )  # fmt: skip
-    if weights.w_enc.shape != (int(cfg["d_in"]), d_sae):
-        raise ConfigError(f"{folder}: W_enc shape {tuple(weights.w_enc.shape)} does not match cfg d_in/d_sae")
-    return weights, saelens_layer(str(cfg.get("hook_name", "")))
+        raise ConfigError(f"{folder}/{CFG_FILE}: architecture {arch!r} is not supported (jumprelu, topk)")
+    try:
+        return read_sae_folder(folder, name)
+    except BundleCorruptError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def sae_head(name: str, layer: int, labels: Sequence[str], level: str, weights: SAEWeights, pooling: str = "max"):
-    """An SAEFeatureHead with the SAE's encoder loaded and a zero classifier (fit it with `fit_sae_classifier`)."""
-    config = SAEFeatureConfig(
-        name=name, layer=layer, labels=tuple(labels), level=level, d_sae=weights.w_enc.shape[1],
-        activation=weights.activation, k=weights.k, apply_b_dec_to_input=weights.apply_b_dec_to_input,
-        pooling=pooling,
-    )  # fmt: skip
-    head = SAEFeatureHead(config, weights.w_enc.shape[0])
-    with torch.no_grad():
-        head.w_enc.copy_(weights.w_enc)
-        head.b_enc.copy_(weights.b_enc)
-        head.b_dec.copy_(weights.b_dec)
-        head.threshold.copy_(weights.threshold)
-    return head
+def sae_head(name: str, sae: SparseAutoencoder, labels: Sequence[str], level: str, pooling: str = "max"):
+    """An SAEFeatureHead reading `sae`'s codes, with a zero classifier (fit it with `fit_sae_classifier`)."""
+    config = SAEFeatureConfig(name=name, layer=sae.config.layer, labels=tuple(labels), sae=sae.config.name,
+                              d_sae=sae.config.d_sae, level=level, pooling=pooling)  # fmt: skip
+    return SAEFeatureHead(config, sae.config.d_in)
 
 
-def sae_pooled_codes(head: SAEFeatureHead, acts: Sequence[np.ndarray], batch_size: int = 64) -> torch.Tensor:
+def sae_pooled_codes(
+    head: SAEFeatureHead, sae: SparseAutoencoder, acts: Sequence[np.ndarray], batch_size: int = 64
+) -> torch.Tensor:
     out = []
     with torch.no_grad():
         for at in range(0, len(acts), batch_size):
             h, mask = fit.pad_batch(acts[at : at + batch_size])
-            codes = head.encode(h)
+            codes = sae.encode(h)
             out.append(pool(codes, mask, head.config.pooling, head.config.window))  # type: ignore[attr-defined]
     return torch.cat(out)
 
