@@ -16,6 +16,7 @@ from detector.redact import REDACT_MODES, Redactor
 from detector.settings import DetectorSettings
 
 log = logging.getLogger("probeguard")
+FLUSH_TEXTS = 128  # JSONL rows scored (and written) together; bounds memory, not the forward pass size
 
 
 def host_model_arg(args: argparse.Namespace) -> Path | None:
@@ -73,7 +74,7 @@ def _detect_file(args: argparse.Namespace, detector: Any, out: TextIO, redactor:
     pending: list[tuple[int, Any, str]] = []
 
     def flush() -> None:
-        results = detector.detect([t for _, _, t in pending], batch_size=args.batch_size)
+        results = detector.detect([t for _, _, t in pending], token_budget=args.batch_tokens)
         for (_, row_id, text), result in zip(pending, results, strict=True):
             out.write(json.dumps(_result_row(row_id, text, result, args.redact, redactor), ensure_ascii=False) + "\n")
         pending.clear()
@@ -91,7 +92,7 @@ def _detect_file(args: argparse.Namespace, detector: Any, out: TextIO, redactor:
                 out.write(json.dumps({"id": row_id, "line": number, "error": error}) + "\n")
                 continue
             pending.append((number, row_id, text))
-            if len(pending) >= args.batch_size * 8:
+            if len(pending) >= FLUSH_TEXTS:
                 flush()
     if pending:
         flush()
@@ -187,7 +188,11 @@ def configure_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", nargs="?", help="the text to score")
     p.add_argument("--input", type=Path, help="JSONL input, one {'id', 'text'} object per line")
     p.add_argument("--output", help="JSONL output (default: stdout)")
-    p.add_argument("--batch-size", type=_positive_int, default=16, help="windows per forward pass")
+    p.add_argument(
+        "--batch-tokens",
+        type=_positive_int,
+        help="padded tokens per forward pass (default: $PROBEGUARD_BATCH_TOKENS or 4096)",
+    )
     p.add_argument("--redact", choices=REDACT_MODES, help="also return the text with spans redacted")
 
 

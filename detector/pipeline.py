@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.backends import Backend, HeadLogits, TorchBackend
+from detector.backends import Backend, HeadLogits, TorchBackend, batch_cost
 from detector.bundle import Bundle, load_bundle
 from detector.errors import EmptyInputError, InputTooLargeError, InvalidInputError
 from detector.heads import head_level
@@ -165,17 +165,41 @@ class Detector:
             windows.extend(plan_windows(len(enc.ids), self.content_len, self.settings.window_overlap, i))
         return windows
 
+    def window_lengths(self, encoded: Sequence[EncodedText]) -> list[int]:
+        """Row lengths (special tokens included) of the windows these texts are scored in."""
+        return [w.end - w.start + self.tokenizer.num_special for w in self._windows(encoded)]
+
+    def batch_cost(self, lengths: Sequence[int]) -> int:
+        """Padded tokens one forward pass over rows of these lengths costs on this detector's backend."""
+        return batch_cost(self.backend, lengths)
+
+    def forward_batches(self, encoded: Sequence[EncodedText], token_budget: int | None = None) -> list[list[Window]]:
+        """Windows packed longest-first into forward passes that each cost at most `token_budget` padded tokens."""
+        budget = token_budget or self.settings.batch_tokens
+        limit = self.backend.max_batch
+        windows = sorted(self._windows(encoded), key=lambda w: w.end - w.start, reverse=True)
+        batches: list[list[Window]] = []
+        lengths: list[int] = []
+        for w in windows:
+            length = w.end - w.start + self.tokenizer.num_special  # the row as the backend sees it
+            full = limit is not None and len(lengths) >= limit
+            if batches and not full and self.batch_cost([*lengths, length]) <= budget:
+                batches[-1].append(w)
+                lengths.append(length)
+            else:  # a window over the budget on its own still runs, alone
+                batches.append([w])
+                lengths = [length]
+        return batches
+
     def score(
-        self, encoded: Sequence[EncodedText], batch_size: int | None = None
+        self, encoded: Sequence[EncodedText], token_budget: int | None = None
     ) -> tuple[list[np.ndarray], list[dict[str, float]]]:
         """Token label probabilities [n_tokens, n_labels] and category probabilities, per text."""
         plan = self.plan
         token_probs = [np.zeros((len(e.ids), len(plan.token_labels)), dtype=np.float32) for e in encoded]
         cat_probs: list[dict[str, float]] = [{c: 0.0 for c in plan.categories} for _ in encoded]
-        windows = sorted(self._windows(encoded), key=lambda w: w.end - w.start, reverse=True)
-        size = batch_size or self.settings.batch_size
-        for at in range(0, len(windows), size):
-            batch = self.tokenizer.collate(windows[at : at + size], encoded)
+        for windows in self.forward_batches(encoded, token_budget):
+            batch = self.tokenizer.collate(windows, encoded)
             logits = self.backend.forward(batch)
             self._stitch(batch.windows, batch.content_offset, logits, token_probs, cat_probs)
         return token_probs, cat_probs
@@ -200,15 +224,16 @@ class Detector:
                 cat_probs[w.text_index][cat] = max(cat_probs[w.text_index][cat], p)  # any unsafe window flags
 
     # -- spans ---------------------------------------------------------------------------------------------------------
-    def detect(self, texts: Sequence[object], batch_size: int | None = None) -> list[Detection]:
+    def detect(self, texts: Sequence[object], token_budget: int | None = None) -> list[Detection]:
+        """Spans and categories per text; `token_budget` (default: settings.batch_tokens) bounds each forward pass."""
         valid = self.validate(texts)
-        return self.detect_encoded(valid, [self.tokenizer.encode(t) for t in valid], batch_size)
+        return self.detect_encoded(valid, [self.tokenizer.encode(t) for t in valid], token_budget)
 
     def detect_encoded(
-        self, valid: Sequence[str], encoded: Sequence[EncodedText], batch_size: int | None = None
+        self, valid: Sequence[str], encoded: Sequence[EncodedText], token_budget: int | None = None
     ) -> list[Detection]:
         """`detect` for texts already validated and tokenized (the service tokenizes before queueing)."""
-        token_probs, cat_probs = self.score(encoded, batch_size)
+        token_probs, cat_probs = self.score(encoded, token_budget)
         plan = self.plan
         results = []
         for text, enc, probs, cats in zip(valid, encoded, token_probs, cat_probs, strict=True):

@@ -57,8 +57,9 @@ class DetectorSettings:
     window_overlap: int = 64
     # Longest accepted text in characters; larger texts are refused with InputTooLargeError, never truncated.
     max_chars: int = 100_000
-    # Windows scored per forward pass; larger batches raise throughput and peak memory.
-    batch_size: int = 16
+    # Padded tokens per forward pass (rows x longest row), shared by the service's micro-batcher: larger raises
+    # throughput under load and peak memory, and the latency of each batch. At least window_tokens.
+    batch_tokens: int = 4096
     # onnx: one fused graph built once into the cache, faster to serve; torch: no export step, slower per request.
     backend: str = "onnx"
     # ONNX graph: fp32 (exact), int8 (smaller/faster on CPU, check accuracy), fp16 (CUDA only, lossy on Gemma).
@@ -67,7 +68,7 @@ class DetectorSettings:
     providers: str = ""
 
     def __post_init__(self) -> None:
-        positive = ("num_threads", "window_tokens", "max_chars", "batch_size")
+        positive = ("num_threads", "window_tokens", "max_chars", "batch_tokens")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -78,6 +79,10 @@ class DetectorSettings:
             raise ConfigError(f"setting backend must be 'torch' or 'onnx', got {self.backend!r}")
         if self.graph_variant not in ("fp32", "int8", "fp16"):
             raise ConfigError(f"setting graph_variant must be fp32, int8 or fp16, got {self.graph_variant!r}")
+        if self.batch_tokens < self.window_tokens:
+            raise ConfigError(
+                f"setting batch_tokens ({self.batch_tokens}) must be at least window_tokens ({self.window_tokens})"
+            )
         if self.window_tokens < 16:
             raise ConfigError(f"setting window_tokens must be at least 16, got {self.window_tokens}")
         if self.window_overlap * 2 >= self.window_tokens - 4:
@@ -90,6 +95,10 @@ class DetectorSettings:
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> DetectorSettings:
         """Build settings from `PROBEGUARD_<FIELD>` variables; explicit overrides win."""
         source = os.environ if env is None else env
+        if "PROBEGUARD_BATCH_SIZE" in source:
+            raise ConfigError(
+                "PROBEGUARD_BATCH_SIZE was replaced by PROBEGUARD_BATCH_TOKENS (padded tokens per forward pass)"
+            )
         values = read_env_fields(cls, source)
         if "cache_dir" in values and values["cache_dir"] is None:
             raise ConfigError("PROBEGUARD_CACHE_DIR must not be empty")

@@ -28,7 +28,7 @@ def run(n: int, threads: int, bundle: Path | None) -> dict[str, object]:
     det = Detector.load(bundle or default_bundle_path(), DetectorSettings.from_env(backend="onnx", num_threads=threads))
     det.detect(texts[:8])
     started = time.perf_counter()
-    ours = det.detect(texts, batch_size=16)
+    ours = det.detect(texts)
     ours_s = time.perf_counter() - started
     pred_ours = span_triples(ours)
     del det

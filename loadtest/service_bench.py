@@ -48,10 +48,10 @@ def raw_figures(bundle: Path | None, threads: int, n: int) -> dict[str, object]:
             samples.append(time.perf_counter() - started)
         out[name] = _pcts(samples)
     batch = [SHORT] * 32
-    det.detect(batch, batch_size=32)
+    det.detect(batch)
     started = time.perf_counter()
     for _ in range(3):
-        det.detect(batch, batch_size=32)
+        det.detect(batch)
     out["batched_texts_per_s"] = round(3 * 32 / (time.perf_counter() - started), 1)
     del det
     gc.collect()

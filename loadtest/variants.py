@@ -32,9 +32,9 @@ def main() -> None:
     for variant in ("fp32", "int8"):
         settings = DetectorSettings.from_env(backend="onnx", graph_variant=variant, num_threads=args.threads)
         det = Detector.load(args.bundle or default_bundle_path(), settings)
-        det.detect(texts[:16], batch_size=16)
+        det.detect(texts[:16])
         started = time.perf_counter()
-        results = det.detect(texts, batch_size=16)
+        results = det.detect(texts)
         seconds = time.perf_counter() - started
         pred = span_triples(results)
         spans_by_variant[variant] = pred

@@ -16,7 +16,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from detector import Detector
+from detector import ConfigError, Detector
 from service.batcher import MicroBatcher
 from service.errors import REQUEST_ID, error_response
 from service.metrics import Metrics
@@ -33,8 +33,7 @@ def _lifespan(state: ServiceState):
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         s = state.settings
-        state.batcher = MicroBatcher(s.batch_tokens, s.batch_wait_ms / 1000, s.queue_tokens, record_batch(state),
-                                     s.queue_timeout_s)  # fmt: skip
+        state.batcher = MicroBatcher(s.batch_wait_ms / 1000, s.queue_tokens, record_batch(state), s.queue_timeout_s)
         state.batcher.start()
         publish_bundle_info(state)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread (tests)
@@ -107,6 +106,11 @@ class RequestContext:
 def create_app(
     settings: ServiceSettings, detector: Detector, loader: Callable[[Path | None], Detector] | None = None
 ) -> Litestar:
+    if settings.queue_tokens < detector.settings.batch_tokens:
+        raise ConfigError(
+            f"setting queue_tokens ({settings.queue_tokens}) must be at least the detector's batch_tokens "
+            f"({detector.settings.batch_tokens}): one full batch must fit in the queue"
+        )
     state = ServiceState(settings=settings, detector=detector, loader=loader or (lambda _: detector))
     app = Litestar(
         route_handlers=ROUTES,

@@ -1,6 +1,7 @@
-"""Micro-batcher: concurrent requests are grouped up to a token budget or a short wait, scored off the event loop
-in one inference thread, and answered. A full queue answers 429; a request whose client has gone (its future
-cancelled) is dropped before inference."""
+"""Micro-batcher: concurrent requests are grouped up to the detector's padding-aware token budget
+(`DetectorSettings.batch_tokens`, the same budget that packs windows into forward passes) or a short wait, scored
+off the event loop in one inference thread, and answered. A full queue answers 429; a request whose client has gone
+(its future cancelled) is dropped before inference."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class Job:
     detector: Detector  # the detector that tokenized these texts; a batch never mixes detectors (reload)
     texts: list[str]
     encoded: list[EncodedText]
-    tokens: int
+    tokens: int  # unpadded: what the queue limit counts
+    lengths: list[int]  # row lengths of its windows: what a forward pass costs
     future: asyncio.Future[list[Detection]]
     deadline: float
     enqueued: float = field(default_factory=time.perf_counter)
@@ -38,14 +40,12 @@ class BatchStats:
 class MicroBatcher:
     def __init__(
         self,
-        batch_tokens: int,
         wait_s: float,
         queue_tokens: int,
         on_batch: Callable[[BatchStats], None] | None = None,
         queue_timeout_s: float = 10.0,
     ) -> None:
         self.queue_timeout_s = queue_timeout_s
-        self.batch_tokens = batch_tokens
         self.wait_s = wait_s
         self.queue_tokens = queue_tokens
         self._on_batch = on_batch
@@ -75,7 +75,8 @@ class MicroBatcher:
         if self._queued_tokens + tokens > self.queue_tokens and self._queue:
             raise QueueFullError(f"queue holds {self._queued_tokens} tokens; limit {self.queue_tokens}")
         future = asyncio.get_running_loop().create_future()
-        job = Job(detector, texts, encoded, tokens, future, deadline=time.perf_counter() + self.queue_timeout_s)
+        job = Job(detector, texts, encoded, tokens, detector.window_lengths(encoded), future,
+                  deadline=time.perf_counter() + self.queue_timeout_s)  # fmt: skip
         self._queue.append(job)
         self._queued_tokens += tokens
         self._wake.set()
@@ -87,9 +88,10 @@ class MicroBatcher:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                first = self._queue[0].enqueued
-                deadline = first + self.wait_s
-                while self._queued_tokens < self.batch_tokens and time.perf_counter() < deadline:
+                first = self._queue[0]
+                deadline = first.enqueued + self.wait_s
+                budget = first.detector.settings.batch_tokens
+                while self._queued_tokens < budget and time.perf_counter() < deadline:
                     await asyncio.sleep(max(0.0, min(deadline - time.perf_counter(), 0.001)))
                 jobs = self._take()
                 if not jobs:
@@ -100,12 +102,19 @@ class MicroBatcher:
                 finally:
                     self._in_flight -= 1
 
+    def _fits(self, jobs: list[Job], lengths: list[int]) -> bool:
+        if not jobs:
+            return True
+        nxt = self._queue[0]
+        if nxt.detector is not jobs[0].detector:
+            return False  # a reload happened between these jobs: the next batch takes the rest
+        detector = jobs[0].detector
+        return detector.batch_cost([*lengths, *nxt.lengths]) <= detector.settings.batch_tokens
+
     def _take(self) -> list[Job]:
         jobs: list[Job] = []
-        tokens = 0
-        while self._queue and (not jobs or tokens + self._queue[0].tokens <= self.batch_tokens):
-            if jobs and self._queue[0].detector is not jobs[0].detector:
-                break  # a reload happened between these jobs: the next batch takes the rest
+        lengths: list[int] = []
+        while self._queue and self._fits(jobs, lengths):
             job = self._queue.popleft()
             self._queued_tokens -= job.tokens
             if job.future.done():  # cancelled: the client went away
@@ -114,7 +123,7 @@ class MicroBatcher:
                 job.future.set_exception(QueueTimeoutError(f"waited over {self.queue_timeout_s:g} s in the queue"))
                 continue
             jobs.append(job)
-            tokens += job.tokens
+            lengths.extend(job.lengths)
         return jobs
 
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:

@@ -22,13 +22,12 @@ class ServiceSettings:
     port: int = 8000
     # Bundle folder; empty = newest models/probeguard-base (PROBEGUARD_BUNDLE is read by the library too).
     bundle: str = ""
-    # Tokens per micro-batch; larger raises throughput under load, and the latency of each batch.
-    batch_tokens: int = 4096
     # Extra wait for company before an idle batcher runs; 0 = no added latency. Under load batches still form:
     # requests that arrive while a batch runs are taken together by the next one.
     batch_wait_ms: float = 0.0
-    # Tokens allowed in the queue before answering 429; bounds memory and the wait a request can see
-    # (16k tokens is ~20 s of work for one CPU core on the default bundle).
+    # (Requests are batched up to the detector's padding-aware budget, PROBEGUARD_BATCH_TOKENS, detector/settings.py.)
+    # Tokens allowed in the queue before answering 429, at least that budget; bounds memory and the wait a request
+    # can see (16k tokens is ~20 s of work for one CPU core on the default bundle).
     queue_tokens: int = 16384
     # A request still queued after this many seconds is answered 503 instead of run: its client has likely gone.
     queue_timeout_s: float = 10.0
@@ -45,12 +44,10 @@ class ServiceSettings:
     retry_after_seconds: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("port", "batch_tokens", "queue_tokens", "max_body_bytes", "max_messages", "max_batch_items"):
+        for name in ("port", "queue_tokens", "max_body_bytes", "max_messages", "max_batch_items"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
-        if self.queue_tokens < self.batch_tokens:
-            raise ConfigError("setting queue_tokens must be at least batch_tokens")
         if not 0 < self.queue_timeout_s <= 3600:
             raise ConfigError(f"setting queue_timeout_s must be in (0, 3600], got {self.queue_timeout_s}")
         if not 0 <= self.batch_wait_ms <= 1000:

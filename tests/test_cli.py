@@ -39,7 +39,7 @@ def test_detect_jsonl_reports_bad_lines_and_keeps_going(cli_env, tmp_path, capsy
     src = tmp_path / "in.jsonl"
     src.write_bytes(("\n".join(lines) + "\n").encode() + b"\xff\xfe broken utf8\n")
     dst = tmp_path / "out.jsonl"
-    rc = main(["detect", "--input", str(src), "--output", str(dst), "--batch-size", "2", *cli_env])
+    rc = main(["detect", "--input", str(src), "--output", str(dst), "--batch-tokens", "64", *cli_env])
     assert rc == 1, "some lines failed"
     rows = [json.loads(line) for line in dst.read_text().splitlines()]
     good = [r for r in rows if "error" not in r]

@@ -46,7 +46,9 @@ def test_batching_does_not_change_scores(tmp_path, tiny_hosts, family):
     det = _detector(tmp_path, tiny_hosts(family))
     texts = ["Anna", "Hello, my name is Anna Schmidt and I live at 221B Baker Street.", "x y z " * 30]
     single = [det.score(det.encode([t]))[0][0] for t in texts]
-    batched, _ = det.score(det.encode(texts), batch_size=3)
+    assert len(det.forward_batches(det.encode(texts), token_budget=1)) == 3, "over-budget windows run alone"
+    assert len(det.forward_batches(det.encode(texts))) == 1
+    batched, _ = det.score(det.encode(texts))
     for a, b in zip(single, batched, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -108,8 +110,12 @@ def test_settings_validation_and_env():
         DetectorSettings(num_threads=0)
     with pytest.raises(ConfigError, match="window_overlap"):
         DetectorSettings(window_tokens=32, window_overlap=16)
-    with pytest.raises(ConfigError, match="PROBEGUARD_BATCH_SIZE"):
-        DetectorSettings.from_env({"PROBEGUARD_BATCH_SIZE": "many"})
+    with pytest.raises(ConfigError, match="PROBEGUARD_BATCH_TOKENS must be an integer"):
+        DetectorSettings.from_env({"PROBEGUARD_BATCH_TOKENS": "many"})
+    with pytest.raises(ConfigError, match="replaced by PROBEGUARD_BATCH_TOKENS"):
+        DetectorSettings.from_env({"PROBEGUARD_BATCH_SIZE": "16"})
+    with pytest.raises(ConfigError, match="at least window_tokens"):
+        DetectorSettings(batch_tokens=100)
     s = DetectorSettings.from_env({"PROBEGUARD_CACHE": "/tmp/x", "PROBEGUARD_NUM_THREADS": "2"})
     assert str(s.cache_dir) == "/tmp/x" and s.num_threads == 2
 

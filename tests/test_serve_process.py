@@ -19,7 +19,8 @@ def server(tmp_path, tiny_hosts):
     make_bundle(tmp_path / "bundle", host)
     env = {"PROBEGUARD_CACHE": str(tmp_path / "cache"), "PROBEGUARD_HOST_PATH": str(host),
            "PROBEGUARD_BUNDLE": str(tmp_path / "bundle"), "PROBEGUARD_QUEUE_TOKENS": "600",
-           "PROBEGUARD_BATCH_TOKENS": "300", "PROBEGUARD_BATCH_WAIT_MS": "5"}  # fmt: skip
+           "PROBEGUARD_BATCH_TOKENS": "300", "PROBEGUARD_WINDOW_TOKENS": "256",
+           "PROBEGUARD_BATCH_WAIT_MS": "5"}  # fmt: skip
     log = tmp_path / "server.log"
     with running_server(env, log=log, timeout_s=180) as (base, proc):
         yield base, proc, log

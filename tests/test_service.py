@@ -255,3 +255,34 @@ def test_requests_that_waited_too_long_are_answered_not_run(tiny_detector, monke
         assert codes == [200, 503, 503]
         monkeypatch.setattr(tiny_detector.backend, "forward", real)
         assert c.post("/v1/detect", json={"text": "after"}).status_code == 200
+
+
+def test_batcher_packs_requests_by_the_detectors_padded_token_budget(tiny_detector):
+    import asyncio
+    import dataclasses
+
+    from service.batcher import BatchStats, MicroBatcher
+
+    sentence = "Anna Schmidt lives at 221B Baker Street in London. "
+    repeats = next(
+        k for k in range(1, 200) if tiny_detector.window_lengths(tiny_detector.encode([sentence * k]))[0] >= 256
+    )
+    text = sentence * repeats
+    (length,) = tiny_detector.window_lengths(tiny_detector.encode([text]))  # one window, 256+ tokens
+    short = sentence * max(1, repeats // 4)
+    # Padded, two rows of the long text's length fit and three do not; unpadded, all three would fit (long + 2 short).
+    settings = dataclasses.replace(tiny_detector.settings, batch_tokens=2 * length)
+    det = Detector(tiny_detector.bundle, tiny_detector.backend, tiny_detector.tokenizer, tiny_detector.host, settings)
+    batches: list[BatchStats] = []
+
+    async def run() -> list:
+        batcher = MicroBatcher(0.2, 100_000, batches.append)
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.submit(det, [t], det.encode([t])) for t in (text, short, short)))
+        finally:
+            await batcher.close()
+
+    results = asyncio.run(run())
+    assert [b.items for b in batches] == [2, 1]
+    assert all(len(r) == 1 for r in results)

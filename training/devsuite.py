@@ -48,7 +48,7 @@ def score_spans(
     return out
 
 
-def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, batch_size: int = 16) -> dict:
+def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, token_budget: int | None = None) -> dict:
     from training.peer import PRESIDIO_LABELS, presidio_engine, presidio_spans
 
     engine = presidio_engine() if with_peer else None
@@ -57,7 +57,7 @@ def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, bat
     for source in sources:
         texts = [e.text for e in source.dev]
         started = time.perf_counter()
-        ours = [[(s.label, s.start, s.end) for s in d.spans] for d in detector.detect(texts, batch_size=batch_size)]
+        ours = [[(s.label, s.start, s.end) for s in d.spans] for d in detector.detect(texts, token_budget=token_budget)]
         row = {"texts": len(texts), "kind": source.kind, "probeguard": score_spans(source, source.dev, ours, None),
                "probeguard_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         if engine is not None:
@@ -78,7 +78,7 @@ def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, bat
     return {"sources": results, "real_text_structured": real}
 
 
-def run_categories(detector, sources: Sequence, batch_size: int = 16) -> dict:
+def run_categories(detector, sources: Sequence, token_budget: int | None = None) -> dict:
     """Each category source's dev part through the served heads: positives by recall at the shipped threshold,
     look-alikes and negatives by false-positive rate, and AUROC of every positive source against the pooled negative
     dev parts of that category."""
@@ -92,7 +92,7 @@ def run_categories(detector, sources: Sequence, batch_size: int = 16) -> dict:
         rows, negatives = {}, []
         scored = []
         for source in (s for s in sources if s.category == category and s.dev):
-            results = detector.detect([r.text for r in source.dev], batch_size=batch_size)
+            results = detector.detect([r.text for r in source.dev], token_budget=token_budget)
             scores = np.array([r.categories[category].score for r in results])
             scored.append((source, scores))
             if source.role == "negative":

@@ -44,7 +44,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-map", help="Presidio entity type -> label, as JSON or a JSON file; null ignores a type")
     add_host_model_arg(p)
     p.add_argument("--threads", type=int)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--batch-tokens", type=int, help="padded tokens per forward pass (default: $PROBEGUARD_BATCH_TOKENS)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         for category, rows in per_category.items():
             if not rows:
                 continue
-            results = detector.detect([r.text for r in rows], batch_size=args.batch_size)
+            results = detector.detect([r.text for r in rows], token_budget=args.batch_tokens)
             scores = np.array([r.categories[category].score for r in results])
             y = np.array([r.label for r in rows])
             threshold = detector.plan.categories[category][2]
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             examples = read_presidio_json(args.data, label_map, labels)
         else:
             examples = read_span_jsonl(args.data, labels)
-        results = detector.detect([e.text for e in examples], batch_size=args.batch_size)
+        results = detector.detect([e.text for e in examples], token_budget=args.batch_tokens)
         gold = [list(e.spans) for e in examples]
         pred = span_triples(results)
         report["entities"] = entity_scores(gold, pred)
@@ -99,8 +101,8 @@ def _run_suite(detector, args: argparse.Namespace) -> int:
         "machine": f"{platform.machine()} {platform.system()}, {detector.settings.num_threads} thread(s), "
         f"backend {detector.backend.name}",
         "command": "probeguard " + " ".join(sys.argv[1:]),
-        "pii": run_pii(detector, build_pii_sources(seed=0), with_peer=not args.no_peer, batch_size=args.batch_size),
-        "categories": run_categories(detector, category_sources(seed=0), batch_size=args.batch_size),
+        "pii": run_pii(detector, build_pii_sources(seed=0), with_peer=not args.no_peer, token_budget=args.batch_tokens),
+        "categories": run_categories(detector, category_sources(seed=0), token_budget=args.batch_tokens),
     }
     write_report(report, args.out)
     print(render_markdown(report))

@@ -28,6 +28,9 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
 
 
 class OnnxBackend:
+    pads = True  # dense [batch, seq] inputs with dynamic axes
+    max_batch: int | None = None
+
     def __init__(
         self, path: Path, head_names: Sequence[str], num_threads: int = 1, providers: Sequence[str] | None = None
     ) -> None:

@@ -13,6 +13,8 @@ from detector.tokenize import TokenBatch
 
 class TorchBackend:
     name = "torch-cpu"
+    pads = True  # dense [batch, seq] tensors
+    max_batch: int | None = None
 
     def __init__(self, model: ProbeModel, num_threads: int = 1) -> None:
         torch.set_num_threads(num_threads)
