@@ -14,16 +14,11 @@ from detector.errors import (
     InvalidInputError,
     ProbeguardError,
 )
+from detector.labels import CATEGORIES, PII_LABELS
 from detector.pipeline import CategoryScore, Detection, Detector
 from detector.redact import Redactor
 from detector.settings import DetectorSettings
 from detector.spans import Span
-
-PII_LABELS: tuple[str, ...] = (
-    "PERSON", "EMAIL", "PHONE", "ADDRESS", "CREDIT_CARD", "IBAN", "SSN",
-    "IP_ADDRESS", "DATE_OF_BIRTH", "USERNAME", "PASSWORD", "URL",
-)  # fmt: skip
-CATEGORIES: tuple[str, ...] = ("unsafe", "prompt_injection")
 
 __all__ = [
     "CATEGORIES",

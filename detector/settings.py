@@ -7,36 +7,11 @@ Each field carries a one-line trade-off comment. Values are validated on constru
 from __future__ import annotations
 
 import os
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from detector.config import read_env
 from detector.errors import ConfigError
-
-
-def read_env_fields(cls: type, source: Mapping[str, str]) -> dict[str, object]:
-    """`PROBEGUARD_<FIELD>` values for the fields of a settings dataclass, parsed by each field's type."""
-    values: dict[str, object] = {}
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        name = f"PROBEGUARD_{f.name.upper()}"
-        raw = source.get(name)
-        if raw is None:
-            continue
-        kind = hints[f.name]
-        if kind in (int, float):
-            try:
-                values[f.name] = kind(raw)
-            except ValueError:
-                raise ConfigError(
-                    f"{name} must be {'an integer' if kind is int else 'a number'}, got {raw!r}"
-                ) from None
-        elif kind in (Path, Path | None):
-            values[f.name] = Path(raw).expanduser() if raw else None
-        else:
-            values[f.name] = raw
-    return values
 
 
 def default_cache_dir() -> Path:
@@ -46,7 +21,7 @@ def default_cache_dir() -> Path:
 @dataclass(frozen=True)
 class DetectorSettings:
     # Where the assembled GGUF, the converted safetensors host and built graphs live; must be writable once.
-    cache_dir: Path = field(default_factory=default_cache_dir)
+    cache_dir: Path = field(default_factory=default_cache_dir, metadata={"env": "PROBEGUARD_CACHE"})
     # Host model folder (any Hugging Face model); None = the bundle's host (default: packaged Gemma 3 270M).
     host_path: Path | None = None
     # torch intra-op threads; 1 is safest on small shared boxes, more only helps with idle cores.
@@ -99,11 +74,8 @@ class DetectorSettings:
             raise ConfigError(
                 "PROBEGUARD_BATCH_SIZE was replaced by PROBEGUARD_BATCH_TOKENS (padded tokens per forward pass)"
             )
-        values = read_env_fields(cls, source)
+        values = read_env(cls, source)
         if "cache_dir" in values and values["cache_dir"] is None:
-            raise ConfigError("PROBEGUARD_CACHE_DIR must not be empty")
-        cache = source.get("PROBEGUARD_CACHE")
-        if cache and "cache_dir" not in values:
-            values["cache_dir"] = Path(cache).expanduser()
+            raise ConfigError("PROBEGUARD_CACHE must not be empty")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -38,12 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from service.logs import configure_json_logging
 
     configure_json_logging()
-    settings = ServiceSettings.from_env(bind_host=args.bind_host, port=args.port,
-                                        bundle=str(args.bundle) if args.bundle else None)  # fmt: skip
+    settings = ServiceSettings.from_env(bind_host=args.bind_host, port=args.port)
     det_settings = DetectorSettings.from_env(backend=args.backend, num_threads=args.threads)
 
     def loader(path: Path | None) -> Detector:
-        return Detector.load(path or settings.bundle_path or default_bundle_path(), det_settings)
+        return Detector.load(path or args.bundle or default_bundle_path(), det_settings)
 
     detector = loader(None)  # a bad bundle, host or cache stops here with a clear error and exit code 2
     app = create_app(settings, detector, loader)

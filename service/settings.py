@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
+from detector.config import read_env
 from detector.errors import ConfigError
-from detector.settings import read_env_fields
 
 log = logging.getLogger("probeguard.service")
 # Old name of PROBEGUARD_BIND_HOST; "host" means the host model everywhere else, so it is read with a warning only.
@@ -20,8 +19,6 @@ class ServiceSettings:
     # Address to listen on. Loopback by default: a sidecar should not listen on a public interface unless told to.
     bind_host: str = "127.0.0.1"
     port: int = 8000
-    # Bundle folder; empty = newest models/probeguard-base (PROBEGUARD_BUNDLE is read by the library too).
-    bundle: str = ""
     # Extra wait for company before an idle batcher runs; 0 = no added latency. Under load batches still form:
     # requests that arrive while a batch runs are taken together by the next one.
     batch_wait_ms: float = 0.0
@@ -53,14 +50,10 @@ class ServiceSettings:
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError(f"setting batch_wait_ms must be in [0, 1000], got {self.batch_wait_ms}")
 
-    @property
-    def bundle_path(self) -> Path | None:
-        return Path(self.bundle).expanduser() if self.bundle else None
-
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> ServiceSettings:
         source = os.environ if env is None else env
-        values = read_env_fields(cls, source)
+        values = read_env(cls, source)
         old = source.get(DEPRECATED_BIND_VARIABLE)
         if old is not None:
             log.warning(f"{DEPRECATED_BIND_VARIABLE} is deprecated; set PROBEGUARD_BIND_HOST")

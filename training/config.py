@@ -1,14 +1,14 @@
-"""Training configuration: TOML -> frozen dataclasses, every key checked (unknown or mistyped keys are errors)."""
+"""Training configuration: TOML -> frozen dataclasses through `detector.config.build_config` (the one typed reader:
+unknown or mistyped keys are errors naming the key)."""
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from detector.config import build_config
 from detector.errors import ConfigError
 from detector.heads.pooling import POOLINGS
 
@@ -89,35 +89,11 @@ class TrainConfig:
         return p if p.is_absolute() else Path(self.root) / p
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a table")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}")
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for name, value in data.items():
-        hint, key = hints[name], f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value, key)
-            continue
-        origin = typing.get_origin(hint) or hint
-        ok = isinstance(value, origin) and not (origin in (int, float) and isinstance(value, bool))
-        if origin is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise ConfigError(f"{key} must be {getattr(origin, '__name__', origin)}, got {type(value).__name__}")
-        values[name] = value
-    return cls(**values)
-
-
 def load_config(path: Path) -> TrainConfig:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: {type(exc).__name__}: {exc}") from None
     root = path.resolve().parent.parent.parent if path.resolve().parent.name == "configs" else path.resolve().parent
-    config = _build(TrainConfig, data, "")
+    config = build_config(TrainConfig, data, "")
     return dataclasses.replace(config, root=str(root))

@@ -4,20 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PII_LABELS: tuple[str, ...] = (
-    "PERSON",
-    "EMAIL",
-    "PHONE",
-    "ADDRESS",
-    "CREDIT_CARD",
-    "IBAN",
-    "SSN",
-    "IP_ADDRESS",
-    "DATE_OF_BIRTH",
-    "USERNAME",
-    "PASSWORD",
-    "URL",
-)
+from detector.labels import PII_LABELS  # noqa: F401  (re-exported: the generator's label set)
 
 EXAMPLE_KINDS: tuple[str, ...] = ("pii", "negative")
 
