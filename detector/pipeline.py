@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from detector.backends import Backend, HeadLogits, TorchBackend, batch_cost
+from detector.backends import Backend, HeadLogits, TorchBackend
+from detector.batching import plan_passes
 from detector.bundle import Bundle, load_bundle
 from detector.errors import EmptyInputError, InputTooLargeError, InvalidInputError
 from detector.heads import head_level
@@ -169,26 +170,22 @@ class Detector:
         """Row lengths (special tokens included) of the windows these texts are scored in."""
         return [w.end - w.start + self.tokenizer.num_special for w in self._windows(encoded)]
 
-    def batch_cost(self, lengths: Sequence[int]) -> int:
-        """Padded tokens one forward pass over rows of these lengths costs on this detector's backend."""
-        return batch_cost(self.backend, lengths)
+    def batch_cost(self, lengths: Sequence[int], token_budget: int | None = None) -> int:
+        """Padded tokens (plus per-call overhead) the best plan of forward passes over rows of these lengths costs."""
+        budget = token_budget or self.settings.batch_tokens
+        return plan_passes(sorted(lengths, reverse=True), budget, self.backend.pass_cost)[1]
 
     def forward_batches(self, encoded: Sequence[EncodedText], token_budget: int | None = None) -> list[list[Window]]:
-        """Windows packed longest-first into forward passes that each cost at most `token_budget` padded tokens."""
+        """Windows sorted longest first, split into the forward passes of least padded cost, each within
+        `token_budget` padded tokens (default: settings.batch_tokens); a window over the budget runs alone."""
         budget = token_budget or self.settings.batch_tokens
-        limit = self.backend.max_batch
         windows = sorted(self._windows(encoded), key=lambda w: w.end - w.start, reverse=True)
-        batches: list[list[Window]] = []
-        lengths: list[int] = []
-        for w in windows:
-            length = w.end - w.start + self.tokenizer.num_special  # the row as the backend sees it
-            full = limit is not None and len(lengths) >= limit
-            if batches and not full and self.batch_cost([*lengths, length]) <= budget:
-                batches[-1].append(w)
-                lengths.append(length)
-            else:  # a window over the budget on its own still runs, alone
-                batches.append([w])
-                lengths = [length]
+        lengths = [w.end - w.start + self.tokenizer.num_special for w in windows]  # rows as the backend sees them
+        sizes, _ = plan_passes(lengths, budget, self.backend.pass_cost)
+        batches, at = [], 0
+        for size in sizes:
+            batches.append(windows[at : at + size])
+            at += size
         return batches
 
     def score(

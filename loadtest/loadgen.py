@@ -57,12 +57,15 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
+    retry_after: list[str] = field(default_factory=list)  # Retry-After of every 429, as sent
 
-    def add(self, status: int | None, seconds: float) -> None:
+    def add(self, status: int | None, seconds: float, retry_after: str | None = None) -> None:
         if status is None:
             self.errors += 1
             return
         self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status == 429:
+            self.retry_after.append(retry_after or "")
         if status == 200:
             self.latencies.append(seconds)
 
@@ -80,6 +83,8 @@ class Result:
             "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else float("nan"),
             "rate_429": round(self.statuses.get(429, 0) / max(total, 1), 4),
             "error_rate": round((total - len(lat)) / max(total, 1), 4), "statuses": self.statuses,
+            "unanswered": self.errors,
+            "retry_after_s": {v or "missing": self.retry_after.count(v) for v in sorted(set(self.retry_after))},
             "wall_s": round(wall, 2),
         }  # fmt: skip
 
@@ -88,7 +93,7 @@ async def _one(client: httpx.AsyncClient, url: str, text: str, result: Result) -
     started = time.perf_counter()
     try:
         r = await client.post(url, json={"text": text})
-        result.add(r.status_code, time.perf_counter() - started)
+        result.add(r.status_code, time.perf_counter() - started, r.headers.get("retry-after"))
     except httpx.HTTPError:
         result.add(None, time.perf_counter() - started)
 

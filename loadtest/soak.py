@@ -1,10 +1,12 @@
 """Overload soak (loopback only, bounded): start `probeguard serve`, drive it past capacity, watch memory, then check
 that it recovers.
 
-    python -m loadtest.soak [--bundle B] [--rate 200] [--duration 60]
+    python -m loadtest.soak [--bundle B] [--rate 200 | --times-capacity 2] [--duration 60]
 
-Prints one JSON object: status counts under overload (expect 200s and 429s with Retry-After, no 5xx, no dropped
-requests), server RSS sampled every second (flat means no leak), and the answer after the load stops.
+`--times-capacity X` first measures capacity (closed loop, 4 clients, 20 s, same mix) and offers X times it.
+Prints one JSON object: status counts under overload (expect 200s and 429s with Retry-After, no 5xx, no unanswered
+requests), accepted-request latency, server RSS sampled every second before, during and 10 s after the load (back
+near the pre-load value means nothing is held), and the answer after the load stops.
 """
 
 from __future__ import annotations
@@ -17,11 +19,19 @@ from pathlib import Path
 
 import httpx
 
-from loadtest.loadgen import open_loop
+from loadtest.loadgen import closed_loop, open_loop
 from loadtest.server import rss_mb, running_server
 
+MIX = [("short", 0.6), ("medium", 0.3), ("long", 0.1)]
 
-async def _soak(base: str, pid: int, rate: float, duration: float) -> dict[str, object]:
+
+async def _soak(base: str, pid: int, rate: float | None, times: float, duration: float) -> dict[str, object]:
+    capacity = None
+    if rate is None:
+        capacity = await closed_loop(f"{base}/v1/detect", 4, 20.0, 1_000_000, MIX)
+        rate = max(1.0, times * float(capacity["throughput_rps"]))  # type: ignore[arg-type]
+    await asyncio.sleep(3.0)
+    before = rss_mb(pid)
     samples: list[float] = []
 
     async def sample() -> None:
@@ -30,22 +40,25 @@ async def _soak(base: str, pid: int, rate: float, duration: float) -> dict[str, 
             await asyncio.sleep(1.0)
 
     sampler = asyncio.create_task(sample())
-    report = await open_loop(f"{base}/v1/detect", rate, duration, 1_000_000,
-                             [("short", 0.6), ("medium", 0.3), ("long", 0.1)])  # fmt: skip
+    report = await open_loop(f"{base}/v1/detect", rate, duration, 1_000_000, MIX)
     sampler.cancel()
-    return {"load": report, "rss_mb": {"first": samples[0], "max": max(samples), "last": samples[-1],
-                                       "samples": samples}}  # fmt: skip
+    await asyncio.sleep(10.0)
+    after = rss_mb(pid)
+    return {"capacity": capacity, "offered_rps": round(rate, 2), "load": report,
+            "rss_mb": {"before": before, "max": max(samples), "end_of_load": samples[-1], "after_10s_idle": after,
+                       "after_vs_before": round(after / before - 1, 3), "samples": samples}}  # fmt: skip
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", type=Path)
-    p.add_argument("--rate", type=float, default=200.0, help="requests per second offered (above capacity)")
+    p.add_argument("--rate", type=float, help="requests per second offered (default: --times-capacity)")
+    p.add_argument("--times-capacity", type=float, default=2.0, help="offer this multiple of measured capacity")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of overload (bounded)")
     args = p.parse_args()
     env = {"PROBEGUARD_BUNDLE": str(args.bundle)} if args.bundle else {}
     with running_server(env) as (base, proc):
-        result = asyncio.run(_soak(base, proc.pid, args.rate, args.duration))
+        result = asyncio.run(_soak(base, proc.pid, args.rate, args.times_capacity, args.duration))
         time.sleep(2)
         result["after"] = httpx.post(f"{base}/v1/detect", json={"text": "recovered?"}, timeout=30).status_code
     print(json.dumps(result, indent=2))

@@ -257,32 +257,38 @@ def test_requests_that_waited_too_long_are_answered_not_run(tiny_detector, monke
         assert c.post("/v1/detect", json={"text": "after"}).status_code == 200
 
 
-def test_batcher_packs_requests_by_the_detectors_padded_token_budget(tiny_detector):
+def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
     import asyncio
     import dataclasses
 
     from service.batcher import BatchStats, MicroBatcher
 
     sentence = "Anna Schmidt lives at 221B Baker Street in London. "
-    repeats = next(
-        k for k in range(1, 200) if tiny_detector.window_lengths(tiny_detector.encode([sentence * k]))[0] >= 256
-    )
-    text = sentence * repeats
-    (length,) = tiny_detector.window_lengths(tiny_detector.encode([text]))  # one window, 256+ tokens
-    short = sentence * max(1, repeats // 4)
-    # Padded, two rows of the long text's length fit and three do not; unpadded, all three would fit (long + 2 short).
-    settings = dataclasses.replace(tiny_detector.settings, batch_tokens=2 * length)
+    encode = tiny_detector.encode
+    repeats = next(k for k in range(1, 200) if tiny_detector.window_lengths(encode([sentence * k]))[0] >= 256)
+    long, short = sentence * repeats, sentence
+    (length,) = tiny_detector.window_lengths(encode([long]))  # one window, 256+ tokens
+    overhead = tiny_detector.backend.pass_cost.call_overhead_tokens
+    # Two long rows fit in one pass; a third does not, in one pass or two. A long and two short requests fit: the
+    # plan runs the long row alone and the short ones together, so padding never counts against the budget.
+    settings = dataclasses.replace(tiny_detector.settings, batch_tokens=2 * length + 2 * overhead + 8)
     det = Detector(tiny_detector.bundle, tiny_detector.backend, tiny_detector.tokenizer, tiny_detector.host, settings)
-    batches: list[BatchStats] = []
 
-    async def run() -> list:
-        batcher = MicroBatcher(0.2, 100_000, batches.append)
-        batcher.start()
-        try:
-            return await asyncio.gather(*(batcher.submit(det, [t], det.encode([t])) for t in (text, short, short)))
-        finally:
-            await batcher.close()
+    def batches_for(texts: list[str]) -> list[int]:
+        batches: list[BatchStats] = []
 
-    results = asyncio.run(run())
-    assert [b.items for b in batches] == [2, 1]
-    assert all(len(r) == 1 for r in results)
+        async def run() -> None:
+            batcher = MicroBatcher(0.2, 100_000, batches.append)
+            batcher.start()
+            try:
+                results = await asyncio.gather(*(batcher.submit(det, [t], det.encode([t])) for t in texts))
+                assert all(len(r) == 1 for r in results)
+            finally:
+                await batcher.close()
+
+        asyncio.run(run())
+        return [b.items for b in batches]
+
+    assert batches_for([long, long, long]) == [2, 1]
+    assert batches_for([long, short, short]) == [3]
+    assert [len(b) for b in det.forward_batches(det.encode([long, short, short]))] == [1, 2]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.backends.base import HeadLogits
+from detector.batching import PassCost
 from detector.errors import ConfigError, InferenceError
 from detector.export import output_name
 from detector.tokenize import TokenBatch
@@ -28,9 +29,6 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
 
 
 class OnnxBackend:
-    pads = True  # dense [batch, seq] inputs with dynamic axes
-    max_batch: int | None = None
-
     def __init__(
         self, path: Path, head_names: Sequence[str], num_threads: int = 1, providers: Sequence[str] | None = None
     ) -> None:
@@ -54,6 +52,11 @@ class OnnxBackend:
         if missing:
             raise ConfigError(f"ONNX graph {path} lacks outputs for heads {missing}")
         self.name = "onnx-" + self.providers[0].removesuffix("ExecutionProvider").lower()
+        # Dense inputs with dynamic axes. On CPU a call costs about a dozen tokens of compute (measured, see
+        # detector.batching); on a GPU a launch costs far more than a short row, so rows are batched more eagerly
+        # (512 is a starting point, not a measurement: no GPU was available to measure it).
+        gpu = self.providers[0] != "CPUExecutionProvider"
+        self.pass_cost = PassCost(pads=True, call_overhead_tokens=512 if gpu else 16, max_batch=None)
 
     def forward(self, batch: TokenBatch) -> HeadLogits:
         feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from detector.backends.base import HeadLogits
+from detector.batching import PassCost
 from detector.errors import InferenceError
 from detector.model import ProbeModel
 from detector.tokenize import TokenBatch
@@ -13,8 +14,8 @@ from detector.tokenize import TokenBatch
 
 class TorchBackend:
     name = "torch-cpu"
-    pads = True  # dense [batch, seq] tensors
-    max_batch: int | None = None
+    # Dense [batch, seq] tensors; a CPU call costs about a dozen tokens of compute (see detector.batching).
+    pass_cost = PassCost(pads=True, call_overhead_tokens=16, max_batch=None)
 
     def __init__(self, model: ProbeModel, num_threads: int = 1) -> None:
         torch.set_num_threads(num_threads)
