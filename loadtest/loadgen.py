@@ -58,14 +58,17 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     retry_after: list[str] = field(default_factory=list)  # Retry-After of every 429, as sent
+    by_size: dict[str, list[float]] = field(default_factory=dict)  # accepted latencies per text size
 
-    def add(self, status: int | None, seconds: float, retry_after: str | None = None) -> None:
+    def add(self, status: int | None, seconds: float, retry_after: str | None = None, size: str = "") -> None:
         if status is None:
             self.errors += 1
             return
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if status == 429:
             self.retry_after.append(retry_after or "")
+        if status == 200 and size:
+            self.by_size.setdefault(size, []).append(seconds)
         if status == 200:
             self.latencies.append(seconds)
 
@@ -85,15 +88,17 @@ class Result:
             "error_rate": round((total - len(lat)) / max(total, 1), 4), "statuses": self.statuses,
             "unanswered": self.errors,
             "retry_after_s": {v or "missing": self.retry_after.count(v) for v in sorted(set(self.retry_after))},
+            "p99_ms_by_size": {k: round(sorted(v)[min(len(v) - 1, int(0.99 * len(v)))] * 1000, 2)
+                               for k, v in sorted(self.by_size.items())},
             "wall_s": round(wall, 2),
         }  # fmt: skip
 
 
-async def _one(client: httpx.AsyncClient, url: str, text: str, result: Result) -> None:
+async def _one(client: httpx.AsyncClient, url: str, size: str, result: Result) -> None:
     started = time.perf_counter()
     try:
-        r = await client.post(url, json={"text": text})
-        result.add(r.status_code, time.perf_counter() - started, r.headers.get("retry-after"))
+        r = await client.post(url, json={"text": TEXTS[size]})
+        result.add(r.status_code, time.perf_counter() - started, r.headers.get("retry-after"), size)
     except httpx.HTTPError:
         result.add(None, time.perf_counter() - started)
 
@@ -103,7 +108,7 @@ def _picker(mix: list[tuple[str, float]]):
 
     rng = random.Random(0)
     names, weights = [n for n, _ in mix], [w for _, w in mix]
-    return lambda: TEXTS[rng.choices(names, weights)[0]]
+    return lambda: rng.choices(names, weights)[0]
 
 
 async def closed_loop(url: str, concurrency: int, duration: float, max_requests: int, mix) -> dict[str, object]:

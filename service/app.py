@@ -33,7 +33,8 @@ def _lifespan(state: ServiceState):
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         s = state.settings
-        state.batcher = MicroBatcher(s.batch_wait_ms / 1000, s.queue_tokens, record_batch(state), s.queue_timeout_s)
+        state.batcher = MicroBatcher(s.batch_wait_ms / 1000, s.queue_tokens, record_batch(state), s.queue_timeout_s,
+                                     s.latency_budget_ms / 1000)  # fmt: skip
         state.batcher.start()
         publish_bundle_info(state)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread (tests)

@@ -30,7 +30,11 @@ _QUOTED = re.compile(r"'[^']*'")  # schema messages may quote a submitted value:
 
 
 class QueueFullError(ProbeguardError):
-    """The batch queue holds its token budget; the client should retry later (429)."""
+    """Admitting the request would break the latency budget (or the queue's memory bound): 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # seconds until the work ahead is expected to fit the budget again
 
 
 class DrainingError(ProbeguardError):
@@ -118,8 +122,8 @@ def error_response(request: Request, exc: Exception) -> Response:
     headers = {"x-request-id": request_id}
     if isinstance(exc, HTTPException) and exc.headers:
         headers.update(exc.headers)  # e.g. Allow on 405
-    if status == 429:
-        headers["retry-after"] = str(state.settings.retry_after_seconds)
+    if isinstance(exc, QueueFullError):
+        headers["retry-after"] = str(exc.retry_after_s)
     if status == 401:
         headers["www-authenticate"] = "Bearer"
     body = {"error": {"type": kind, "message": _public_message(exc, status)}, "request_id": request_id}

@@ -24,6 +24,12 @@ class Metrics:
                                      registry=r)  # fmt: skip
         self.batch_tokens = Histogram("probeguard_batch_tokens", "Tokens per batch", buckets=BATCH_TOKENS_BUCKETS,
                                       registry=r)  # fmt: skip
+        self.estimated_wait_seconds = Histogram("probeguard_estimated_wait_seconds",
+                                                "Estimated queue wait at admission (over the budget = 429)",
+                                                buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
+        self.backend_rate = Gauge("probeguard_backend_tokens_per_second",
+                                  "Backend speed on recent batches, planned tokens (padding included) per second",
+                                  registry=r)  # fmt: skip
         self.queue_depth = Gauge("probeguard_queue_depth_tokens", "Tokens waiting in the batch queue", registry=r)
         self.tokens = Counter("probeguard_tokens_processed", "Tokens scored", registry=r)
         self.detections = Counter("probeguard_detections", "PII spans found", ["label"], registry=r)

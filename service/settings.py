@@ -22,9 +22,12 @@ class ServiceSettings:
     # Extra wait for company before an idle batcher runs; 0 = no added latency. Under load batches still form:
     # requests that arrive while a batch runs are taken together by the next one.
     batch_wait_ms: float = 0.0
+    # Longest estimated queue wait (work ahead / measured tokens per second) a request is admitted with; over it the
+    # answer is 429 at once, with a computed Retry-After. Lower keeps accepted requests fast and refuses more under
+    # load (a chat backend can retry or fail open); higher accepts more requests that then wait longer.
+    latency_budget_ms: float = 500.0
     # (Requests are batched up to the detector's padding-aware budget, PROBEGUARD_BATCH_TOKENS, detector/settings.py.)
-    # Tokens allowed in the queue before answering 429, at least that budget; bounds memory and the wait a request
-    # can see (16k tokens is ~20 s of work for one CPU core on the default bundle).
+    # Hard bound on tokens in the queue, at least that budget: bounds memory whatever the measured rate says.
     queue_tokens: int = 16384
     # A request still queued after this many seconds is answered 503 instead of run: its client has likely gone.
     queue_timeout_s: float = 10.0
@@ -37,8 +40,6 @@ class ServiceSettings:
     auth_token: str = ""
     # Seconds a shutdown waits for in-flight requests before giving up.
     drain_seconds: float = 20.0
-    # Retry-After seconds sent with 429.
-    retry_after_seconds: int = 1
 
     def __post_init__(self) -> None:
         for name in ("port", "queue_tokens", "max_body_bytes", "max_messages", "max_batch_items"):
@@ -47,6 +48,8 @@ class ServiceSettings:
                 raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
         if not 0 < self.queue_timeout_s <= 3600:
             raise ConfigError(f"setting queue_timeout_s must be in (0, 3600], got {self.queue_timeout_s}")
+        if not 0 < self.latency_budget_ms <= 60_000:
+            raise ConfigError(f"setting latency_budget_ms must be in (0, 60000], got {self.latency_budget_ms}")
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError(f"setting batch_wait_ms must be in [0, 1000], got {self.batch_wait_ms}")
 

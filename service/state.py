@@ -48,6 +48,8 @@ def record_batch(state: ServiceState) -> Callable[[BatchStats], None]:
         m.tokens.inc(stats.tokens)
         for wait in stats.waits_s:
             m.queue_wait_seconds.observe(wait)
+        if state.batcher is not None and state.batcher.meter.tokens_per_s is not None:
+            m.backend_rate.set(state.batcher.meter.tokens_per_s)
 
     return record
 

@@ -46,7 +46,7 @@ def test_serve_routes_overload_and_sigterm(server):
     assert rss_after - rss_before < 150, (rss_before, rss_after)
     codes = [s.status_code for s in statuses]
     assert set(codes) <= {200, 429} and 200 in codes and 429 in codes, codes
-    assert all(s.headers.get("retry-after") == "1" for s in statuses if s.status_code == 429)
+    assert all(int(s.headers["retry-after"]) >= 1 for s in statuses if s.status_code == 429), "computed Retry-After"
     assert httpx.post(f"{base}/v1/detect", json={"text": "recovered"}).status_code == 200
 
     # SIGTERM while requests are in flight: they complete, the process exits 0.

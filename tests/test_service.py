@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -156,7 +157,8 @@ def test_metrics_are_exported(client):
     text = client.get("/metrics").text
     for name in ("probeguard_request_duration_seconds_bucket", "probeguard_inference_duration_seconds_count",
                  "probeguard_batch_tokens_bucket", "probeguard_queue_depth_tokens", "probeguard_tokens_processed_total",
-                 "probeguard_bundle_info", "probeguard_ready"):  # fmt: skip
+                 "probeguard_bundle_info", "probeguard_ready", "probeguard_estimated_wait_seconds_bucket",
+                 "probeguard_backend_tokens_per_second"):  # fmt: skip
         assert name in text
     assert 'route="/v1/detect",status="200"' in text
 
@@ -292,3 +294,61 @@ def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
     assert batches_for([long, long, long]) == [2, 1]
     assert batches_for([long, short, short]) == [3]
     assert [len(b) for b in det.forward_batches(det.encode([long, short, short]))] == [1, 2]
+
+
+def test_admission_by_estimated_wait(tiny_detector):
+    """Over the latency budget a request is refused at once with a Retry-After computed from the work ahead."""
+    import asyncio
+    import threading
+
+    from service.batcher import MicroBatcher
+    from service.errors import QueueFullError
+
+    gate = threading.Event()
+    real = tiny_detector.detect_encoded
+
+    async def run() -> tuple[float, int, int]:
+        batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5)
+        batcher.start()
+        assert batcher.admit() == 0.0, "nothing measured, nothing queued: admitted"
+        batcher.meter.tokens_per_s = 1000.0  # pretend the backend scores 1000 tokens/s
+        text = "Anna Schmidt lives at 221B Baker Street in London. " * 3
+        encoded = tiny_detector.encode([text])
+        first = asyncio.ensure_future(batcher.submit(tiny_detector, [text], encoded))
+        await asyncio.sleep(0.05)  # the first batch is running (blocked on the gate)
+        queued = []
+        while batcher.estimated_wait_s() <= 0.5:  # fill the queue up to the budget
+            queued.append(asyncio.ensure_future(batcher.submit(tiny_detector, [text], encoded)))
+            await asyncio.sleep(0)
+        wait = batcher.estimated_wait_s()
+        try:
+            batcher.admit()
+            raise AssertionError("admitted over the budget")
+        except QueueFullError as exc:
+            retry = exc.retry_after_s
+        gate.set()
+        await asyncio.gather(first, *queued)
+        await batcher.close()
+        return wait, retry, len(queued)
+
+    def blocked(*args, **kwargs):
+        gate.wait(5)
+        return real(*args, **kwargs)
+
+    tiny_detector.detect_encoded = blocked  # type: ignore[method-assign]
+    try:
+        wait, retry, n_queued = asyncio.run(run())
+    finally:
+        del tiny_detector.detect_encoded
+    assert wait > 0.5 and n_queued >= 1
+    assert retry == max(1, math.ceil(wait - 0.5))
+
+
+def test_throughput_meter_weighs_batches_by_duration():
+    from service.batcher import ThroughputMeter
+
+    meter = ThroughputMeter(decay=1.0)
+    for _ in range(9):
+        meter.observe(60, 0.1)  # quick short batches: 600 tokens/s
+    meter.observe(1000, 4.0)  # one slow long batch: 250 tokens/s
+    assert meter.tokens_per_s == pytest.approx((9 * 60 + 1000) / (9 * 0.1 + 4.0))
