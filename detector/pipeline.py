@@ -170,7 +170,7 @@ class Detector:
         """Row lengths (special tokens included) of the windows these texts are scored in."""
         return [w.end - w.start + self.tokenizer.num_special for w in self._windows(encoded)]
 
-    def batch_cost(self, lengths: Sequence[int], token_budget: int | None = None) -> int:
+    def batch_cost(self, lengths: Sequence[int], token_budget: int | None = None) -> float:
         """Padded tokens (plus per-call overhead) the best plan of forward passes over rows of these lengths costs."""
         budget = token_budget or self.settings.batch_tokens
         return plan_passes(sorted(lengths, reverse=True), budget, self.backend.pass_cost)[1]

@@ -25,7 +25,7 @@ class Job:
     encoded: list[EncodedText]
     tokens: int  # unpadded: what the queue's memory bound counts
     lengths: list[int]  # row lengths of its windows
-    work: int  # planned tokens of its forward passes alone (padding and per-call overhead): what waiting counts
+    work: float  # planned tokens of its forward passes alone (padding and per-call overhead): what waiting counts
     future: asyncio.Future[list[Detection]]
     deadline: float
     enqueued: float = field(default_factory=time.perf_counter)
@@ -50,7 +50,7 @@ class ThroughputMeter:
         self._seconds = 0.0
         self.tokens_per_s: float | None = None  # None until the first batch has run
 
-    def observe(self, tokens: int, seconds: float) -> None:
+    def observe(self, tokens: float, seconds: float) -> None:
         self._tokens = self.decay * self._tokens + tokens
         self._seconds = self.decay * self._seconds + max(seconds, 1e-6)
         self.tokens_per_s = self._tokens / self._seconds
@@ -67,8 +67,8 @@ class MicroBatcher:
     ) -> None:
         self.latency_budget_s = latency_budget_s
         self.meter = ThroughputMeter()
-        self._running_work = 0
-        self._queued_work = 0
+        self._running_work = 0.0
+        self._queued_work = 0.0
         self._running_since = 0.0
         self.queue_timeout_s = queue_timeout_s
         self.wait_s = wait_s

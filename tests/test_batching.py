@@ -22,7 +22,7 @@ def _brute_force(lengths: list[int], budget: int, cost: PassCost) -> int:
                 groups.append(lengths[start:i])
                 start = i
         groups.append(lengths[start:])
-        if any(len(g) > 1 and (len(g) * max(g) if cost.pads else sum(g)) > budget for g in groups):
+        if any(len(g) > 1 and cost.work(g) > budget for g in groups):
             continue
         total = sum(cost.of(g) for g in groups)
         best = total if best is None else min(best, total)
@@ -34,21 +34,28 @@ def _brute_force(lengths: list[int], budget: int, cost: PassCost) -> int:
 def test_plan_is_optimal_and_within_budget(seed):
     rng = random.Random(seed)
     lengths = sorted((rng.choice([18, 27, 66, 138, 300, 512]) for _ in range(rng.randint(1, 9))), reverse=True)
-    cost = PassCost(pads=seed % 3 != 0, call_overhead_tokens=rng.choice([0, 16, 512]), max_batch=None)
+    cost = PassCost(
+        pads=seed % 3 != 0,
+        call_overhead_tokens=rng.choice([0, 16, 512]),
+        max_batch=None,
+        attention_tokens=rng.choice([None, 730]),
+    )
     budget = rng.choice([512, 1024, 4096])
     sizes, total = plan_passes(lengths, budget, cost)
     assert sum(sizes) == len(lengths)
     at = 0
     for size in sizes:
         group = lengths[at : at + size]
-        assert size == 1 or (size * max(group) if cost.pads else sum(group)) <= budget
+        assert size == 1 or cost.work(group) <= budget
         at += size
-    assert total == _brute_force(lengths, budget, cost)
+    assert total == pytest.approx(_brute_force(lengths, budget, cost))
 
 
 def test_long_rows_are_not_padded_with_short_ones_on_cpu():
     sizes, total = plan_passes([512, 512, 138, 138, 138, 27, 27, 27, 27, 27, 27], 4096, CPU)
     assert sizes == [2, 3, 6] and total == 2 * 512 + 3 * 138 + 6 * 27 + 3 * 16
+    measured = PassCost(pads=True, call_overhead_tokens=20, max_batch=None, attention_tokens=730)
+    assert measured.row(511) == pytest.approx(511 * (1 + 511 / 730))
 
 
 def test_max_batch_and_unsorted_input():

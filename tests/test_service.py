@@ -270,10 +270,11 @@ def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
     repeats = next(k for k in range(1, 200) if tiny_detector.window_lengths(encode([sentence * k]))[0] >= 256)
     long, short = sentence * repeats, sentence
     (length,) = tiny_detector.window_lengths(encode([long]))  # one window, 256+ tokens
-    overhead = tiny_detector.backend.pass_cost.call_overhead_tokens
+    cost = tiny_detector.backend.pass_cost
     # Two long rows fit in one pass; a third does not, in one pass or two. A long and two short requests fit: the
     # plan runs the long row alone and the short ones together, so padding never counts against the budget.
-    settings = dataclasses.replace(tiny_detector.settings, batch_tokens=2 * length + 2 * overhead + 8)
+    budget = int(cost.work([length, length]) + cost.call_overhead_tokens + 8)
+    settings = dataclasses.replace(tiny_detector.settings, batch_tokens=budget)
     det = Detector(tiny_detector.bundle, tiny_detector.backend, tiny_detector.tokenizer, tiny_detector.host, settings)
 
     def batches_for(texts: list[str]) -> list[int]:

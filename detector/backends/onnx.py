@@ -52,11 +52,12 @@ class OnnxBackend:
         if missing:
             raise ConfigError(f"ONNX graph {path} lacks outputs for heads {missing}")
         self.name = "onnx-" + self.providers[0].removesuffix("ExecutionProvider").lower()
-        # Dense inputs with dynamic axes. On CPU a call costs about a dozen tokens of compute (measured, see
-        # detector.batching); on a GPU a launch costs far more than a short row, so rows are batched more eagerly
-        # (512 is a starting point, not a measurement: no GPU was available to measure it).
+        # Dense inputs with dynamic axes. On CPU a call costs ~20 tokens of compute and a row of L tokens
+        # L x (1 + L / 730) (fitted, see detector.batching); on a GPU a launch costs far more than a short row, so rows
+        # are batched more eagerly (512 is a starting point, not a measurement: no GPU was available to measure it).
         gpu = self.providers[0] != "CPUExecutionProvider"
-        self.pass_cost = PassCost(pads=True, call_overhead_tokens=512 if gpu else 16, max_batch=None)
+        self.pass_cost = PassCost(pads=True, call_overhead_tokens=512 if gpu else 20, max_batch=None,
+                                  attention_tokens=None if gpu else 730)  # fmt: skip
 
     def forward(self, batch: TokenBatch) -> HeadLogits:
         feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}

@@ -14,8 +14,8 @@ from detector.tokenize import TokenBatch
 
 class TorchBackend:
     name = "torch-cpu"
-    # Dense [batch, seq] tensors; a CPU call costs about a dozen tokens of compute (see detector.batching).
-    pass_cost = PassCost(pads=True, call_overhead_tokens=16, max_batch=None)
+    # Dense [batch, seq] tensors; CPU call overhead and attention measured on the ONNX graph (detector.batching).
+    pass_cost = PassCost(pads=True, call_overhead_tokens=20, max_batch=None, attention_tokens=730)
 
     def __init__(self, model: ProbeModel, num_threads: int = 1) -> None:
         torch.set_num_threads(num_threads)
