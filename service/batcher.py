@@ -176,7 +176,7 @@ class MicroBatcher:
         while self._queue and self._fits(jobs, lengths):
             job = self._queue.popleft()
             self._queued_tokens -= job.tokens
-            self._queued_work -= job.work
+            self._queued_work = self._queued_work - job.work if self._queue else 0.0  # no float drift when empty
             if job.future.done():  # cancelled: the client went away
                 continue
             if time.perf_counter() > job.deadline:  # its client has most likely given up: answer, do not run
