@@ -166,9 +166,13 @@ class Detector:
             windows.extend(plan_windows(len(enc.ids), self.content_len, self.settings.window_overlap, i))
         return windows
 
+    def _row_length(self, window: Window) -> int:
+        """The window's row as the backend sees it: its tokens plus the special tokens around them."""
+        return window.end - window.start + self.tokenizer.num_special
+
     def window_lengths(self, encoded: Sequence[EncodedText]) -> list[int]:
-        """Row lengths (special tokens included) of the windows these texts are scored in."""
-        return [w.end - w.start + self.tokenizer.num_special for w in self._windows(encoded)]
+        """Row lengths of the windows these texts are scored in."""
+        return [self._row_length(w) for w in self._windows(encoded)]
 
     def batch_cost(self, lengths: Sequence[int], token_budget: int | None = None) -> float:
         """Padded tokens (plus per-call overhead) the best plan of forward passes over rows of these lengths costs."""
@@ -180,8 +184,7 @@ class Detector:
         `token_budget` padded tokens (default: settings.batch_tokens); a window over the budget runs alone."""
         budget = token_budget or self.settings.batch_tokens
         windows = sorted(self._windows(encoded), key=lambda w: w.end - w.start, reverse=True)
-        lengths = [w.end - w.start + self.tokenizer.num_special for w in windows]  # rows as the backend sees them
-        sizes, _ = plan_passes(lengths, budget, self.backend.pass_cost)
+        sizes, _ = plan_passes([self._row_length(w) for w in windows], budget, self.backend.pass_cost)
         batches, at = [], 0
         for size in sizes:
             batches.append(windows[at : at + size])
