@@ -32,8 +32,9 @@ class DetectorSettings:
     window_overlap: int = 64
     # Longest accepted text in characters; larger texts are refused with InputTooLargeError, never truncated.
     max_chars: int = 100_000
-    # Padded tokens per forward pass (rows x longest row), shared by the service's micro-batcher: larger raises
-    # throughput under load and peak memory, and the latency of each batch. At least window_tokens.
+    # Work per forward pass in planned tokens (rows x longest row, attention included; see detector.batching), shared
+    # by the service's micro-batcher: larger raises throughput under load, peak memory and each batch's latency.
+    # At least window_tokens.
     batch_tokens: int = 4096
     # onnx: one fused graph built once into the cache, faster to serve; torch: no export step, slower per request.
     backend: str = "onnx"

@@ -106,12 +106,12 @@ class MicroBatcher:
         retry = max(1, math.ceil(wait_s - self.latency_budget_s))  # until the work ahead fits the budget again
         return QueueFullError(f"{reason}; retry in {retry} s", retry_after_s=retry)
 
-    def admit(self) -> float:
-        """Raise QueueFullError (429) when the estimated wait exceeds the latency budget; else return the estimate.
-        Cheap: called before a request is even tokenized, and again when it is queued."""
+    def admit(self, wait: float | None = None) -> float:
+        """Raise QueueFullError (429) when the estimated wait (given, or estimated now) exceeds the latency budget;
+        else return it. Cheap: called before a request is even tokenized, and again when it is queued."""
         if self.draining:
             raise DrainingError("the service is shutting down")
-        wait = self.estimated_wait_s()
+        wait = self.estimated_wait_s() if wait is None else wait
         if wait > self.latency_budget_s and self.busy:
             raise self._refusal(f"estimated wait {wait:.2f} s exceeds the {self.latency_budget_s:g} s budget", wait)
         return wait
@@ -143,25 +143,28 @@ class MicroBatcher:
                 budget = first.detector.settings.batch_tokens
                 while self._queued_tokens < budget and time.perf_counter() < deadline:
                     await asyncio.sleep(max(0.0, min(deadline - time.perf_counter(), 0.001)))
-                jobs = self._take()
+                jobs, work = self._take()
                 if not jobs:
                     continue
                 self._in_flight += 1
-                self._running_work = jobs[0].detector.batch_cost([n for j in jobs for n in j.lengths])
+                self._running_work = work
                 self._running_since = time.perf_counter()
                 try:
                     await self._run(loop, jobs)
                 finally:
                     self._in_flight -= 1
 
-    def _fits(self, jobs: list[Job], lengths: list[int]) -> bool:
-        if not jobs:
-            return True
+    def _cost_with_next(self, jobs: list[Job], lengths: list[int]) -> float | None:
+        """Planned work of the batch if the next queued job joins it; None when it may not (over the limit, or a
+        reload happened between them: the next batch takes the rest)."""
         nxt = self._queue[0]
-        if nxt.detector is not jobs[0].detector:
-            return False  # a reload happened between these jobs: the next batch takes the rest
+        if not jobs:
+            return nxt.work
         detector = jobs[0].detector
-        return detector.batch_cost([*lengths, *nxt.lengths]) <= self.batch_work_limit(detector)
+        if nxt.detector is not detector:
+            return None
+        cost = detector.batch_cost([*lengths, *nxt.lengths])
+        return cost if cost <= self.batch_work_limit(detector) else None
 
     def batch_work_limit(self, detector: Detector) -> float:
         """Most planned tokens one batch takes: the detector's budget, and no more than the measured rate scores
@@ -170,10 +173,12 @@ class MicroBatcher:
         limit = float(detector.settings.batch_tokens)
         return limit if rate is None else min(limit, rate * self.latency_budget_s)
 
-    def _take(self) -> list[Job]:
+    def _take(self) -> tuple[list[Job], float]:
+        """The next batch and its planned work (the running batch's share of the wait estimate)."""
         jobs: list[Job] = []
         lengths: list[int] = []
-        while self._queue and self._fits(jobs, lengths):
+        work = 0.0
+        while self._queue and (cost := self._cost_with_next(jobs, lengths)) is not None:
             job = self._queue.popleft()
             self._queued_tokens -= job.tokens
             self._queued_work = self._queued_work - job.work if self._queue else 0.0  # no float drift when empty
@@ -184,7 +189,8 @@ class MicroBatcher:
                 continue
             jobs.append(job)
             lengths.extend(job.lengths)
-        return jobs
+            work = cost
+        return jobs, work
 
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
         texts = [t for j in jobs for t in j.texts]

@@ -127,8 +127,9 @@ async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[Detec
     detector = svc.detector
     per_request = [_texts_of(r, svc, detector) for r in requests]
     texts = [t for group in per_request for t in group]
-    svc.metrics.estimated_wait_seconds.observe(svc.batcher.estimated_wait_s())
-    svc.batcher.admit()  # over the latency budget: 429 now, before any tokenizing
+    wait = svc.batcher.estimated_wait_s()
+    svc.metrics.estimated_wait_seconds.observe(wait)
+    svc.batcher.admit(wait)  # over the latency budget: 429 now, before any tokenizing
     loop = asyncio.get_running_loop()
     encoded = await loop.run_in_executor(svc.tokenize_pool, detector.encode, texts)
     queued = time.perf_counter()
