@@ -154,10 +154,11 @@ def test_pii_selection_leaves_each_source_out_on_a_tiny_host(tmp_path, tiny_host
     sources = [business_source(30, 5, seed=0), synthetic_source(30, 5, seed=0), pii_free_source(5, seed=0)]
     sources = [SpanSource(s.name, s.kind, s.labels, s.train[:30], s.dev) for s in sources]
     data = harvest_sources(sources, harvester([1, 2], settings))
-    layer, lookahead, summary = select(data, [1, 2], [1], epochs=1, seed=0, max_structured=5.0)
-    assert (layer, lookahead) in {(1, 1), (2, 1)}
+    chosen, summary = select(data, [1, 2], [1], epochs=1, seed=0, max_structured=5.0, kinds=["linear", "mlp"], hidden=8)
+    assert set(summary["candidates"]) == {"L1/w1", "L2/w1", "L1/w1/mlp8", "L2/w1/mlp8"}
     for candidate in summary["candidates"].values():
         assert set(candidate["by_source"]) == {"business", "synthetic", "pii_free"}
         assert "f1" in candidate["by_source"]["business"] and "f1" not in candidate["by_source"]["pii_free"]
     best = max(summary["candidates"].values(), key=lambda c: c["worst"])
-    assert best["layer"] == layer
+    assert (best["layer"], best["head"]) == (chosen.layer, chosen.kind)
+    assert summary["chosen"] == chosen.as_dict()

@@ -12,12 +12,14 @@ from detector.config import build_config
 from detector.errors import ConfigError
 from detector.heads.pooling import POOLINGS
 
+PII_HEAD_KINDS = ("linear", "mlp")
+
 
 @dataclass(frozen=True)
 class BundleSection:
     name: str = "probeguard-base"
-    version: str = "0.4.0"
-    out: str = "models/probeguard-base/0.4.0"  # relative paths are relative to the config file's repo root
+    version: str = "0.5.0"
+    out: str = "models/probeguard-base/0.5.0"  # relative paths are relative to the config file's repo root
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,20 @@ class PiiSection:
     # Candidates for leave-one-source-out selection; one layer and one lookahead = no selection.
     layers: list[int] = field(default_factory=lambda: [6, 8, 10])
     lookaheads: list[int] = field(default_factory=lambda: [4])
+    # Head types, selected like the layer: linear (TokenLinearHead) | mlp (TokenMLPHead, one hidden layer). 0.5.0's
+    # run: see the bundle report's selection table for what each scored on every held-out source.
+    heads: list[str] = field(default_factory=lambda: ["linear", "mlp"])
+    hidden: int = 64  # mlp hidden units (~0.4 % of eight Gemma 3 270M blocks per token at lookahead 4)
     select_epochs: int = 3  # per LOSO fit (cheaper than the final fit)
     epochs: int = 6
     max_structured_per_1000: float = 5.0  # a candidate over this on PII-free text ranks last
+
+    def __post_init__(self) -> None:
+        unknown = [h for h in self.heads if h not in PII_HEAD_KINDS]
+        if unknown or not self.heads:
+            raise ConfigError(f"pii.heads: {unknown or 'empty'}; choose from {list(PII_HEAD_KINDS)}")
+        if self.hidden < 1:
+            raise ConfigError(f"pii.hidden must be a positive integer, got {self.hidden}")
 
 
 @dataclass(frozen=True)

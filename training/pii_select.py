@@ -1,8 +1,9 @@
-"""Leave-one-source-out selection of the PII token head: for each candidate (layer, lookahead), fit on every source but
-one, decode spans on the left-out source's *train* part (its dev part stays untouched for the dev suite) and rank
-candidates by the worst source's entity F1 (PII-free text: structured spans per 1,000 texts, which must stay low).
+"""Leave-one-source-out selection of the PII token head: for each candidate (layer, lookahead, head kind), fit on every
+source but one, decode spans on the left-out source's *train* part (its dev part stays untouched for the dev suite)
+and rank candidates by the worst source's entity F1 (PII-free text: structured spans per 1,000 texts, which must stay
+low).
 
-    python -m training.pii_select [--layers 6 8 10] [--lookaheads 2 4 8] [--out selection.json]
+    python -m training.pii_select [--layers 6 8 10] [--lookaheads 2 4 8] [--heads linear mlp] [--out selection.json]
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.heads import TokenLinearConfig, TokenLinearHead
+from detector.heads import Head, TokenLinearConfig, TokenLinearHead, TokenMLPConfig, TokenMLPHead
 from detector.pipeline import sigmoid
 from detector.spans import decode_spans
 from training import fit
@@ -57,23 +58,48 @@ def split_calibration(n: int, share: float, seed: int) -> tuple[np.ndarray, np.n
     return order[cut:], order[:cut]
 
 
+@dataclass(frozen=True)
+class PiiCandidate:
+    layer: int
+    lookahead: int
+    kind: str = "linear"  # linear | mlp (training.config.PII_HEAD_KINDS)
+    hidden: int = 64  # mlp only
+
+    @property
+    def key(self) -> str:
+        return f"L{self.layer}/w{self.lookahead}" + ("" if self.kind == "linear" else f"/{self.kind}{self.hidden}")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"layer": self.layer, "lookahead": self.lookahead, "head": self.kind, "hidden": self.hidden}
+
+    def new_head(self, d_model: int, train_acts: Sequence[np.ndarray]) -> Head:
+        """An untrained head; an mlp head's input standardisation comes from (a fifth of) the training texts."""
+        if self.kind == "linear":
+            return TokenLinearHead(TokenLinearConfig(name="pii", layer=self.layer, labels=PII_LABELS,
+                                                     lookahead=self.lookahead), d_model)  # fmt: skip
+        head = TokenMLPHead(TokenMLPConfig(name="pii", layer=self.layer, labels=PII_LABELS, lookahead=self.lookahead,
+                                           hidden=self.hidden), d_model)  # fmt: skip
+        rows = np.concatenate(train_acts[::5]).astype(np.float64)  # [tokens, d_model]
+        head.set_standardisation(torch.from_numpy(rows.mean(0)).float(),
+                                 torch.from_numpy(1.0 / (rows.std(0) + 1e-3)).float())  # fmt: skip
+        return head
+
+
 def fit_head(
-    parts: Sequence[SourceActs], layer: int, lookahead: int, epochs: int, seed: int, calib_share: float = 0.1
-) -> tuple[TokenLinearHead, np.ndarray]:
+    parts: Sequence[SourceActs], candidate: PiiCandidate, epochs: int, seed: int, calib_share: float = 0.1
+) -> tuple[Head, np.ndarray]:
     """Fit on `parts` (minus a calibration share of each), then per-label thresholds: token-F1-optimal on the
     calibration share. Returns the head (Platt folded in) and thresholds [n_labels]."""
     train_a, train_y, cal_a, cal_y = [], [], [], []
     for i, part in enumerate(parts):
         tr, ca = split_calibration(len(part.targets), calib_share, seed + i)
-        acts = part.acts(layer)
+        acts = part.acts(candidate.layer)
         train_a += [acts[j] for j in tr]
         train_y += [part.targets[j] for j in tr]
         cal_a += [acts[j] for j in ca]
         cal_y += [part.targets[j] for j in ca]
     torch.manual_seed(seed)
-    d_model = train_a[0].shape[1]
-    config = TokenLinearConfig(name="pii", layer=layer, labels=PII_LABELS, lookahead=lookahead)
-    head = TokenLinearHead(config, d_model)
+    head = candidate.new_head(train_a[0].shape[1], train_a)
     fit.fit_token_head(head, train_a, train_y, epochs=epochs, seed=seed, batch_size=64)
     logits = np.concatenate(fit.token_logits(head, cal_a))
     y = np.concatenate(cal_y)
@@ -86,7 +112,7 @@ def fit_head(
     return head, thresholds
 
 
-def score_source(head: TokenLinearHead, thresholds: np.ndarray, part: SourceActs) -> dict[str, object]:
+def score_source(head: Head, thresholds: np.ndarray, part: SourceActs) -> dict[str, object]:
     """The dev suite's scoring (`devsuite.score_spans`) on a held-out source's train part."""
     from training.devsuite import score_spans
 
@@ -97,14 +123,14 @@ def score_source(head: TokenLinearHead, thresholds: np.ndarray, part: SourceActs
 
 
 def leave_one_source_out(
-    data: dict[str, SourceActs], layer: int, lookahead: int, epochs: int, seed: int
+    data: dict[str, SourceActs], candidate: PiiCandidate, epochs: int, seed: int
 ) -> dict[str, dict[str, object]]:
     out = {}
     for held in data:
         parts = [d for name, d in data.items() if name != held]
-        head, thresholds = fit_head(parts, layer, lookahead, epochs, seed)
+        head, thresholds = fit_head(parts, candidate, epochs, seed)
         out[held] = score_source(head, thresholds, data[held])
-        print(json.dumps({"layer": layer, "lookahead": lookahead, "held_out": held, **out[held]}), flush=True)
+        print(json.dumps({"candidate": candidate.key, "held_out": held, **out[held]}), flush=True)
     return out
 
 
@@ -122,22 +148,22 @@ def select(
     epochs: int,
     seed: int,
     max_structured: float,
-) -> tuple[int, int, dict]:
-    """(layer, lookahead) with the best worst-source score, and every candidate's per-source results. A single
-    candidate is returned as chosen without fitting anything."""
-    candidates = [(k, w) for k in layers for w in lookaheads]
+    kinds: Sequence[str] = ("linear",),
+    hidden: int = 64,
+) -> tuple[PiiCandidate, dict]:
+    """The (layer, lookahead, head kind) with the best worst-source score, and every candidate's per-source results.
+    A single candidate is returned as chosen without fitting anything."""
+    candidates = [PiiCandidate(k, w, kind, hidden) for k in layers for w in lookaheads for kind in kinds]
     results: dict[str, dict] = {}
+    chosen = candidates[0]
     if len(candidates) > 1:
-        for layer, lookahead in candidates:
-            res = leave_one_source_out(data, layer, lookahead, epochs, seed)
-            results[f"L{layer}/w{lookahead}"] = {"layer": layer, "lookahead": lookahead, "by_source": res,
-                                                 "worst": round(worst_source(res, max_structured), 4)}  # fmt: skip
-        best = results[max(results, key=lambda k: results[k]["worst"])]
-        layer, lookahead = best["layer"], best["lookahead"]
-    else:
-        layer, lookahead = candidates[0]
-    print(json.dumps({"pii_chosen": {"layer": layer, "lookahead": lookahead}}), flush=True)
-    return layer, lookahead, {"candidates": results, "chosen": {"layer": layer, "lookahead": lookahead}}
+        for candidate in candidates:
+            res = leave_one_source_out(data, candidate, epochs, seed)
+            results[candidate.key] = {**candidate.as_dict(), "by_source": res,
+                                      "worst": round(worst_source(res, max_structured), 4)}  # fmt: skip
+        chosen = max(candidates, key=lambda c: results[c.key]["worst"])
+    print(json.dumps({"pii_chosen": chosen.as_dict()}), flush=True)
+    return chosen, {"candidates": results, "chosen": chosen.as_dict()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,13 +172,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", type=int, nargs="+", default=[6, 8, 10])
     p.add_argument("--lookaheads", type=int, nargs="+", default=[4])
+    p.add_argument("--heads", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
+    p.add_argument("--hidden", type=int, default=64, help="mlp hidden units")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-structured", type=float, default=5.0, help="structured spans per 1,000 PII-free texts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
     data = harvest_sources(build_pii_sources(args.seed), harvester(args.layers))
-    *_, summary = select(data, args.layers, args.lookaheads, args.epochs, args.seed, args.max_structured)
+    _, summary = select(data, args.layers, args.lookaheads, args.epochs, args.seed, args.max_structured, args.heads,
+                        args.hidden)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

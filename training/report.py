@@ -58,7 +58,7 @@ def plot_category_loso(selection: dict[str, Any], path: Path) -> None:
 def _pii_selection(sel: dict[str, Any]) -> list[str]:
     if not sel["candidates"]:
         return [
-            f"One candidate configured: layer {sel['chosen']['layer']}, lookahead {sel['chosen']['lookahead']}.",
+            f"One candidate configured: {_pii_choice(sel['chosen'])}.",
             "",
         ]
     sources = list(next(iter(sel["candidates"].values()))["by_source"])
@@ -66,7 +66,13 @@ def _pii_selection(sel: dict[str, Any]) -> list[str]:
     for key, c in sel["candidates"].items():
         cells = [f"{r['f1']:.3f}" if "f1" in r else f"{r['structured_per_1000']}/1k" for r in c["by_source"].values()]
         lines.append(f"| {key} | {c['worst']:.3f} | " + " | ".join(cells) + " |")
-    return [*lines, "", f"Chosen: layer {sel['chosen']['layer']}, lookahead {sel['chosen']['lookahead']}.", ""]
+    return [*lines, "", f"Chosen: {_pii_choice(sel['chosen'])}.", ""]
+
+
+def _pii_choice(chosen: dict[str, Any]) -> str:
+    head = chosen.get("head", "linear")
+    kind = "linear head" if head == "linear" else f"{head} head ({chosen.get('hidden')} hidden units)"
+    return f"layer {chosen['layer']}, lookahead {chosen['lookahead']}, {kind}"
 
 
 def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:

@@ -1,9 +1,9 @@
 """`probeguard train --config training/configs/default.toml`: sources -> activations -> leave-one-source-out selection
 -> heads fitted on every source's train part -> calibration and thresholds -> bundle -> dev suite -> report.
 
-Every choice (PII layer and lookahead; each category's layer and pooling) is made on sources left out of the fit and
-ranked by the worst source. Thresholds come from calibration shares of the train parts. The dev parts are touched
-only by the final dev suite, through the saved bundle (the served path).
+Every choice (PII layer, lookahead and head type; each category's layer and pooling) is made on sources left out of
+the fit and ranked by the worst source. Thresholds come from calibration shares of the train parts. The dev parts are
+touched only by the final dev suite, through the saved bundle (the served path).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def _quick(config: TrainConfig) -> TrainConfig:
     r = dataclasses.replace
     return r(config, data=r(config.data, n_wikigold=60, n_btc=60, n_wnut17=60, n_business=60, n_synthetic=60,
                             n_code=20, n_alpaca=150, max_dev_texts=20, max_category_train=150),
-             pii=r(config.pii, layers=config.pii.layers[:1], lookaheads=config.pii.lookaheads[:1], epochs=1,
+             pii=r(config.pii, layers=config.pii.layers[:1], lookaheads=config.pii.lookaheads[:1],
+                   heads=config.pii.heads[:1], epochs=1,
                    select_epochs=1),
              categories=r(config.categories, layers=config.categories.layers[:1],
                           poolings=config.categories.poolings[:1]))  # fmt: skip
@@ -151,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
     log({"pii_sources": pii_summary})
     pii_data = harvest_sources(pii_sources, harvest)
     pc = config.pii
-    pii_layer, lookahead, pii_selection = pii_select.select(pii_data, pc.layers, pc.lookaheads, pc.select_epochs,
-                                                            config.seed, pc.max_structured_per_1000)  # fmt: skip
-    pii_head, thresholds = fit_head(list(pii_data.values()), pii_layer, lookahead, config.pii.epochs, config.seed)
+    pii_choice, pii_selection = pii_select.select(pii_data, pc.layers, pc.lookaheads, pc.select_epochs, config.seed,
+                                                  pc.max_structured_per_1000, pc.heads, pc.hidden)  # fmt: skip
+    pii_head, thresholds = fit_head(list(pii_data.values()), pii_choice, config.pii.epochs, config.seed)
     heads: list[tuple[Head, dict[str, float]]] = [(pii_head, dict(zip(PII_LABELS, map(float, thresholds),
                                                                           strict=True)))]  # fmt: skip
 
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     peer = not args.no_peer and _presidio_available()
     metrics = {
         "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers,
-        "layers": sorted({pii_layer, *(h.config.layer for h, _ in heads)}),
+        "layers": sorted({pii_choice.layer, *(h.config.layer for h, _ in heads)}),
         "pii_selection": pii_selection, "category_selection": cat_selection,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
                 "categories": run_categories(detector, cat_sources)},

@@ -1,6 +1,6 @@
 """heads: probes that read `Activations`. Importing this package registers every built-in head type."""
 
-from detector.heads import linear, sae
+from detector.heads import linear, mlp, sae
 from detector.heads.base import Head, HeadConfig
 from detector.heads.linear import (
     SequenceLinearConfig,
@@ -10,6 +10,7 @@ from detector.heads.linear import (
     WindowMaxConfig,
     WindowMaxHead,
 )
+from detector.heads.mlp import TokenMLPConfig, TokenMLPHead
 from detector.heads.registry import build_head, config_from_dict, head_class, head_level, head_types, register_head
 from detector.heads.sae import SAEFeatureConfig, SAEFeatureHead
 
@@ -22,6 +23,8 @@ __all__ = [
     "SequenceLinearHead",
     "TokenLinearConfig",
     "TokenLinearHead",
+    "TokenMLPConfig",
+    "TokenMLPHead",
     "WindowMaxConfig",
     "WindowMaxHead",
     "build_head",
@@ -30,6 +33,7 @@ __all__ = [
     "head_level",
     "head_types",
     "linear",
+    "mlp",
     "register_head",
     "sae",
 ]
