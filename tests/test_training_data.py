@@ -115,3 +115,16 @@ def test_category_scores():
     assert category_scores(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0]), 0.5)["auroc"] == 1.0
     s = category_scores(np.array([0.9, 0.4, 0.6, 0.1]), np.array([1, 1, 0, 0]), 0.5)
     assert (s["recall"], s["fpr"], s["precision"]) == (0.5, 0.5, 0.5)
+
+
+def test_heldout_row_scores_positives_against_clean_documents_alone():
+    from training.fit import heldout_row
+
+    negatives = np.array([0.1, 0.2, 0.95, 0.3])  # one hard instruction, clean documents all low
+    kinds = np.array(["alpaca", "documents", "alpaca", "documents"])
+    row = heldout_row("positive", np.array([0.9, 0.8]), 0.5, negatives, kinds)
+    assert (row["recall"], row["heldout_negative_fpr"]) == (1.0, 0.25)
+    assert row["auroc"] == 0.75 and row["auroc_documents"] == 1.0
+    assert "auroc_documents" not in heldout_row("positive", np.array([0.9]), 0.5, negatives)
+    assert heldout_row("lookalike", np.array([0.9, 0.1]), 0.5, negatives, kinds) == {"role": "lookalike", "n": 2,
+                                                                                     "fpr": 0.5}  # fmt: skip

@@ -162,3 +162,19 @@ def test_pii_selection_leaves_each_source_out_on_a_tiny_host(tmp_path, tiny_host
     best = max(summary["candidates"].values(), key=lambda c: c["worst"])
     assert (best["layer"], best["head"]) == (chosen.layer, chosen.kind)
     assert summary["chosen"] == chosen.as_dict()
+
+
+@pytest.mark.parametrize(
+    "worst, tolerance, chosen",
+    [
+        ({"L6/w4": 0.47, "L6/w4/mlp64": 0.48, "L10/w4/mlp64": 0.488}, 0.01, "L6/w4/mlp64"),  # within: shallowest
+        ({"L6/w4": 0.47, "L6/w4/mlp64": 0.48, "L10/w4/mlp64": 0.488}, 0.0, "L10/w4/mlp64"),  # no tolerance: best
+        ({"L6/w4": 0.478, "L6/w4/mlp64": 0.48, "L10/w4/mlp64": 0.488}, 0.01, "L6/w4"),  # same layer: linear first
+        ({"L6/w4": 0.30, "L6/w4/mlp64": 0.40, "L10/w4/mlp64": 0.488}, 0.01, "L10/w4/mlp64"),  # shallow ones too far
+    ],
+)
+def test_pii_choice_is_the_cheapest_candidate_near_the_best(worst, tolerance, chosen):
+    from training.pii_select import PiiCandidate, cheapest_near_best
+
+    candidates = [PiiCandidate(6, 4), PiiCandidate(6, 4, "mlp"), PiiCandidate(10, 4, "mlp")]
+    assert cheapest_near_best(candidates, worst, tolerance).key == chosen

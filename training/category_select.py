@@ -75,7 +75,8 @@ def loso(
         clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
         threshold = threshold_at(clf.decision_function(neg_x[keep]), neg_kind[keep], target_fpr, per_kind)
         scores = clf.decision_function(test.x)
-        out[test.source.name] = heldout_row(test.source.role, scores, threshold, clf.decision_function(neg_x[held]))
+        out[test.source.name] = heldout_row(test.source.role, scores, threshold, clf.decision_function(neg_x[held]),
+                                            neg_kind[held])  # fmt: skip
     return out
 
 

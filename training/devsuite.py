@@ -81,7 +81,8 @@ def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, tok
 def run_categories(detector, sources: Sequence, token_budget: int | None = None) -> dict:
     """Each category source's dev part through the served heads: positives by recall at the shipped threshold,
     look-alikes and negatives by false-positive rate, and AUROC of every positive source against the pooled negative
-    dev parts of that category."""
+    dev parts of that category and against the clean documents alone (`documents`: the carriers an injection hides in,
+    so for a document with an attack that is the like-for-like comparison)."""
     from sklearn.metrics import roc_auc_score
 
     out: dict[str, dict] = {}
@@ -90,22 +91,29 @@ def run_categories(detector, sources: Sequence, token_budget: int | None = None)
             continue
         threshold = detector.plan.categories[category][2]
         rows, negatives = {}, []
-        scored = []
+        scored, documents = [], np.zeros(0)
         for source in (s for s in sources if s.category == category and s.dev):
             results = detector.detect([r.text for r in source.dev], token_budget=token_budget)
             scores = np.array([r.categories[category].score for r in results])
             scored.append((source, scores))
             if source.role == "negative":
                 negatives.append(scores)
+                documents = scores if source.name == "documents" else documents
         neg = np.concatenate(negatives) if negatives else np.zeros(0)
+
+        def auroc(pos: np.ndarray, against: np.ndarray) -> float:
+            y = np.concatenate([np.ones(len(pos)), np.zeros(len(against))])
+            return round(float(roc_auc_score(y, np.concatenate([pos, against]))), 4)
+
         for source, scores in scored:
             flagged = float((scores >= threshold).mean())
             row: dict[str, object] = {"role": source.role, "texts": len(scores)}
             if source.role == "positive":
                 row["recall"] = round(flagged, 4)
                 if len(neg):
-                    y = np.concatenate([np.ones(len(scores)), np.zeros(len(neg))])
-                    row["auroc"] = round(float(roc_auc_score(y, np.concatenate([scores, neg]))), 4)
+                    row["auroc"] = auroc(scores, neg)
+                if len(documents):
+                    row["auroc_documents"] = auroc(scores, documents)
             else:
                 row["fpr"] = round(flagged, 4)
             rows[source.name] = row
@@ -115,13 +123,13 @@ def run_categories(detector, sources: Sequence, token_budget: int | None = None)
 
 def render_categories(cats: dict) -> list[str]:
     lines = ["## Categories, per source (dev parts, shipped threshold)", "",
-             "| category | source | role | texts | recall | FPR | AUROC vs negatives |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| category | source | role | texts | recall | FPR | AUROC vs negatives | AUROC vs clean documents |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for category, block in cats.items():
         ordered = sorted(block["sources"].items(), key=lambda kv: (kv[1]["role"], kv[1].get("recall", 0.0)))
         for name, r in ordered:
             lines.append(f"| {category} | {name} | {r['role']} | {r['texts']} | {r.get('recall', '')} | "
-                         f"{r.get('fpr', '')} | {r.get('auroc', '')} |")  # fmt: skip
+                         f"{r.get('fpr', '')} | {r.get('auroc', '')} | {r.get('auroc_documents', '')} |")  # fmt: skip
     return lines
 
 

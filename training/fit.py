@@ -135,15 +135,27 @@ def split_negatives(parts: Sequence[Any], share: float, seed: int) -> tuple[list
     return sorted(order[cut:].tolist()), sorted(order[:cut].tolist())
 
 
-def heldout_row(role: str, scores: np.ndarray, threshold: float, negative_scores: np.ndarray) -> dict[str, object]:
+def heldout_row(
+    role: str,
+    scores: np.ndarray,
+    threshold: float,
+    negative_scores: np.ndarray,
+    negative_kinds: np.ndarray | None = None,  # [n] kind of each negative row: adds AUROC vs clean documents
+) -> dict[str, object]:
     """One held-out source's row in a leave-one-source-out table: a positive source's recall at the threshold, its
-    AUROC against held-out negatives and their FPR; a look-alike source's FPR."""
+    AUROC against held-out negatives (and against the clean `documents` among them) and their FPR; a look-alike
+    source's FPR."""
     row: dict[str, object] = {"role": role, "n": len(scores)}
     if role == "positive":
-        labels = np.r_[np.ones(len(scores)), np.zeros(len(negative_scores))]
-        row.update(recall=round(float((scores >= threshold).mean()), 4),
-                   auroc=round(float(roc_auc_score(labels, np.r_[scores, negative_scores])), 4),
+
+        def auroc(against: np.ndarray) -> float:
+            labels = np.r_[np.ones(len(scores)), np.zeros(len(against))]
+            return round(float(roc_auc_score(labels, np.r_[scores, against])), 4)
+
+        row.update(recall=round(float((scores >= threshold).mean()), 4), auroc=auroc(negative_scores),
                    heldout_negative_fpr=round(float((negative_scores >= threshold).mean()), 4))  # fmt: skip
+        if negative_kinds is not None and (negative_kinds == "documents").any():
+            row["auroc_documents"] = auroc(negative_scores[negative_kinds == "documents"])
     else:
         row["fpr"] = round(float((scores >= threshold).mean()), 4)
     return row

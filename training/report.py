@@ -66,7 +66,9 @@ def _pii_selection(sel: dict[str, Any]) -> list[str]:
     for key, c in sel["candidates"].items():
         cells = [f"{r['f1']:.3f}" if "f1" in r else f"{r['structured_per_1000']}/1k" for r in c["by_source"].values()]
         lines.append(f"| {key} | {c['worst']:.3f} | " + " | ".join(cells) + " |")
-    return [*lines, "", f"Chosen: {_pii_choice(sel['chosen'])}.", ""]
+    rule = (f" (the shallowest candidate within {sel['tolerance']} of the best worst-source F1)"
+            if sel.get("tolerance") else " (the best worst-source F1)")  # fmt: skip
+    return [*lines, "", f"Chosen: {_pii_choice(sel['chosen'])}{rule}.", ""]
 
 
 def _pii_choice(chosen: dict[str, Any]) -> str:

@@ -152,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
     log({"pii_sources": pii_summary})
     pii_data = harvest_sources(pii_sources, harvest)
     pc = config.pii
-    pii_choice, pii_selection = pii_select.select(pii_data, pc.layers, pc.lookaheads, pc.select_epochs, config.seed,
-                                                  pc.max_structured_per_1000, pc.heads, pc.hidden)  # fmt: skip
+    pii_choice, pii_selection = pii_select.select(
+        pii_data, pc.layers, pc.lookaheads, pc.select_epochs, config.seed, pc.max_structured_per_1000, pc.heads,
+        pc.hidden, pc.tolerance,
+    )  # fmt: skip
     pii_head, thresholds = fit_head(list(pii_data.values()), pii_choice, config.pii.epochs, config.seed)
     heads: list[tuple[Head, dict[str, float]]] = [(pii_head, dict(zip(PII_LABELS, map(float, thresholds),
                                                                           strict=True)))]  # fmt: skip

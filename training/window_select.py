@@ -106,7 +106,8 @@ def loso_window(
         threshold = threshold_at(served_scores([neg_acts[i] for i in keep], w, b), neg_kind[keep], target_fpr,
                                  per_kind)  # fmt: skip
         held_scores = served_scores([neg_acts[i] for i in held], w, b)
-        out[test.source.name] = heldout_row(test.source.role, served_scores(test.acts, w, b), threshold, held_scores)
+        out[test.source.name] = heldout_row(test.source.role, served_scores(test.acts, w, b), threshold, held_scores,
+                                            neg_kind[held])  # fmt: skip
     return out
 
 
