@@ -4,7 +4,7 @@ measured fp32 GEMM peak x FLOPs per token of the truncated host.
 FLOPs per token of K decoder blocks (multiply-add = 2 FLOPs), d = d_model, H = heads, Hkv = kv heads, h = head_dim,
 f = MLP width, n = attended context (min(seq, sliding window)):
     per block = 2*d*(H*h) [q] + 2*2*d*(Hkv*h) [k, v] + 2*(H*h)*d [o] + 2*3*d*f [gated MLP] + 2*2*n*H*h [QK^T, AV]
-    total     = K * per block + heads (2 * (lookahead+1) * d * labels for the token head, ...)
+    total     = K * per block + 2 * (weights of every head: a multiply-add per weight per token)
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMULA = ("flops/token = K * (2*d*H*h + 4*d*Hkv*h + 2*H*h*d + 6*d*f + 4*n*H*h) + 2*(w+1)*d*L_token + "
-           "2*d*L_categories")  # fmt: skip
+FORMULA = "flops/token = K * (2*d*H*h + 4*d*Hkv*h + 2*H*h*d + 6*d*f + 4*n*H*h) + 2 * head weights"
 
 
 def gemm_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
@@ -32,14 +31,15 @@ def gemm_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def flops_per_token(config, depth: int, seq: int, token_head: tuple[int, int], n_categories: int) -> float:
+def flops_per_token(config, depth: int, seq: int, head_weights: int) -> float:
+    """Host blocks plus one multiply-add per head weight (token heads read every token; sequence heads' pooled
+    matmul is the same order per token)."""
     d, heads = int(config.hidden_size), int(config.num_attention_heads)
     kv, f = int(getattr(config, "num_key_value_heads", heads)), int(config.intermediate_size)
     h = int(getattr(config, "head_dim", d // heads))
     n = min(seq, int(getattr(config, "sliding_window", seq) or seq))
     block = 2 * d * heads * h + 4 * d * kv * h + 2 * heads * h * d + 6 * d * f + 4 * n * heads * h
-    lookahead, labels = token_head
-    return depth * block + 2 * (lookahead + 1) * d * labels + 2 * d * n_categories
+    return depth * block + 2 * head_weights
 
 
 def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> dict[str, object]:
@@ -62,9 +62,8 @@ def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> d
         det = Detector.load(bundle or default_bundle_path(), settings)
         cfg = load_host_config(det.host.path)
         depth = max(det.bundle.manifest.layers)
-        token = next(e for e in det.bundle.manifest.active_heads if e.type == "token_linear")
-        fpt = flops_per_token(cfg, depth, seq, (token.config.lookahead, len(token.config.labels)),  # type: ignore[attr-defined]
-                              len(det.plan.categories))  # fmt: skip
+        head_weights = sum(p.numel() for head in det.bundle.build_heads() for p in head.parameters())
+        fpt = flops_per_token(cfg, depth, seq, head_weights)
         ids = np.random.default_rng(0).integers(1000, 20000, size=(batch, seq)).astype(np.int64)
         tb = TokenBatch(ids, np.ones_like(ids), tuple(Window(i, 0, seq, 0, seq) for i in range(batch)), 1)
         det.backend.forward(tb)

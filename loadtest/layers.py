@@ -38,9 +38,9 @@ def host_speed(layer: int, threads: int) -> float:
 
 def accuracy_by_layer(metrics: dict) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = {}
-    for cand in metrics["pii_selection"]["candidates"].values():
+    for name, cand in metrics["pii_selection"]["candidates"].items():
         f1 = min(s["f1"] for s in cand["by_source"].values() if "f1" in s)
-        out.setdefault(cand["layer"], {})[f"pii L{cand['layer']}/w{cand['lookahead']}"] = f"worst F1 {f1:.2f}"
+        out.setdefault(cand["layer"], {})[f"pii {name}"] = f"worst F1 {f1:.2f}"
     for category, sel in metrics["category_selection"].items():
         for name, cand in sel["candidates"].items():
             sources = cand["by_source"].values()

@@ -39,7 +39,7 @@ def test_flops_formula_for_gemma_270m_shape():
                            intermediate_size=2048, sliding_window=512, num_hidden_layers=18)  # fmt: skip
     d, h, f = 640, 256, 2048
     block = 2 * d * 4 * h + 4 * d * 1 * h + 2 * 4 * h * d + 6 * d * f + 4 * 128 * 4 * h
-    assert flops_per_token(cfg, 10, 128, (3, 12), 2) == 10 * block + 2 * 4 * d * 12 + 2 * d * 2
+    assert flops_per_token(cfg, 10, 128, 4 * d * 12 + d * 2) == 10 * block + 2 * 4 * d * 12 + 2 * d * 2
 
 
 def test_markdown_renders_partial_reports():
