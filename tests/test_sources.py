@@ -31,6 +31,23 @@ def test_real_pii_sources_split_by_sub_corpus_not_sentence():
         assert {t.text for t in src.train}.isdisjoint({t.text for t in src.dev})
 
 
+def test_contrast_pairs_keep_both_twins_in_one_part():
+    import json
+
+    from training.category_sources import DATA_DIR, contrast_pairs
+
+    harm, benign = contrast_pairs()
+    assert (harm.role, benign.role, harm.group, benign.group) == ("positive", "lookalike", "pairs", "pairs")
+    pair_of = {}
+    for line in (DATA_DIR / "unsafe" / "contrast_pairs.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        pair_of[row["text"]] = row["pair"]
+    dev_pairs = {pair_of[r.text] for r in harm.dev}
+    assert dev_pairs == {pair_of[r.text] for r in benign.dev} and dev_pairs
+    assert dev_pairs.isdisjoint({pair_of[r.text] for r in harm.train + benign.train})
+    assert {r.label for r in harm.train} == {1} and {r.label for r in benign.train} == {0}
+
+
 def test_business_frames_split_by_frame_and_pii_free_has_no_spans():
     src = business_source(200, 60, seed=3)
     assert {e.group for e in src.train}.isdisjoint({e.group for e in src.dev})

@@ -8,8 +8,9 @@ carrier document), so no dev text or dev document is ever trained on.
 unsafe
 : positives: `advbench` (AdvBench/MaliciousInstruct/TDC imperatives), `harmbench_val`, `hh_unsafe` (hh-rlhf red-team
   first turns the project labelled unsafe, rules in training/data/unsafe/LABELLING.md), and the project-written
-  `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`. Look-alikes: `pw_benign_tech`,
-  `pw_benign_safety`, `pw_benign_fiction_history`, `pw_benign_multilingual`, `hh_safe`. Negatives: `alpaca`,
+  `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`, `pw_pairs_harm`. Look-alikes:
+  `pw_benign_tech`, `pw_benign_safety`, `pw_benign_fiction_history`, `pw_benign_multilingual`, `hh_safe`,
+  `pw_pairs_benign` (the benign twins of `pw_pairs_harm`, one family: held out together). Negatives: `alpaca`,
   `documents` (e-mails, tables, code, web pages, notes), `pii_messages` (business and template texts full of PII).
   Borderline hh-rlhf turns are used nowhere.
 
@@ -59,6 +60,7 @@ FAMILIES = {
     "pw_harm_multilingual": "multilingual", "pw_benign_multilingual": "multilingual", "hh_unsafe": "hh",
     "hh_safe": "hh", "pw_direct": "direct", "pw_benign_meta": "direct", "bastion": "bastion",
     "bastion_traps": "bastion", "pw_template_injections": "templates", "pw_template_lookalikes": "templates",
+    "pw_pairs_harm": "pairs", "pw_pairs_benign": "pairs",
 }  # fmt: skip
 
 
@@ -81,6 +83,17 @@ def _jsonl(path: Path) -> list[dict]:
 
 def _instructions(path: Path) -> list[str]:
     return [r["instruction"] for r in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def contrast_pairs() -> list[CategorySource]:
+    """The project's minimal pairs (training/data/unsafe/contrast_pairs.jsonl): a harmful request and its benign twin
+    with the same trigger words. Split by pair, so a dev twin's sibling is never trained on."""
+    rows = _jsonl(DATA_DIR / "unsafe" / "contrast_pairs.jsonl")
+    out = []
+    for name, role, label in (("pw_pairs_harm", "positive", 1), ("pw_pairs_benign", "lookalike", 0)):
+        chosen = [r for r in rows if r["label"] == label]
+        out.append(_split(name, "unsafe", role, [r["text"] for r in chosen], [f"pair/{r['pair']}" for r in chosen]))
+    return out
 
 
 def hh_labelled(shared: Path = SHARED) -> dict[str, list[str]]:
@@ -197,6 +210,7 @@ def category_sources(
         *(_split(s, "unsafe", "lookalike", by_source(written, s))
           for s in ("pw_benign_tech", "pw_benign_safety", "pw_benign_fiction_history", "pw_benign_multilingual")),
         _split("hh_safe", "unsafe", "lookalike", hh["safe"]),
+        *contrast_pairs(),
         _split("alpaca", "unsafe", "negative", alpaca),
         _split("documents", "unsafe", "negative", doc_texts),
         _split("pii_messages", "unsafe", "negative", pii_messages),
