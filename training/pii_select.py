@@ -22,6 +22,7 @@ from detector.pipeline import sigmoid
 from detector.spans import decode_spans
 from training import fit
 from training.activations import ActivationStore
+from training.config import PII_HEAD_KINDS
 from training.data import token_targets
 from training.pii_sources import SpanSource
 from training.synth import PII_LABELS
@@ -62,7 +63,7 @@ def split_calibration(n: int, share: float, seed: int) -> tuple[np.ndarray, np.n
 class PiiCandidate:
     layer: int
     lookahead: int
-    kind: str = "linear"  # linear | mlp (training.config.PII_HEAD_KINDS)
+    kind: str = "linear"  # one of PII_HEAD_KINDS
     hidden: int = 64  # mlp only
 
     @property
@@ -79,9 +80,9 @@ class PiiCandidate:
                                                      lookahead=self.lookahead), d_model)  # fmt: skip
         head = TokenMLPHead(TokenMLPConfig(name="pii", layer=self.layer, labels=PII_LABELS, lookahead=self.lookahead,
                                            hidden=self.hidden), d_model)  # fmt: skip
-        rows = np.concatenate(train_acts[::5]).astype(np.float64)  # [tokens, d_model]
-        head.set_standardisation(torch.from_numpy(rows.mean(0)).float(),
-                                 torch.from_numpy(1.0 / (rows.std(0) + 1e-3)).float())  # fmt: skip
+        rows = np.concatenate(train_acts[::5])  # [tokens, d_model] float32; statistics accumulated in float64
+        head.set_standardisation(torch.from_numpy(rows.mean(0, dtype=np.float64)).float(),
+                                 torch.from_numpy(1.0 / (rows.std(0, dtype=np.float64) + 1e-3)).float())  # fmt: skip
         return head
 
 
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", type=int, nargs="+", default=[6, 8, 10])
     p.add_argument("--lookaheads", type=int, nargs="+", default=[4])
-    p.add_argument("--heads", nargs="+", default=["linear", "mlp"], choices=["linear", "mlp"])
+    p.add_argument("--heads", nargs="+", default=list(PII_HEAD_KINDS), choices=PII_HEAD_KINDS)
     p.add_argument("--hidden", type=int, default=64, help="mlp hidden units")
     p.add_argument("--tolerance", type=float, default=0.01, help="worst-source F1 a cheaper candidate may give up")
     p.add_argument("--epochs", type=int, default=3)
