@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import SpanExample
-from training.evaluate import entity_scores
+from training.evaluate import auroc_against, entity_scores
 from training.pii_sources import STRUCTURED, SpanSource
 
 Triple = tuple[str, int, int]
@@ -83,8 +83,6 @@ def run_categories(detector, sources: Sequence, token_budget: int | None = None)
     look-alikes and negatives by false-positive rate, and AUROC of every positive source against the pooled negative
     dev parts of that category and against the clean documents alone (`documents`: the carriers an injection hides in,
     so for a document with an attack that is the like-for-like comparison)."""
-    from sklearn.metrics import roc_auc_score
-
     out: dict[str, dict] = {}
     for category in sorted({s.category for s in sources}):
         if category not in detector.plan.categories:
@@ -100,20 +98,15 @@ def run_categories(detector, sources: Sequence, token_budget: int | None = None)
                 negatives.append(scores)
                 documents = scores if source.name == "documents" else documents
         neg = np.concatenate(negatives) if negatives else np.zeros(0)
-
-        def auroc(pos: np.ndarray, against: np.ndarray) -> float:
-            y = np.concatenate([np.ones(len(pos)), np.zeros(len(against))])
-            return round(float(roc_auc_score(y, np.concatenate([pos, against]))), 4)
-
         for source, scores in scored:
             flagged = float((scores >= threshold).mean())
             row: dict[str, object] = {"role": source.role, "texts": len(scores)}
             if source.role == "positive":
                 row["recall"] = round(flagged, 4)
                 if len(neg):
-                    row["auroc"] = auroc(scores, neg)
+                    row["auroc"] = auroc_against(scores, neg)
                 if len(documents):
-                    row["auroc_documents"] = auroc(scores, documents)
+                    row["auroc_documents"] = auroc_against(scores, documents)
             else:
                 row["fpr"] = round(flagged, 4)
             rows[source.name] = row

@@ -77,6 +77,12 @@ def entity_scores(
     }
 
 
+def auroc_against(positive: np.ndarray, negative: np.ndarray) -> float:
+    """AUROC of positive-class scores against negative-class scores, rounded to 4 places."""
+    labels = np.r_[np.ones(len(positive)), np.zeros(len(negative))]
+    return round(float(roc_auc_score(labels, np.r_[positive, negative])), 4)
+
+
 def category_scores(scores: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
     flagged = scores >= threshold
     pos, neg = y == 1, y == 0

@@ -14,6 +14,7 @@ from sklearn.metrics import precision_recall_curve, roc_auc_score
 from detector.activations import Activations
 from detector.heads import Head
 from detector.heads.pooling import pool
+from training.evaluate import auroc_against
 
 
 def pad_batch(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,15 +148,10 @@ def heldout_row(
     source's FPR."""
     row: dict[str, object] = {"role": role, "n": len(scores)}
     if role == "positive":
-
-        def auroc(against: np.ndarray) -> float:
-            labels = np.r_[np.ones(len(scores)), np.zeros(len(against))]
-            return round(float(roc_auc_score(labels, np.r_[scores, against])), 4)
-
-        row.update(recall=round(float((scores >= threshold).mean()), 4), auroc=auroc(negative_scores),
+        row.update(recall=round(float((scores >= threshold).mean()), 4), auroc=auroc_against(scores, negative_scores),
                    heldout_negative_fpr=round(float((negative_scores >= threshold).mean()), 4))  # fmt: skip
         if negative_kinds is not None and (negative_kinds == "documents").any():
-            row["auroc_documents"] = auroc(negative_scores[negative_kinds == "documents"])
+            row["auroc_documents"] = auroc_against(scores, negative_scores[negative_kinds == "documents"])
     else:
         row["fpr"] = round(float((scores >= threshold).mean()), 4)
     return row
