@@ -40,6 +40,9 @@ class HostRef:
     num_layers: int
     d_model: int
     family: str  # config.model_type, e.g. gemma3_text
+    # Arithmetic of the host whose activations the heads were trained on: "fp32" (torch or the fp32 graph) or an int8
+    # recipe (detector.export.QUANT_RECIPE). Served only with that arithmetic (detector.export.serving_variant).
+    activations: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,10 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
         num_layers=_require(host_raw, "num_layers", int, where + " host"),
         d_model=_require(host_raw, "d_model", int, where + " host"),
         family=_require(host_raw, "family", str, where + " host"),
+        activations=host_raw.get("activations", "fp32"),  # bundles before 0.6.0 were all trained on fp32
     )
+    if not isinstance(host.activations, str) or not host.activations:
+        raise _corrupt(where + " host", "field 'activations' must be a non-empty string")
     entries = []
     for i, raw in enumerate(_require(data, "heads", list, where)):
         at = f"{where} field heads[{i}]"

@@ -15,6 +15,7 @@ from detector.backends import Backend, HeadLogits, TorchBackend
 from detector.batching import plan_passes
 from detector.bundle import Bundle, load_bundle
 from detector.errors import EmptyInputError, InputTooLargeError, InvalidInputError
+from detector.export import serving_variant
 from detector.heads import head_level
 from detector.host import HostInfo, resolve_host
 from detector.model import ProbeModel
@@ -115,15 +116,20 @@ class Detector:
                               bundle.build_saes())  # fmt: skip
 
         backend: Backend
+        variant = serving_variant(bundle.manifest.host.activations, settings.graph_variant, settings.backend)
         if settings.backend == "onnx":
             from detector.backends.onnx import OnnxBackend
             from detector.export import ensure_graph
 
             # The torch host is built only when the graph must be exported; a cached graph needs no torch weights.
-            graph = ensure_graph(build_model, bundle, host, settings.cache_dir, settings.graph_variant)
+            graph = ensure_graph(build_model, bundle, host, settings.cache_dir, variant)
             providers = [p.strip() for p in settings.providers.split(",") if p.strip()] or None
             head_names = [e.config.name for e in bundle.manifest.active_heads]
             backend = OnnxBackend(graph, head_names, settings.num_threads, providers)
+            if variant == "int8" and backend.providers[0] != "CPUExecutionProvider":
+                # onnxruntime has no CUDA kernel for dynamic int8 MatMul: those nodes fall back to the CPU.
+                log.warning("int8 bundle on a GPU runs its quantised MatMuls on the CPU; on a GPU serve an "
+                            "fp32-trained bundle (fp16 graph)", extra={"variant": variant})  # fmt: skip
         else:
             backend = TorchBackend(build_model(), settings.num_threads)
         log.info(
@@ -131,6 +137,7 @@ class Detector:
             extra={
                 "bundle": bundle.manifest.name,
                 "layers": list(bundle.manifest.layers),
+                "variant": variant if settings.backend == "onnx" else "torch",
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
@@ -255,6 +262,7 @@ class Detector:
                 "family": m.host.family,
                 "num_layers": m.host.num_layers,
                 "d_model": m.host.d_model,
+                "activations": m.host.activations,  # the arithmetic the heads were trained on and are served with
             },
             "layers": list(m.layers),
             "backend": self.backend.name,

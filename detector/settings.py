@@ -38,8 +38,9 @@ class DetectorSettings:
     batch_tokens: int = 4096
     # onnx: one fused graph built once into the cache, faster to serve; torch: no export step, slower per request.
     backend: str = "onnx"
-    # ONNX graph: fp32 (exact), int8 (smaller/faster on CPU, check accuracy), fp16 (CUDA only, lossy on Gemma).
-    graph_variant: str = "fp32"
+    # ONNX graph: empty = the one the bundle's heads were trained on (fp32 or int8; a mismatch is refused at load);
+    # fp16 serves an fp32 bundle on CUDA (faster, lossy on Gemma's residual stream).
+    graph_variant: str = ""
     # onnxruntime providers in priority order, comma-separated; empty = CUDA if available, else CPU.
     providers: str = ""
 
@@ -53,8 +54,8 @@ class DetectorSettings:
             raise ConfigError(f"setting window_overlap must be a non-negative integer, got {self.window_overlap!r}")
         if self.backend not in ("torch", "onnx"):
             raise ConfigError(f"setting backend must be 'torch' or 'onnx', got {self.backend!r}")
-        if self.graph_variant not in ("fp32", "int8", "fp16"):
-            raise ConfigError(f"setting graph_variant must be fp32, int8 or fp16, got {self.graph_variant!r}")
+        if self.graph_variant not in ("", "fp32", "int8", "fp16"):
+            raise ConfigError(f"setting graph_variant must be empty, fp32, int8 or fp16, got {self.graph_variant!r}")
         if self.batch_tokens < self.window_tokens:
             raise ConfigError(
                 f"setting batch_tokens ({self.batch_tokens}) must be at least window_tokens ({self.window_tokens})"

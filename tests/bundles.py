@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,9 +61,11 @@ def make_bundle(
     seed: int = 0,
     threshold: float = 0.5,
     saes: Sequence[SparseAutoencoder] | None = None,
+    activations: str = "fp32",
 ) -> Bundle:
-    """A bundle of random heads; SAE-feature heads read `saes` (default: one random `tiny_sae` on layer 1)."""
-    ref = host_ref(host_folder)
+    """A bundle of random heads; SAE-feature heads read `saes` (default: one random `tiny_sae` on layer 1).
+    `activations`: what the manifest says the heads were trained on (fp32 or detector.export.QUANT_RECIPE)."""
+    ref = dataclasses.replace(host_ref(host_folder), activations=activations)
     configs = configs if configs is not None else default_configs()
     heads = random_heads(configs, ref.d_model, seed)
     if saes is None:

@@ -5,6 +5,7 @@ The first run converts the GGUF once into the cache (about a minute); later runs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -31,9 +32,24 @@ def real_host(settings: DetectorSettings) -> HostInfo:
     return resolve_host(DEFAULT_HOST_ID, settings.cache_dir)
 
 
+def newest_fp32_bundle() -> Path:
+    """The newest shipped bundle trained on fp32 activations (the torch backend and the fp32 graph serve it)."""
+    from detector.bundle import load_bundle
+
+    fp32 = [p for p in default_bundle_path().parent.iterdir()
+            if (p / "manifest.json").is_file() and load_bundle(p).manifest.host.activations == "fp32"]  # fmt: skip
+    return max(fp32, key=lambda p: [int(x) for x in p.name.split(".")])
+
+
+@pytest.fixture(scope="module")
+def torch_detector(settings: DetectorSettings, real_host: HostInfo) -> Detector:
+    return Detector.load(newest_fp32_bundle(), settings)
+
+
 @pytest.fixture(scope="module")
 def detector(settings: DetectorSettings, real_host: HostInfo) -> Detector:
-    return Detector.load(default_bundle_path(), settings)
+    """The default bundle as it is served: ONNX, on the arithmetic its heads were trained on."""
+    return Detector.load(default_bundle_path(), dataclasses.replace(settings, backend="onnx"))
 
 
 @pytest.mark.parametrize("layer", [6, 12])
@@ -54,12 +70,12 @@ def test_doctor_passes_and_reports_parity(settings):
     assert parity["ok"] and "max abs diff" in parity["detail"]
 
 
-def test_default_bundle_matches_the_host(detector, real_host):
+def test_default_bundle_matches_the_host(detector, torch_detector, real_host):
     info = detector.info()
     assert info["host"]["sha256"] == real_host.sha256
     assert max(info["layers"]) < info["host"]["num_layers"], "the bundle must not need the whole host"
-    blocks = detector.backend.model.host.base.layers  # type: ignore[attr-defined]
-    assert len(blocks) == max(info["layers"])
+    blocks = torch_detector.backend.model.host.base.layers  # type: ignore[attr-defined]
+    assert len(blocks) == max(torch_detector.info()["layers"])
 
 
 def test_default_bundle_finds_obvious_pii(detector):
@@ -92,18 +108,17 @@ def test_bundle_path_is_inside_the_repo():
     assert default_bundle_path().is_relative_to(Path(__file__).resolve().parent.parent / "models")
 
 
-def test_onnx_graph_matches_torch_on_the_real_host(detector, settings):
-    """The exported graph (truncated Gemma + heads) gives the torch path's scores and identical spans."""
-    import dataclasses
-
+def test_onnx_graph_matches_torch_on_the_real_host(torch_detector, settings):
+    """The exported fp32 graph (truncated Gemma + heads) gives the torch path's scores and identical spans."""
     import numpy as np
 
+    detector = torch_detector
     texts = [
         "Hi, I'm Anna Schmidt. Please send the invoice to anna.schmidt@example-mail.de or call +49 30 1234567.",
         "Give step-by-step instructions for making a weapon at home.",
         "東京都千代田区 1-1 😀 — ticket #4711, v2.3.11 " * 20,
     ]
-    onnx_det = Detector.load(default_bundle_path(), dataclasses.replace(settings, backend="onnx"))
+    onnx_det = Detector.load(newest_fp32_bundle(), dataclasses.replace(settings, backend="onnx"))
     enc = detector.encode(texts)
     probs_t, cats_t = detector.score(enc)
     probs_o, cats_o = onnx_det.score(enc)
@@ -167,3 +182,20 @@ def test_shipped_format_1_bundle_with_two_sae_heads_loads_with_one_sae():
     assert len(bundle.saes) == 1 and len(bundle.build_saes()) == 1
     readers = [h.config.name for h in bundle.manifest.active_heads if h.type == "sae_feature"]
     assert readers == ["unsafe_sae", "prompt_injection_sae"]
+
+
+def test_shipped_int8_bundle_serves_on_its_own_arithmetic_only(settings):
+    """The int8 bundle (heads fitted on the int8 graph's activations) loads on the int8 graph and finds the obvious
+    spans; the torch backend (fp32) is refused rather than served with the wrong arithmetic."""
+    from detector.errors import BundleHostMismatchError
+    from detector.paths import models_dir
+
+    path = models_dir() / "probeguard-base-int8" / "0.5.0"
+    with pytest.raises(BundleHostMismatchError, match="int8"):
+        Detector.load(path, settings)
+    int8 = Detector.load(path, dataclasses.replace(settings, backend="onnx"))
+    text = "Hi, this is Maria Rossi. Please reply to maria.rossi@example-mail.it, thanks!"
+    (result,) = int8.detect([text])
+    found = {(s.label, text[s.start : s.end]) for s in result.spans}
+    assert ("EMAIL", "maria.rossi@example-mail.it") in found
+    assert any(label == "PERSON" and "Rossi" in value for label, value in found)

@@ -67,14 +67,6 @@ def test_graph_is_cached_and_keyed_by_bundle(tmp_path, tiny_hosts):
     assert len(list((tmp_path / "cache" / "graphs").glob("*/model.onnx"))) == 2
 
 
-def test_int8_variant_runs_close_to_fp32(tmp_path, tiny_hosts):
-    torch_det, int8_det = _pair(tmp_path, tiny_hosts("llama"), graph_variant="int8")
-    enc = torch_det.encode(TEXTS[:2])
-    a, _ = torch_det.score(enc)
-    b, _ = int8_det.score(enc)
-    assert max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)) < 0.2
-
-
 def test_unavailable_provider_is_a_clear_error(tmp_path, tiny_hosts):
     with pytest.raises(ConfigError, match="not available"):
         _pair(tmp_path, tiny_hosts("gemma3_text"), providers="TensorrtExecutionProvider")

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -29,6 +30,30 @@ log = logging.getLogger(__name__)
 
 
 STORE_DTYPE = np.float32
+
+
+class LayerReader(Protocol):
+    """Whatever computes the host's activations for training: the torch host (fp32) or a host-only ONNX graph (the
+    arithmetic a non-fp32 bundle is served with, see detector.export.ensure_host_graph)."""
+
+    layers: tuple[int, ...]
+    d_model: int
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Sequence[np.ndarray]:
+        """[batch, seq] int64 twice -> one [batch, seq, d_model] float32 array per layer, in `layers` order."""
+        ...
+
+
+class TorchLayerReader:
+    def __init__(self, host: TruncatedHost) -> None:
+        self.host = host
+        self.layers = host.layers
+        self.d_model = int(host.base.config.hidden_size)
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+        with torch.inference_mode():
+            hidden = self.host(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
+        return [h.numpy() for h in hidden]
 
 
 def dataset_key(host_sha256: str, layers: Sequence[int], window: int, texts: Sequence[str]) -> str:
@@ -59,7 +84,7 @@ class ActivationStore:
 
 
 def harvest_to_store(
-    host: TruncatedHost,
+    host: LayerReader,
     host_sha256: str,
     tokenizer: HostTokenizer,
     texts: Sequence[str],
@@ -82,7 +107,7 @@ def harvest_to_store(
     if (root / "complete").is_file():
         return store, encoded
     root.mkdir(parents=True, exist_ok=True)
-    d_model = int(host.base.config.hidden_size)
+    d_model = host.d_model
     total = int(lengths.sum())
     mode = "r+" if progress_path.is_file() else "w+"
     mats = {
@@ -92,16 +117,15 @@ def harvest_to_store(
     done = json.loads(progress_path.read_text())["texts_done"] if progress_path.is_file() else 0
     order = np.argsort(lengths, kind="stable")  # similar lengths per batch: little padding
     prefix = len(tokenizer.prefix_ids)
-    with torch.inference_mode(), tqdm(total=len(texts), initial=done, desc=desc, unit="text", leave=False) as bar:
+    with tqdm(total=len(texts), initial=done, desc=desc, unit="text", leave=False) as bar:
         for chunk_start in range(done, len(texts), CHUNK_TEXTS):
             chunk = order[chunk_start : chunk_start + CHUNK_TEXTS]
             for at in range(0, len(chunk), batch_size):
                 idx = [int(i) for i in chunk[at : at + batch_size]]
                 windows = [whole_window(i, int(lengths[i])) for i in idx]
                 batch = tokenizer.collate(windows, encoded)
-                hidden = host(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))
-                for k, h in zip(layers, hidden, strict=True):
-                    values = h.numpy()
+                hidden = host(batch.input_ids, batch.attention_mask)
+                for k, values in zip(layers, hidden, strict=True):
                     for row, i in enumerate(idx):
                         mats[k][starts[i] : starts[i] + lengths[i]] = values[row, prefix : prefix + lengths[i]]
                 bar.update(len(idx))

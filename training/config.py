@@ -96,9 +96,20 @@ class TrainConfig:
     pii: PiiSection = field(default_factory=PiiSection)
     categories: CategorySection = field(default_factory=CategorySection)
     host: str = ""  # model folder; empty = the packaged Gemma 3 270M
+    # Arithmetic the bundle is served with, and so the one its activations are harvested from: fp32 (exact) or int8
+    # (the dynamically quantised host graph, ~2.5x faster on CPU; heads trained on its activations, see README).
+    variant: str = "fp32"
+    # A bundle folder whose choices (PII layer/lookahead/head, each category's layer/pooling) are refit here instead
+    # of selected again: how a quantised variant is trained, so the variant comparison holds the design fixed and
+    # selection noise (0.02-0.06 worst-source F1 between candidates) does not pass for an arithmetic effect.
+    choices_from: str = ""
     seed: int = 0
     threads: int = 1
     root: str = "."  # resolved: folder relative paths are taken from (the repo root)
+
+    def __post_init__(self) -> None:
+        if self.variant not in ("fp32", "int8"):
+            raise ConfigError(f"variant must be fp32 or int8, got {self.variant!r}")
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()

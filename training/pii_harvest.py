@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from detector.backends.onnx import OnnxLayerReader
+from detector.export import activations_of, ensure_host_graph
 from detector.host import DEFAULT_HOST_ID, resolve_host
 from detector.settings import DetectorSettings
 from detector.tokenize import HostTokenizer
 from detector.truncate import load_host_config, load_truncated_host
-from training.activations import ActivationStore, harvest_to_store
+from training.activations import ActivationStore, LayerReader, TorchLayerReader, harvest_to_store
 from training.pii_sources import (
     SpanSource,
     business_source,
@@ -38,16 +40,25 @@ def build_pii_sources(seed: int, pii_real: Path = SHARED_PII, sizes: dict[str, i
     return out
 
 
-def harvester(layers: Sequence[int], settings: DetectorSettings | None = None):
+def harvester(layers: Sequence[int], settings: DetectorSettings | None = None, variant: str = "fp32"):
+    """texts -> activation store. `variant` is the arithmetic the bundle will be served with: fp32 reads the torch
+    host; int8 reads the host-only int8 graph (built once into the cache), so heads train on what is served."""
     settings = settings or DetectorSettings.from_env()
     host = resolve_host(DEFAULT_HOST_ID, settings.cache_dir, settings.host_path)
     config = load_host_config(host.path)
     tokenizer = HostTokenizer.from_folder(host.path)
-    truncated = load_truncated_host(host.path, sorted(set(layers)), config)
+    wanted = tuple(sorted(set(layers)))
+    reader: LayerReader
+    if variant == "fp32":
+        reader, key = TorchLayerReader(load_truncated_host(host.path, wanted, config)), host.sha256
+    else:
+        graph = ensure_host_graph(lambda: load_truncated_host(host.path, wanted, config), host, wanted,
+                                  settings.cache_dir, variant)  # fmt: skip
+        reader = OnnxLayerReader(graph, wanted, int(config.hidden_size), settings.num_threads)
+        key = f"{host.sha256}|{activations_of(variant)}"  # fp32 keeps the bare sha: older caches stay valid
     max_tokens = settings.window_tokens - tokenizer.num_special
 
     def harvest(texts: Sequence[str], desc: str) -> tuple[ActivationStore, list]:
-        return harvest_to_store(truncated, host.sha256, tokenizer, list(texts), settings.cache_dir, max_tokens,
-                                desc=desc)  # fmt: skip
+        return harvest_to_store(reader, key, tokenizer, list(texts), settings.cache_dir, max_tokens, desc=desc)
 
     return harvest

@@ -105,6 +105,10 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         f"{max(metrics['layers'])} blocks). Trained in {metrics['train_seconds']:.0f} s with {metrics['threads']} "
         f"thread(s) on {metrics['machine']}. Peer: {metrics['peer']}.",
         "",
+        f"Served on the **{metrics.get('variant', 'fp32')}** graph; every activation below was harvested from it"
+        + (f"; the choices were refit from `{metrics['choices_from']}` (selected there on fp32), not selected "
+           "again: the selection tables show the fixed candidate alone." if metrics.get("choices_from") else "."),
+        "",
         "Every choice below was made leave-one-source-out (fit without a source, score on it, rank by the worst "
         "source); the dev suite at the end runs the saved bundle on dev parts that nothing was fitted, selected or "
         "thresholded on. No public evaluation benchmark was used anywhere.",

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from detector import CATEGORIES
-from detector.bundle import HostRef, save_bundle
+from detector.bundle import HostRef, load_bundle, save_bundle
 from detector.errors import ConfigError
+from detector.export import activations_of
 from detector.heads import Head
 from detector.host import DEFAULT_HOST_ID, resolve_host
 from detector.settings import DetectorSettings
@@ -87,14 +88,33 @@ def _benign(config: TrainConfig) -> list[str] | None:
     return [r.text for r in rows if r.label == 0]
 
 
-def select_category(config: TrainConfig, category: str, sources, harvest) -> tuple[Head, float, dict]:
+def reference_choices(bundle: Path) -> tuple[dict, dict[str, tuple[int, str]]]:
+    """The PII candidate and each category's (layer, pooling) a trained bundle chose (its manifest's metrics)."""
+    metrics = load_bundle(bundle).manifest.metrics
+    try:
+        pii = dict(metrics["pii_chosen"])
+        cats = {c: v["chosen"].split("/", 1) for c, v in metrics["categories"].items()}
+        return pii, {c: (int(layer.removeprefix("L")), pooling) for c, (layer, pooling) in cats.items()}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ConfigError(f"choices_from: {bundle} has no training choices in its manifest metrics") from None
+
+
+def _refit_only(config: TrainConfig, pii: dict) -> TrainConfig:
+    r = dataclasses.replace
+    return r(config, pii=r(config.pii, layers=[int(pii["layer"])], lookaheads=[int(pii["lookahead"])],
+                           heads=[str(pii["head"])], hidden=int(pii.get("hidden", config.pii.hidden))))  # fmt: skip
+
+
+def select_category(
+    config: TrainConfig, category: str, sources, harvest, fixed: tuple[int, str] | None = None
+) -> tuple[Head, float, dict]:
     cc = config.categories
     pooled, layer, pooling, selection = category_select.select(
         category,
         sources,
         harvest,
-        cc.layers,
-        cc.poolings,
+        [fixed[0]] if fixed else cc.layers,
+        [fixed[1]] if fixed else cc.poolings,
         cc.target_fpr,
         cc.max_lookalike_fpr,
         cc.regularization,
@@ -138,7 +158,15 @@ def run(args: argparse.Namespace) -> int:
         pii=dataclasses.replace(config.pii, layers=[k for k in config.pii.layers if k in layers]),
         categories=dataclasses.replace(config.categories, layers=[k for k in config.categories.layers if k in layers]),
     )
-    harvest = harvester(layers, settings)
+    harvest = harvester(layers, settings, config.variant)
+    fixed: dict[str, tuple[int, str]] = {}
+    if config.choices_from:  # after the harvest layers are set, so a refit reuses a selection run's activations
+        pii_fixed, fixed = reference_choices(config.path(config.choices_from))
+        missing = sorted({int(pii_fixed["layer"]), *(k for k, _ in fixed.values())} - set(layers))
+        if missing:
+            raise ConfigError(f"choices_from: layers {missing} are not among this config's candidate layers {layers}")
+        config = _refit_only(config, pii_fixed)
+        log({"choices_from": config.choices_from, "pii": pii_fixed, "categories": fixed})
     shared = config.path(config.data.shared_dir)
     d = config.data
     sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,
@@ -168,11 +196,12 @@ def run(args: argparse.Namespace) -> int:
     cat_selection = {}
     for category in CATEGORIES:
         chosen = [s for s in cat_sources if s.category == category]
-        head, threshold, cat_selection[category] = select_category(config, category, chosen, harvest)
+        head, threshold, cat_selection[category] = select_category(config, category, chosen, harvest,
+                                                                   fixed.get(category))  # fmt: skip
         heads.append((head, {category: threshold}))
 
     # -- bundle, then the dev suite through the served path ----------------------------------------------------------
-    ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type))
+    ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type), activations_of(config.variant))
     summary = {"pii_sources": pii_summary,
                "category_sources": {f"{s.category}/{s.name}": {"role": s.role, "train": len(s.train),
                                                                "dev": len(s.dev)} for s in cat_sources}}  # fmt: skip
@@ -183,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
     detector = Detector.load(out, settings)
     peer = not args.no_peer and _presidio_available()
     metrics = {
-        "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers,
+        "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "variant": config.variant,
+        "choices_from": config.choices_from,
         "layers": sorted({pii_choice.layer, *(h.config.layer for h, _ in heads)}),
         "pii_selection": pii_selection, "category_selection": cat_selection,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from detector.backends.base import HeadLogits
 from detector.batching import PassCost
 from detector.errors import ConfigError, InferenceError
-from detector.export import output_name
+from detector.export import layer_output_name, output_name
 from detector.tokenize import TokenBatch
 
 
@@ -28,24 +29,46 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
     return [p for p in preferred if p in available] or ["CPUExecutionProvider"]
 
 
+def open_session(path: Path, num_threads: int, providers: Sequence[str]) -> Any:  # onnxruntime.InferenceSession
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = num_threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No arena: with dynamic batch/sequence shapes the CPU arena keeps growing to every new peak shape
+    # (measured: RSS +950 MB over a 30 s overload soak); plain allocations return memory after each batch.
+    options.enable_cpu_mem_arena = False
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers))
+    except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
+        raise ConfigError(f"cannot open ONNX graph {path}: {type(exc).__name__}") from None
+
+
+class OnnxLayerReader:
+    """A host-only graph (detector.export.ensure_host_graph) as a training.activations.LayerReader:
+    ids/mask [batch, seq] -> one [batch, seq, d_model] float32 array per layer, in `layers` order."""
+
+    def __init__(self, path: Path, layers: Sequence[int], d_model: int, num_threads: int = 1) -> None:
+        self.layers = tuple(layers)
+        self.d_model = d_model
+        self.session = open_session(path, num_threads, ["CPUExecutionProvider"])
+        self.outputs = [layer_output_name(k) for k in self.layers]
+        missing = sorted(set(self.outputs) - {o.name for o in self.session.get_outputs()})
+        if missing:
+            raise ConfigError(f"ONNX host graph {path} lacks outputs {missing}")
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        return [np.asarray(o, dtype=np.float32) for o in self.session.run(self.outputs, feeds)]
+
+
 class OnnxBackend:
     def __init__(
         self, path: Path, head_names: Sequence[str], num_threads: int = 1, providers: Sequence[str] | None = None
     ) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No arena: with dynamic batch/sequence shapes the CPU arena keeps growing to every new peak shape
-        # (measured: RSS +950 MB over a 30 s overload soak); plain allocations return memory after each batch.
-        options.enable_cpu_mem_arena = False
         self.providers = choose_providers(providers)
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=self.providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for a bad graph
-            raise ConfigError(f"cannot open ONNX graph {path}: {type(exc).__name__}") from None
+        self.session = open_session(path, num_threads, self.providers)
         self.head_names = tuple(head_names)
         outputs = {o.name for o in self.session.get_outputs()}
         missing = [n for n in self.head_names if output_name(n) not in outputs]
