@@ -1,10 +1,11 @@
 """`python -m loadtest.bench`: every benchmark figure in one run, printed as JSON and a table, and BENCHMARKS.md.
 
-    python -m loadtest.bench [--subset] [--threads 1] [--skip accuracy,roofline,judge,service] [--no-write]
+    python -m loadtest.bench [--subset] [--threads 1] [--skip accuracy,roofline,variants,judge,service] [--no-write]
 
 Parts (each in its own subprocess, so no two runtimes share a process while timed):
 - accuracy: probeguard vs Presidio on the held-out synthetic split (entity F1 per label, texts/s);
 - roofline: batched ONNX tokens/s (fp32, int8) vs measured GEMM peak x FLOPs/token of the truncated host;
+- variants: the newest fp32- and int8-trained bundles side by side on the dev suite (loadtest.variants);
 - judge: the host as a generative judge vs the probe path (time, FLOPs, accuracy), and an 8B judge on paper;
 - service: HTTP p50 - raw p50 at batch 1, and throughput at concurrency 32 through HTTP / raw batched throughput.
 GPU mode: when onnxruntime has the CUDA provider, every ONNX part runs on it and the roofline part adds the fp16
@@ -23,13 +24,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("accuracy", "roofline", "judge", "service")
+PARTS = ("accuracy", "roofline", "variants", "judge", "service")
 
 
 def _part(name: str, threads: int, subset: bool) -> dict[str, object]:
     code = {
         "accuracy": f"from loadtest import bench_accuracy as m; r = m.run({150 if subset else 600}, {threads}, None)",
         "roofline": f"from loadtest import bench_roofline as m; r = m.run(None, {threads})",
+        "variants": f"from loadtest import variants as m; r = m.run(None, {40 if subset else 150}, {threads})",
         "judge": f"from loadtest import bench_judge as m; r = m.run(None, {threads}, {20 if subset else 78})",
     }.get(name)
     if name == "service":
@@ -99,7 +101,7 @@ def markdown(report: dict) -> str:
         ]
         lines.append("")
     roof = report.get("roofline", {})
-    if "fp32" in roof:
+    if any(k in roof for k in ("fp32", "int8", "fp16")):
         lines += [
             "## Roofline",
             "",
@@ -108,16 +110,30 @@ def markdown(report: dict) -> str:
             f"GEMM peak (numpy fp32, 1 thread): {roof['gemm_peak_gflops_1_thread']} GFLOP/s; host run to layer "
             f"{roof['depth']}; batch {roof['batch']} x {roof['seq']} tokens.",
             "",
-            "| graph | tokens/s | GFLOP/token | achieved GFLOP/s | roofline ratio |",
-            "|---|---|---|---|---|",
+            "| graph | bundle | tokens/s | GFLOP/token | achieved GFLOP/s | roofline ratio |",
+            "|---|---|---|---|---|---|",
         ]
         for v in [k for k in ("fp32", "int8", "fp16") if k in roof]:
             r = roof[v]
             lines.append(
-                f"| {v} | {r['tokens_per_s']} | {r['gflops_per_token']} | {r['achieved_gflops']} | "
-                f"{r['roofline_ratio']} |"
+                f"| {v} | {r.get('bundle', '')} | {r['tokens_per_s']} | {r['gflops_per_token']} | "
+                f"{r['achieved_gflops']} | {r['roofline_ratio']} |"
             )
         lines.append("")
+    variants = report.get("variants", {})
+    if "reports" in variants:
+        from loadtest.variants import render
+
+        lines += [
+            "## Served variants on the dev suite",
+            "",
+            f"Each bundle on the arithmetic its heads were trained on; dev parts, first {variants['max_per_source']} "
+            f"texts per source, {variants['threads']} thread(s); tokens/s over the whole dev run (tokenize, host, "
+            "heads, spans). Bound: every F1 and recall within 0.01 of the fp32 reference.",
+            "",
+            render(variants["reports"]),
+            "",
+        ]
     judge = report.get("judge", {})
     if "probe" in judge:
         lines += [

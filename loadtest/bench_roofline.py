@@ -1,5 +1,6 @@
 """Roofline ratio: measured tokens/s of the truncated host (batched ONNX, fp32 and int8) against this machine's
-measured fp32 GEMM peak x FLOPs per token of the truncated host.
+measured fp32 GEMM peak x FLOPs per token of the truncated host. Each graph serves a bundle trained on its
+arithmetic: by default the default bundle and the newest int8-trained shipped one (fp32 also as fp16 on a GPU).
 
 FLOPs per token of K decoder blocks (multiply-add = 2 FLOPs), d = d_model, H = heads, Hkv = kv heads, h = head_dim,
 f = MLP width, n = attended context (min(seq, sliding window)):
@@ -45,9 +46,10 @@ def flops_per_token(config, depth: int, seq: int, head_weights: int) -> float:
 def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> dict[str, object]:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     from detector import Detector, DetectorSettings
-    from detector.paths import default_bundle_path
+    from detector.bundle import load_bundle
     from detector.tokenize import TokenBatch, Window
     from detector.truncate import load_host_config
+    from loadtest.variants import default_entries
 
     peak = gemm_peak_gflops()
     out: dict[str, object] = {"gemm_peak_gflops_1_thread": round(peak, 1), "formula": FORMULA, "batch": batch,
@@ -57,9 +59,13 @@ def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> d
     gpu = "CUDAExecutionProvider" in ort.get_available_providers()
     out["provider"] = "cuda" if gpu else "cpu"
     # GPU mode: with a CUDA provider present the graphs run there, and the fp16 graph is measured too.
-    for variant in ("fp32", "fp16") if gpu else ("fp32", "int8"):
+    runs_of = []
+    for path in [bundle] if bundle else [Path(p) for p in default_entries()]:
+        trained = "fp32" if load_bundle(path).manifest.host.activations == "fp32" else "int8"
+        runs_of += [(path, v) for v in (("fp32", "fp16") if gpu and trained == "fp32" else (trained,))]
+    for path, variant in runs_of:
         settings = DetectorSettings.from_env(backend="onnx", graph_variant=variant, num_threads=threads)
-        det = Detector.load(bundle or default_bundle_path(), settings)
+        det = Detector.load(path, settings)
         cfg = load_host_config(det.host.path)
         depth = max(det.bundle.manifest.layers)
         head_weights = sum(p.numel() for head in det.bundle.build_heads() for p in head.parameters())
@@ -71,7 +77,8 @@ def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> d
         for _ in range(runs):
             det.backend.forward(tb)
         tokens_per_s = runs * batch * seq / (time.perf_counter() - started)
-        out[variant] = {"tokens_per_s": round(tokens_per_s, 1), "gflops_per_token": round(fpt / 1e9, 4),
+        out[variant] = {"bundle": f"{det.bundle.manifest.name}/{det.bundle.manifest.version}",
+                        "tokens_per_s": round(tokens_per_s, 1), "gflops_per_token": round(fpt / 1e9, 4),
                         "achieved_gflops": round(tokens_per_s * fpt / 1e9, 1),
                         "roofline_ratio": round(tokens_per_s * fpt / 1e9 / (peak * threads), 3)}  # fmt: skip
         out["depth"] = depth

@@ -1,11 +1,13 @@
-"""Served graph variants side by side on the dev suite: tokens per second, entity F1 per PII source, and recall or
-false-positive rate per category source, at the bundle's shipped thresholds.
+"""Served variants side by side on the dev suite: tokens per second, entity F1 per PII source, and recall or
+false-positive rate per category source, each bundle at its shipped thresholds and on the graph its heads were
+trained on (fp32 bundle on the fp32 graph, int8 bundle on the int8 graph).
 
-    python -m loadtest.variants [--bundle B] [--variants fp32,int8] [--max-per-source 150] [--threads 1]
+    python -m loadtest.variants [--serve PATH[:VARIANT] ...] [--max-per-source 150] [--threads 1] [--json F]
 
-Every variant scores the same dev texts (each source's dev part, the first --max-per-source of them; never trained
-or selected on). A variant is worth serving when it keeps F1 and recall within 0.01 of fp32 and is faster. Prints a
-Markdown table and, with --json, the full report.
+Default: the default bundle (fp32) and the newest int8-trained shipped bundle. Every entry scores the same
+dev texts (each source's dev part, the first --max-per-source of them; never trained or selected on). The first entry
+is the reference: a variant is worth serving when it keeps every F1 and recall within 0.01 of it (and every
+look-alike FPR no more than 0.01 above it) and is faster. Prints a Markdown table and the verdict.
 """
 
 from __future__ import annotations
@@ -13,23 +15,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
 from detector import Detector, DetectorSettings
-from detector.paths import default_bundle_path
+from detector.bundle import load_bundle
+from detector.paths import default_bundle_path, models_dir
 from training.category_sources import category_sources
 from training.devsuite import run_categories, run_pii
 from training.pii_harvest import build_pii_sources
+
+BOUND = 0.01  # the issue's accuracy bound: F1 and recall within 0.01 of the fp32 reference
 
 
 def _capped(sources: list, n: int) -> list:
     return [dataclasses.replace(s, dev=s.dev[:n]) for s in sources if s.dev]
 
 
-def measure(bundle: Path, variant: str, threads: int, pii: list, cats: list) -> dict[str, object]:
+def default_entries() -> list[str]:
+    """The default bundle (the fp32 reference), then the newest shipped bundle trained on int8 activations."""
+    int8 = [m.parent for m in models_dir().glob("*/*/manifest.json")
+            if load_bundle(m.parent).manifest.host.activations != "fp32"]  # fmt: skip
+    newest = sorted(int8, key=lambda p: [int(x) for x in re.findall(r"\d+", p.name)])[-1:]
+    return [str(default_bundle_path()), *map(str, newest)]
+
+
+def measure(entry: str, threads: int, pii: list, cats: list) -> dict[str, object]:
+    path, _, variant = entry.partition(":")
     settings = DetectorSettings.from_env(backend="onnx", graph_variant=variant, num_threads=threads)
-    det = Detector.load(bundle, settings)
+    det = Detector.load(Path(path), settings)
     texts = [e.text for s in pii for e in s.dev] + [r.text for s in cats for r in s.dev]
     det.detect(texts[:8])
     tokens = sum(len(e.ids) for e in det.encode(texts))
@@ -38,41 +53,84 @@ def measure(bundle: Path, variant: str, threads: int, pii: list, cats: list) -> 
     cat_report = run_categories(det, cats)
     seconds = time.perf_counter() - started
     f1 = {name: row["probeguard"].get("f1") for name, row in pii_report["sources"].items()}
-    categories = {f"{c}/{name}": row.get("recall", row.get("fpr"))
+    categories = {f"{c}/{name}": {"role": row["role"], "value": row.get("recall", row.get("fpr")), "n": row["texts"]}
                   for c, block in cat_report.items() for name, row in block["sources"].items()}  # fmt: skip
-    return {"variant": variant, "tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 1),
+    m = det.bundle.manifest
+    label = f"{m.name}/{m.version} {variant or m.host.activations.split('-')[0]}"
+    return {"entry": label, "tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 1),
             "f1": f1, "categories": categories}  # fmt: skip
 
 
+def _pooled(report: dict, positive: bool) -> float:
+    """Recall over every positive text (or FPR over every negative text) of all category sources together."""
+    rows = [v for v in report["categories"].values() if (v["role"] == "positive") == positive]
+    return sum(v["value"] * v["n"] for v in rows) / max(1, sum(v["n"] for v in rows))
+
+
+def verdict(ref: dict, other: dict) -> dict[str, float | bool]:
+    """Worst per-source losses of `other` against `ref` (F1 drop, recall drop, look-alike/negative FPR rise), the
+    same pooled over sources (mean F1, recall over all harmful texts, FPR over all negative texts), and the speed
+    ratio. Per source, the bound is finer than one text on most category sources (5-80 texts each)."""
+    f1 = [(ref["f1"][k], other["f1"][k]) for k in ref["f1"] if ref["f1"][k] is not None]
+    cats = [(v["role"], v["value"], other["categories"][k]["value"]) for k, v in ref["categories"].items()]
+    f1_drop = max((a - b for a, b in f1), default=0.0)
+    recall_drop = max((a - b for role, a, b in cats if role == "positive"), default=0.0)
+    fpr_rise = max((b - a for role, a, b in cats if role != "positive"), default=0.0)
+    mean_f1_drop = sum(a - b for a, b in f1) / max(1, len(f1))
+    pooled_recall_drop = _pooled(ref, True) - _pooled(other, True)
+    pooled_fpr_rise = _pooled(other, False) - _pooled(ref, False)
+    return {"f1_drop": round(f1_drop, 4), "recall_drop": round(recall_drop, 4), "fpr_rise": round(fpr_rise, 4),
+            "mean_f1_drop": round(mean_f1_drop, 4), "pooled_recall_drop": round(pooled_recall_drop, 4),
+            "pooled_fpr_rise": round(pooled_fpr_rise, 4),
+            "speedup": round(other["tokens_per_s"] / ref["tokens_per_s"], 2),
+            "within_bounds": f1_drop <= BOUND and recall_drop <= BOUND and fpr_rise <= BOUND,
+            "pooled_within_bounds": max(mean_f1_drop, pooled_recall_drop, pooled_fpr_rise) <= BOUND}  # fmt: skip
+
+
 def render(reports: list[dict]) -> str:
-    head = "| | " + " | ".join(r["variant"] for r in reports) + " |"
-    lines = [head, "|---" * (len(reports) + 1) + "|",
+    lines = ["| | " + " | ".join(r["entry"] for r in reports) + " |", "|---" * (len(reports) + 1) + "|",
              "| tokens/s | " + " | ".join(str(r["tokens_per_s"]) for r in reports) + " |"]  # fmt: skip
-    for name in reports[0]["f1"]:
-        if reports[0]["f1"][name] is not None:
+    for name, value in reports[0]["f1"].items():
+        if value is not None:
             lines.append(f"| F1 {name} | " + " | ".join(f"{r['f1'][name]:.3f}" for r in reports) + " |")
-    for name in reports[0]["categories"]:
-        what = "recall/FPR"
-        lines.append(f"| {what} {name} | " + " | ".join(f"{r['categories'][name]:.3f}" for r in reports) + " |")
+    for name, row in reports[0]["categories"].items():
+        what = "recall" if row["role"] == "positive" else "FPR"
+        cells = " | ".join(f"{r['categories'][name]['value']:.3f}" for r in reports)
+        lines.append(f"| {what} {name} | {cells} |")
+    for r in reports[1:]:
+        v = verdict(reports[0], r)
+        where = "within" if v["within_bounds"] else "outside"
+        pooled = "within" if v["pooled_within_bounds"] else "outside"
+        lines.append(f"\n{r['entry']} vs {reports[0]['entry']}: {v['speedup']}x tokens/s. Per source: worst F1 drop "
+                     f"{v['f1_drop']:+.3f}, worst recall drop {v['recall_drop']:+.3f}, worst FPR rise "
+                     f"{v['fpr_rise']:+.3f}: {where} the {BOUND} bounds. Pooled: mean F1 drop "
+                     f"{v['mean_f1_drop']:+.3f}, recall drop {v['pooled_recall_drop']:+.3f}, FPR rise "
+                     f"{v['pooled_fpr_rise']:+.3f}: {pooled}.")  # fmt: skip
     return "\n".join(lines)
+
+
+def run(entries: list[str] | None, max_per_source: int, threads: int) -> dict[str, object]:
+    """Every entry (default: the newest fp32 and int8 bundles) on the same capped dev parts, plus the verdicts."""
+    entries = entries or default_entries()
+    pii = _capped(build_pii_sources(seed=0), max_per_source)
+    cats = _capped(category_sources(seed=0), max_per_source)
+    reports = [measure(e, threads, pii, cats) for e in entries]
+    verdicts = {r["entry"]: verdict(reports[0], r) for r in reports[1:]}
+    return {"max_per_source": max_per_source, "threads": threads, "reports": reports, "verdicts": verdicts}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", type=Path)
-    p.add_argument("--variants", default="fp32,int8")
+    p.add_argument("--serve", nargs="+", help="bundle folders, each optionally :fp32/:int8/:fp16 (default: its own)")
     p.add_argument("--max-per-source", type=int, default=150)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, help="also write the full report here")
     args = p.parse_args()
-    bundle = args.bundle or default_bundle_path()
-    pii = _capped(build_pii_sources(seed=0), args.max_per_source)
-    cats = _capped(category_sources(seed=0), args.max_per_source)
-    reports = [measure(bundle, v.strip(), args.threads, pii, cats) for v in args.variants.split(",") if v.strip()]
-    print(f"bundle {bundle}; {args.threads} thread(s); dev parts, first {args.max_per_source} texts per source\n")
-    print(render(reports))
+    result = run(args.serve, args.max_per_source, args.threads)
+    print(f"{args.threads} thread(s); dev parts, first {args.max_per_source} texts per source\n")
+    print(render(result["reports"]))
     if args.json:
-        args.json.write_text(json.dumps(reports, indent=2) + "\n")
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,24 @@ def test_flops_formula_for_gemma_270m_shape():
 def test_markdown_renders_partial_reports():
     text = markdown({"date": "2026-11-22", "subset": True, "machine": "x86_64", "ratios": {}})
     assert text.startswith("# Benchmarks") and "2026-11-22" in text
+
+
+def test_variant_verdict_reports_the_worst_loss_against_the_reference():
+    from loadtest.variants import verdict
+
+    def report(tps, f1, recall, fpr):
+        return {"tokens_per_s": tps, "f1": {"wikigold": f1, "pii_free": None},
+                "categories": {"unsafe/q": {"role": "positive", "value": recall, "n": 100},
+                               "unsafe/h": {"role": "positive", "value": recall, "n": 5},
+                               "unsafe/tech": {"role": "lookalike", "value": fpr, "n": 50}}}  # fmt: skip
+
+    ref = report(100.0, 0.80, 0.90, 0.10)
+    assert verdict(ref, report(250.0, 0.795, 0.895, 0.105)) == {
+        "f1_drop": 0.005, "recall_drop": 0.005, "fpr_rise": 0.005, "mean_f1_drop": 0.005, "pooled_recall_drop": 0.005,
+        "pooled_fpr_rise": 0.005, "speedup": 2.5, "within_bounds": True, "pooled_within_bounds": True}  # fmt: skip
+    small = report(250.0, 0.80, 0.90, 0.10)
+    small["categories"]["unsafe/h"]["value"] = 0.70  # one text of five: outside per source, not pooled (10/105)
+    assert verdict(ref, small)["recall_drop"] == 0.2 and verdict(ref, small)["pooled_within_bounds"]
+    assert not verdict(ref, report(250.0, 0.78, 0.90, 0.10))["within_bounds"]  # F1 lost 0.02
+    assert not verdict(ref, report(250.0, 0.80, 0.90, 0.13))["within_bounds"]  # a look-alike FPR rose 0.03
+    assert verdict(ref, report(250.0, 0.85, 0.95, 0.05))["within_bounds"]  # better everywhere
