@@ -31,7 +31,8 @@ def models_dir() -> Path:
     )
 
 
-def _version_key(name: str) -> tuple[int, ...]:
+def version_key(name: str) -> tuple[int, ...]:
+    """Sort key of a bundle version folder name: "0.10.0" after "0.9.1"."""
     return tuple(int(x) for x in re.findall(r"\d+", name))
 
 
@@ -41,9 +42,7 @@ def default_bundle_path() -> Path:
     if override:
         return Path(override).expanduser()
     root = models_dir() / DEFAULT_BUNDLE_NAME
-    versions = sorted(
-        (p for p in root.glob("*") if (p / "manifest.json").is_file()), key=lambda p: _version_key(p.name)
-    )
+    versions = sorted((p for p in root.glob("*") if (p / "manifest.json").is_file()), key=lambda p: version_key(p.name))
     if not versions:
         raise BundleNotFoundError(f"no bundle under {root}; pass --bundle PATH or set PROBEGUARD_BUNDLE")
     return versions[-1]

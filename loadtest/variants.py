@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import time
 from pathlib import Path
 
 from detector import Detector, DetectorSettings
 from detector.bundle import load_bundle
-from detector.paths import default_bundle_path, models_dir
+from detector.paths import default_bundle_path, models_dir, version_key
 from training.category_sources import category_sources
 from training.devsuite import run_categories, run_pii
 from training.pii_harvest import build_pii_sources
@@ -37,7 +36,7 @@ def default_entries() -> list[str]:
     """The default bundle (the fp32 reference), then the newest shipped bundle trained on int8 activations."""
     int8 = [m.parent for m in models_dir().glob("*/*/manifest.json")
             if load_bundle(m.parent).manifest.host.activations != "fp32"]  # fmt: skip
-    newest = sorted(int8, key=lambda p: [int(x) for x in re.findall(r"\d+", p.name)])[-1:]
+    newest = sorted(int8, key=lambda p: version_key(p.name))[-1:]
     return [str(default_bundle_path()), *map(str, newest)]
 
 

@@ -17,7 +17,7 @@ import pytest
 from detector import Detector, DetectorSettings
 from detector.doctor import PARITY_TOLERANCE, parity_max_abs_diff
 from detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
-from detector.paths import default_bundle_path
+from detector.paths import default_bundle_path, version_key
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def newest_fp32_bundle() -> Path:
 
     fp32 = [p for p in default_bundle_path().parent.iterdir()
             if (p / "manifest.json").is_file() and load_bundle(p).manifest.host.activations == "fp32"]  # fmt: skip
-    return max(fp32, key=lambda p: [int(x) for x in p.name.split(".")])
+    return max(fp32, key=lambda p: version_key(p.name))
 
 
 @pytest.fixture(scope="module")
