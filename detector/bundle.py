@@ -168,7 +168,7 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
         num_layers=_require(host_raw, "num_layers", int, where + " host"),
         d_model=_require(host_raw, "d_model", int, where + " host"),
         family=_require(host_raw, "family", str, where + " host"),
-        activations=host_raw.get("activations", "fp32"),  # bundles before 0.6.0 were all trained on fp32
+        activations=host_raw.get("activations", "fp32"),  # bundles written before the field: fp32
     )
     if not isinstance(host.activations, str) or not host.activations:
         raise _corrupt(where + " host", "field 'activations' must be a non-empty string")

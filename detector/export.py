@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 VARIANTS: tuple[str, ...] = ("fp32", "int8", "fp16")
 OPSET = 20  # opset 23's RotaryEmbedding fails in onnxruntime 1.31 for batch > 1
 # Changing how int8 is built changes its activations: the recipe name is part of every graph key and of a bundle's
-# host.variant check, so a graph built by an older recipe is never reused.
+# host.activations check, so a graph or bundle built by an older recipe is never reused.
 QUANT_RECIPE = "int8-dynamic-per-channel-host-only-v2"
 # Root module of the host: `host` inside ProbeModel, `base` inside a bare TruncatedHost. Only MatMuls traced from
 # under it are quantised; heads and SAEs (and any node the exporter recorded no module for) stay fp32.

@@ -47,6 +47,7 @@ def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> d
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     from detector import Detector, DetectorSettings
     from detector.bundle import load_bundle
+    from detector.export import serving_variant
     from detector.tokenize import TokenBatch, Window
     from detector.truncate import load_host_config
     from loadtest.variants import default_entries
@@ -61,7 +62,7 @@ def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> d
     # GPU mode: with a CUDA provider present the graphs run there, and the fp16 graph is measured too.
     runs_of = []
     for path in [bundle] if bundle else [Path(p) for p in default_entries()]:
-        trained = "fp32" if load_bundle(path).manifest.host.activations == "fp32" else "int8"
+        trained = serving_variant(load_bundle(path).manifest.host.activations, "", "onnx")
         runs_of += [(path, v) for v in (("fp32", "fp16") if gpu and trained == "fp32" else (trained,))]
     for path, variant in runs_of:
         settings = DetectorSettings.from_env(backend="onnx", graph_variant=variant, num_threads=threads)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from detector import Detector, DetectorSettings
 from detector.bundle import load_bundle
+from detector.export import serving_variant
 from detector.paths import default_bundle_path, models_dir, version_key
 from training.category_sources import category_sources
 from training.devsuite import run_categories, run_pii
@@ -55,7 +56,7 @@ def measure(entry: str, threads: int, pii: list, cats: list) -> dict[str, object
     categories = {f"{c}/{name}": {"role": row["role"], "value": row.get("recall", row.get("fpr")), "n": row["texts"]}
                   for c, block in cat_report.items() for name, row in block["sources"].items()}  # fmt: skip
     m = det.bundle.manifest
-    label = f"{m.name}/{m.version} {variant or m.host.activations.split('-')[0]}"
+    label = f"{m.name}/{m.version} {variant or serving_variant(m.host.activations, '', 'onnx')}"
     return {"entry": label, "tokens_per_s": round(tokens / seconds, 1), "seconds": round(seconds, 1),
             "f1": f1, "categories": categories}  # fmt: skip
 
@@ -109,7 +110,7 @@ def render(reports: list[dict]) -> str:
 
 
 def run(entries: list[str] | None, max_per_source: int, threads: int) -> dict[str, object]:
-    """Every entry (default: the newest fp32 and int8 bundles) on the same capped dev parts, plus the verdicts."""
+    """Every entry (default: the default bundle, then the newest int8 one) on the same capped dev parts; verdicts."""
     entries = entries or default_entries()
     pii = _capped(build_pii_sources(seed=0), max_per_source)
     cats = _capped(category_sources(seed=0), max_per_source)

@@ -97,7 +97,7 @@ class TrainConfig:
     categories: CategorySection = field(default_factory=CategorySection)
     host: str = ""  # model folder; empty = the packaged Gemma 3 270M
     # Arithmetic the bundle is served with, and so the one its activations are harvested from: fp32 (exact) or int8
-    # (the dynamically quantised host graph, ~2.5x faster on CPU; heads trained on its activations, see README).
+    # (the dynamically quantised host graph, ~2.3x faster on CPU; heads trained on its activations, see README).
     variant: str = "fp32"
     # A bundle folder whose choices (PII layer/lookahead/head, each category's layer/pooling) are refit here instead
     # of selected again: how a quantised variant is trained, so the variant comparison holds the design fixed and
