@@ -5,18 +5,21 @@
    `weak_ratio` x the threshold (the last ".com" of an e-mail is often less sure than the rest).
 2. Consecutive labelled tokens form one run when they share a label, when they touch inside one word (no whitespace
    between them: "123-45-678|9" typed SSN+PHONE is one entity), or when both are numeric and only separators lie
-   between them (a card number tokenised digit by digit).
+   between them (a card number tokenised digit by digit). A character that ends an entity of the label (`_BREAKS`:
+   the comma of "Pat Metheny, Jeff Beck", the space of "@anna @ben") splits a run, and a token made only of such
+   characters joins no run, whatever its probability.
 3. A run's label is the one with the largest summed probability over its tokens; its score is that label's max.
 4. The character range is snapped per label: whitespace trimmed, extended over the characters an entity of that
    label is made of (whole words for names and numbers, never across CJK; the e-mail, URL, IP, user name or secret
-   token as a whole), wrapping punctuation trimmed. Overlapping results of one label merge; of different labels
-   the higher score wins.
+   token as a whole), wrapping punctuation trimmed. A name written as an @handle is a USERNAME, "@" included.
+   Overlapping results of one label merge; of different labels the higher score wins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import takewhile
 
 import numpy as np
 
@@ -87,6 +90,17 @@ _EXTEND: dict[str, Callable[[str], bool]] = {
     "USERNAME": _email_char,
     "PASSWORD": _secret_char,
     "CREDIT_CARD": _card_char,
+}
+_WHITESPACE = frozenset(" \t\n\r\u00a0")
+_LIST_MARKS = frozenset(",;|&()[]{}")
+# Characters that end an entity of a label: a list of names or handles is one entity per item. Labels not listed
+# (addresses with commas, phone numbers in brackets, passphrases with spaces) have none.
+_BREAKS: dict[str, frozenset[str]] = {
+    "PERSON": _LIST_MARKS | frozenset("/!?:–—"),  # not quotes: Harold "Junior" Theriault
+    "USERNAME": _LIST_MARKS | _WHITESPACE | frozenset('"“”'),
+    "EMAIL": _LIST_MARKS | _WHITESPACE | frozenset('<>"“”'),
+    "URL": frozenset(',;"“”<>') | _WHITESPACE,
+    "IP_ADDRESS": frozenset(',;|&"“”') | _WHITESPACE,
 }
 MAX_GAP_CHARS = 3  # same-label runs this close (no line break between) are one entity: "GB56 DIUA 1680 …"
 _MULTILINE = frozenset({"ADDRESS"})  # labels whose entities may continue on the next line
@@ -161,6 +175,17 @@ def _token_labels(probs: np.ndarray, thresholds: np.ndarray, weak_ratio: float) 
     return labels
 
 
+def _breaks(label: str, between: str) -> bool:
+    """`between` (the characters between two tokens of `label`) holds a character that ends an entity of `label`."""
+    stops = _BREAKS.get(label)
+    return stops is not None and any(ch in stops for ch in between)
+
+
+def _only_breaks(label: str, token: str) -> bool:
+    stops = _BREAKS.get(label)
+    return stops is not None and bool(token.strip()) and all(ch in stops or ch.isspace() for ch in token)
+
+
 def _numeric(text: str) -> bool:
     return any(ch.isdigit() for ch in text) and all(ch.isdigit() or ch in _SEPARATORS for ch in text.strip())
 
@@ -184,18 +209,19 @@ def decode_spans(
         s, e = int(offsets[i, 0]), int(offsets[i, 1])
         if s >= e or (prev >= 0 and not text[s:e].strip()):
             continue  # empty and whitespace-only tokens neither join nor break a run
-        if token_label[i] < 0:
+        if token_label[i] < 0 or _only_breaks(labels[token_label[i]], text[s:e]):
             prev = -1
             continue
         if prev >= 0:
             ps, pe = int(offsets[prev, 0]), int(offsets[prev, 1])
             label = labels[token_label[i]]
-            between = text[pe:s] + text[s:e][: len(text[s:e]) - len(text[s:e].lstrip())]
+            between = text[pe:s] + "".join(takewhile(lambda ch: not ch.isalnum(), text[s:e]))
             new_line = "\n" in between and label not in _MULTILINE
             same_label = token_label[i] == token_label[prev]
             touching = s == pe and not text[s].isspace()
             numeric = _numeric(text[ps:pe]) and _numeric(text[s:e]) and set(text[pe:s]) <= _SEPARATORS
-            if not new_line and (same_label or touching or numeric):
+            split = _breaks(label, between) or _breaks(labels[token_label[prev]], between)
+            if not new_line and not split and (same_label or touching or numeric):
                 runs[-1].append(i)
                 prev = i
                 continue
@@ -245,7 +271,8 @@ def _bridge_gaps(
             gap = text[int(offsets[prev[-1], 1]) : begin]
             label = int(probs[prev].sum(axis=0).argmax())
             same = label == int(probs[run].sum(axis=0).argmax())
-            if same and len(gap) <= MAX_GAP_CHARS and ("\n" not in gap or labels[label] in _MULTILINE):
+            joinable = "\n" not in gap or labels[label] in _MULTILINE
+            if same and len(gap) <= MAX_GAP_CHARS and joinable and not _breaks(labels[label], gap):
                 out[-1] = prev + run
                 continue
         out.append(run)
@@ -263,6 +290,10 @@ def _run_to_span(
     run_probs = probs[run]  # [run, L]
     label = int(run_probs.sum(axis=0).argmax())
     start, end = snap(text, int(offsets[run[0], 0]), int(offsets[run[-1], 1]), labels[label])
+    if labels[label] == "PERSON" and "USERNAME" in labels and "@" in text[max(start - 1, 0) : start + 1]:
+        # a name written as an @handle is a user name, "@" included
+        start, end = snap(text, start, end, "USERNAME")
+        return Span("USERNAME", start, end, float(run_probs[:, label].max())) if start < end else None
     start, end = complete_structured(text, start, end, labels[label], validators)
     if start >= end:
         return None

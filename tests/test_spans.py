@@ -9,7 +9,7 @@ import pytest
 
 from detector.spans import Span, decode_spans, snap
 
-LABELS = ("PERSON", "EMAIL", "PHONE", "SSN", "ADDRESS", "CREDIT_CARD", "IBAN", "URL")
+LABELS = ("PERSON", "EMAIL", "PHONE", "SSN", "ADDRESS", "CREDIT_CARD", "IBAN", "URL", "USERNAME")
 THRESHOLDS = np.full(len(LABELS), 0.5, dtype=np.float32)
 
 
@@ -71,6 +71,21 @@ CASES = [
      {"(0540) 482719": "PHONE", "Gavardo (BS)": "ADDRESS"}, [("PHONE", "(0540) 482719"), ("ADDRESS", "Gavardo (BS)")]),
     ("url keeps its path", "see https://github.com/anna_s, thanks", {"https://github.com/anna": "URL"},
      [("URL", "https://github.com/anna_s")]),
+    ("a list of names is one entity per name", "met Pat Metheny, Jeff Beck and Chick Corea",
+     {"Pat Metheny, Jeff Beck": "PERSON", "Chick Corea": "PERSON"},
+     [("PERSON", "Pat Metheny"), ("PERSON", "Jeff Beck"), ("PERSON", "Chick Corea")]),
+    ("pre-tokenised list", "Thom Bresh ( Merle Travis 's son )", {"Thom Bresh ( Merle Travis": "PERSON"},
+     [("PERSON", "Thom Bresh"), ("PERSON", "Merle Travis")]),
+    ("a nickname in quotes stays inside the name", 'has been Harold "Junior" Theriault since',
+     {'Harold "Junior" Theriault': "PERSON"}, [("PERSON", 'Harold "Junior" Theriault')]),
+    ("an address keeps its commas", "ship to 5 Baker Street, London, NW1 6XE today",
+     {"5 Baker Street, London, NW1 6XE": "ADDRESS"}, [("ADDRESS", "5 Baker Street, London, NW1 6XE")]),
+    ("handles are one entity each", "cc @anna_s @ben thanks", {"@anna_s @ben": "USERNAME"},
+     [("USERNAME", "@anna_s"), ("USERNAME", "@ben")]),
+    ("e-mails in a list are one entity each", "to a@x.io, b@y.io", {"a@x.io, b@y.io": "EMAIL"},
+     [("EMAIL", "a@x.io"), ("EMAIL", "b@y.io")]),
+    ("a name written as a handle is a user name", "RT @justinbieber : thanks", {"justinbieber": "PERSON"},
+     [("USERNAME", "@justinbieber")]),
 ]  # fmt: skip
 
 
