@@ -48,12 +48,15 @@ def whole_window(text_index: int, n_tokens: int) -> Window:
 
 
 def plan_windows(n_tokens: int, content_len: int, overlap: int, text_index: int = 0) -> list[Window]:
-    """Cut `n_tokens` into windows of at most `content_len` tokens overlapping by at least `overlap`."""
+    """Cut `n_tokens` into windows of at most `content_len` tokens, each starting `overlap` tokens before the previous
+    one ends. The last window is only as long as what is left plus the overlap: a 523-token text in 511-token windows
+    costs 511 + 76 tokens, not 2 x 511 (its owned tokens still see at least overlap / 2 tokens before them)."""
     if n_tokens <= content_len:
         return [whole_window(text_index, n_tokens)]
-    step = content_len - overlap
-    starts = [*range(0, n_tokens - content_len, step), n_tokens - content_len]
-    bounds = [(s, s + content_len) for s in starts]
+    bounds = [(0, content_len)]
+    while bounds[-1][1] < n_tokens:
+        start = bounds[-1][1] - overlap
+        bounds.append((start, min(start + content_len, n_tokens)))
     windows: list[Window] = []
     for i, (start, end) in enumerate(bounds):
         own_start = 0 if i == 0 else (start + bounds[i - 1][1]) // 2

@@ -30,6 +30,13 @@ def test_owned_tokens_keep_context_on_both_sides():
         assert w.own_start - w.start >= 10 and w.end - w.own_end >= 10
 
 
+def test_a_text_just_over_one_window_pays_for_the_rest_only():
+    first, last = plan_windows(523, 511, 64)
+    assert (first.start, first.end) == (0, 511)
+    assert (last.start, last.end) == (511 - 64, 523)  # 76 tokens, not a second full window
+    assert last.own_start - last.start >= 32
+
+
 @pytest.mark.parametrize("family", ["gemma3_text", "bert"])
 def test_offsets_point_into_text(tiny_hosts, family):
     tok = HostTokenizer.from_folder(tiny_hosts(family))
