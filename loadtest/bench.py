@@ -131,7 +131,7 @@ def markdown(report: dict) -> str:
             f"texts per source, {variants['threads']} thread(s); tokens/s over the whole dev run (tokenize, host, "
             "heads, spans). Bound: every F1 and recall within 0.01 of the fp32 reference.",
             "",
-            render(variants["reports"]),
+            render(variants["reports"], variants["verdicts"]),
             "",
         ]
     judge = report.get("judge", {})

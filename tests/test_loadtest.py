@@ -66,3 +66,30 @@ def test_variant_verdict_reports_the_worst_loss_against_the_reference():
     assert not verdict(ref, report(250.0, 0.78, 0.90, 0.10))["within_bounds"]  # F1 lost 0.02
     assert not verdict(ref, report(250.0, 0.80, 0.90, 0.13))["within_bounds"]  # a look-alike FPR rose 0.03
     assert verdict(ref, report(250.0, 0.85, 0.95, 0.05))["within_bounds"]  # better everywhere
+
+
+def test_paired_intervals_tell_a_real_loss_from_a_too_small_dev_part():
+    import numpy as np
+
+    from loadtest.variants import paired_intervals, paired_verdict
+
+    same = np.tile([1, 1, 1], (400, 1))  # [texts, (matched, predicted, gold)]: every entity found
+    lost = same.copy()
+    lost[:80, 0] = 0  # a fifth of the texts lose their entity: F1 0.8
+    flags = np.r_[np.ones(90, bool), np.zeros(10, bool)]  # recall 0.9 on 100 texts
+    few = np.r_[np.ones(4, bool), np.zeros(1, bool)]
+
+    def report(pii, recall, small):
+        return {"categories": {"unsafe/q": {"role": "positive"}, "unsafe/h": {"role": "positive"},
+                               "unsafe/tech": {"role": "lookalike"}},
+                "outcomes": {"wikigold": pii, "pii_free": np.zeros((50, 3), np.int64), "unsafe/q": recall,
+                             "unsafe/h": small, "unsafe/tech": ~flags}}  # fmt: skip
+
+    ref = report(same, flags, few)
+    fewer = few.copy()
+    fewer[0] = False
+    intervals = paired_intervals(ref, report(lost, flags, fewer))
+    assert intervals["unsafe/q"] == [0.0, 0.0] and "pii_free" not in intervals  # no gold: no F1
+    assert intervals["wikigold"][1] < -0.01  # surely worse
+    verdict = paired_verdict(ref, intervals)
+    assert verdict == {"within": ["unsafe/q", "unsafe/tech"], "worse": ["wikigold"], "unresolved": ["unsafe/h"]}

@@ -111,6 +111,18 @@ def test_entity_scores_half_overlap():
     assert scores["micro"]["recall"] == 0.0
 
 
+def test_per_text_counts_sum_to_the_micro_half_scores():
+    from training.evaluate import half_match_counts
+
+    gold = [[("PERSON", 0, 10), ("PERSON", 20, 30)], [("EMAIL", 0, 9)], []]
+    pred = [[("PERSON", 0, 6), ("PERSON", 20, 24)], [("EMAIL", 0, 9), ("PERSON", 12, 15)], [("PERSON", 1, 3)]]
+    counts = np.array([half_match_counts(g, p, {"PERSON", "EMAIL"}) for g, p in zip(gold, pred, strict=True)])
+    assert counts.tolist() == [[1, 2, 2], [1, 2, 1], [0, 1, 0]]
+    matched, predicted, support = counts.sum(0)
+    half = entity_scores(gold, pred)["micro_half"]
+    assert (round(matched / predicted, 4), round(matched / support, 4)) == (half["precision"], half["recall"])
+
+
 def test_category_scores():
     assert category_scores(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0]), 0.5)["auroc"] == 1.0
     s = category_scores(np.array([0.9, 0.4, 0.6, 0.1]), np.array([1, 1, 0, 0]), 0.5)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from training.data import SpanExample
-from training.evaluate import auroc_against, entity_scores
+from training.evaluate import auroc_against, entity_scores, half_match_counts
 from training.pii_sources import STRUCTURED, SpanSource
 
 Triple = tuple[str, int, int]
@@ -48,7 +48,22 @@ def score_spans(
     return out
 
 
-def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, token_budget: int | None = None) -> dict:
+def text_outcomes(source: SpanSource, examples: Sequence[SpanExample], pred: Sequence[list[Triple]]) -> np.ndarray:
+    """[n_texts, 3] half-overlap (matched, predicted, gold) entity counts per text on the labels `source` annotates:
+    summed over any subset of texts they give that subset's micro F1 (paired comparisons resample texts)."""
+    labels = set(source.labels) if source.kind != "pii_free" else set(STRUCTURED)
+    rows = [half_match_counts(e.spans, p, labels) for e, p in zip(examples, pred, strict=True)]
+    return np.array(rows, dtype=np.int64).reshape(len(rows), 3)
+
+
+def run_pii(
+    detector,
+    sources: Sequence[SpanSource],
+    with_peer: bool = True,
+    token_budget: int | None = None,
+    outcomes: dict[str, np.ndarray] | None = None,
+) -> dict:
+    """`outcomes`, if given, receives each source's per-text counts (`text_outcomes`) of this detector."""
     from training.peer import PRESIDIO_LABELS, presidio_engine, presidio_spans
 
     engine = presidio_engine() if with_peer else None
@@ -69,6 +84,8 @@ def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, tok
                 real_clean["presidio"] += list(zip(source.dev, peer, strict=True))
         if source.kind in ("encyclopedic", "social"):
             real_clean["probeguard"] += list(zip(source.dev, ours, strict=True))
+        if outcomes is not None:
+            outcomes[source.name] = text_outcomes(source, source.dev, ours)
         results[source.name] = row
     real = {}
     for system, pairs in real_clean.items():
@@ -78,11 +95,14 @@ def run_pii(detector, sources: Sequence[SpanSource], with_peer: bool = True, tok
     return {"sources": results, "real_text_structured": real}
 
 
-def run_categories(detector, sources: Sequence, token_budget: int | None = None) -> dict:
+def run_categories(
+    detector, sources: Sequence, token_budget: int | None = None, outcomes: dict[str, np.ndarray] | None = None
+) -> dict:
     """Each category source's dev part through the served heads: positives by recall at the shipped threshold,
     look-alikes and negatives by false-positive rate, and AUROC of every positive source against the pooled negative
     dev parts of that category and against the clean documents alone (`documents`: the carriers an injection hides in,
-    so for a document with an attack that is the like-for-like comparison)."""
+    so for a document with an attack that is the like-for-like comparison). `outcomes`, if given, receives each
+    source's per-text flags at the threshold, keyed "category/source"."""
     out: dict[str, dict] = {}
     for category in sorted({s.category for s in sources}):
         if category not in detector.plan.categories:
@@ -100,6 +120,8 @@ def run_categories(detector, sources: Sequence, token_budget: int | None = None)
         neg = np.concatenate(negatives) if negatives else np.zeros(0)
         for source, scores in scored:
             flagged = float((scores >= threshold).mean())
+            if outcomes is not None:
+                outcomes[f"{category}/{source.name}"] = scores >= threshold
             row: dict[str, object] = {"role": source.role, "texts": len(scores)}
             if source.role == "positive":
                 row["recall"] = round(flagged, 4)
