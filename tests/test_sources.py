@@ -55,8 +55,11 @@ def test_business_frames_split_by_frame_and_pii_free_has_no_spans():
     for e in src.train[:50]:
         for _, s, t in e.spans:
             assert e.text[s:t] == e.text[s:t].strip() and t > s
-    free = pii_free_source(10, seed=0)
+    free = pii_free_source(10, seed=0, n_records=10)
     assert free.dev and all(not e.spans for e in free.train + free.dev)
+    records = [e.text for e in free.train if e.group == "records"]
+    assert records and all("sha256=" in t and "@" not in t for t in records)
+    assert all(t.splitlines()[0].count(",") == 2 for t in records)  # chunks start on a whole line
 
 
 @needs_shared

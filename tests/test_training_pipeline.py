@@ -206,3 +206,15 @@ def test_pii_choice_is_the_cheapest_candidate_near_the_best(worst, tolerance, ch
 
     candidates = [PiiCandidate(6, 4), PiiCandidate(6, 4, "mlp"), PiiCandidate(10, 4, "mlp")]
     assert cheapest_near_best(candidates, worst, tolerance).key == chosen
+
+
+def test_a_tie_on_the_worst_source_goes_to_the_better_mean():
+    """Linear best on the worst source by 0.028 but 0.04 behind on the mean: at tolerance 0.03 the MLP wins."""
+    from training.pii_select import PiiCandidate, cheapest_near_best
+
+    candidates = [PiiCandidate(6, 4), PiiCandidate(6, 4, "mlp"), PiiCandidate(10, 4, "mlp")]
+    worst = {"L6/w4": 0.584, "L6/w4/mlp64": 0.556, "L10/w4/mlp64": 0.578}
+    mean = {"L6/w4": 0.736, "L6/w4/mlp64": 0.778, "L10/w4/mlp64": 0.799}
+    assert cheapest_near_best(candidates, worst, 0.03, mean).key == "L6/w4/mlp64"
+    assert cheapest_near_best(candidates, worst, 0.01, mean).key == "L10/w4/mlp64"  # L6 mlp no longer tied
+    assert cheapest_near_best(candidates, worst, 0.03).key == "L6/w4"  # without the mean: cheapest of the tied

@@ -18,8 +18,8 @@ PII_HEAD_KINDS = ("linear", "mlp")
 @dataclass(frozen=True)
 class BundleSection:
     name: str = "probeguard-base"
-    version: str = "0.5.0"
-    out: str = "models/probeguard-base/0.5.0"  # relative paths are relative to the config file's repo root
+    version: str = "0.6.0"
+    out: str = "models/probeguard-base/0.6.0"  # relative paths are relative to the config file's repo root
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class DataSection:
     n_business: int = 1500  # project-written frames filled with Faker values
     n_synthetic: int = 2000  # chat/form/log template generator
     n_code: int = 300  # chunks of the Python standard library's source, as PII-free text
+    n_records: int = 0  # chunks of installed packages' RECORD files (hashes that are not secrets), PII-free
     n_alpaca: int = 2500  # ordinary instructions: the category heads' main negative source
     max_dev_texts: int = 0  # cap on each source's dev part (0 = all; smoke runs only: the report gets noisier)
     max_category_train: int = 0  # cap on each category source's train part (0 = all; smoke runs only)
@@ -49,9 +50,10 @@ class PiiSection:
     # run: see the bundle report's selection table for what each scored on every held-out source.
     heads: list[str] = field(default_factory=lambda: ["linear", "mlp"])
     hidden: int = 64  # mlp hidden units (~0.4 % of eight Gemma 3 270M blocks per token at lookahead 4)
-    # Worst-source F1 the shallowest candidate may give up to the best: below run-to-run noise (0.02-0.05 per source
-    # between training runs), while each extra block costs real speed (loadtest.layers: K=8 828, K=10 575 tokens/s).
-    tolerance: float = 0.01
+    # F1 differences below this are ties (worst source first, then the mean over sources; then the cheapest). 0.03:
+    # an fp32 refit with another seed moved one dev source by up to 0.043 and most by 0.01-0.03. At 0.01 the 0.6.0
+    # run picked a linear head for 0.028 on the worst source (btc) while it lost 0.04-0.07 on the four others.
+    tolerance: float = 0.03
     select_epochs: int = 3  # per LOSO fit (cheaper than the final fit)
     epochs: int = 6
     max_structured_per_1000: float = 5.0  # a candidate over this on PII-free text ranks last

@@ -24,7 +24,7 @@ from training.pii_sources import (
 
 SHARED_PII = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pii_real"
 # Train-part sizes per source (texts): enough for each to matter, small enough to harvest on 2 cores.
-SIZES = {"wikigold": 2000, "btc": 3000, "wnut17": 2000, "business": 1500, "synthetic": 2000, "code": 300}
+SIZES = {"wikigold": 2000, "btc": 3000, "wnut17": 2000, "business": 1500, "synthetic": 2000, "code": 300, "records": 0}
 
 
 def build_pii_sources(seed: int, pii_real: Path = SHARED_PII, sizes: dict[str, int] | None = None) -> list[SpanSource]:
@@ -36,7 +36,7 @@ def build_pii_sources(seed: int, pii_real: Path = SHARED_PII, sizes: dict[str, i
     n_dev = min(400, max(n["business"], n["synthetic"]))
     out.append(business_source(n["business"], n_dev, seed))
     out.append(synthetic_source(n["synthetic"], n_dev, seed))
-    out.append(pii_free_source(n["code"], seed))
+    out.append(pii_free_source(n["code"], seed, n["records"]))
     return out
 
 

@@ -8,7 +8,7 @@ split by *document or sub-corpus*, never by random sentence:
 | wnut17 | Reddit, YouTube, StackExchange, Twitter, PERSON | WNUT-17 train | WNUT-17 dev (other platforms) |
 | business | project-written e-mails, tickets, notes, forms + Faker values | 80 % of the frames (by hash) | 20 % |
 | synthetic | the chat/form/log template generator | train templates | held-out templates |
-| pii_free | project-written tables, scores, code, prose + Python stdlib code | 75 % (by text hash) + code | 25 % |
+| pii_free | project tables, scores, code, prose; stdlib code; RECORD hashes | 75 % (hash), code, records | 25 % |
 
 `labels` says what a source annotates: an entity score counts only those labels (a tweet's unannotated e-mail is not a
 false positive); `pii_free` annotates everything (it has no PII), so any span there is a false positive.
@@ -141,12 +141,36 @@ def stdlib_code_chunks(n: int, seed: int, chars: int = 600) -> list[str]:
     return [t for t in out if t]
 
 
-def pii_free_source(n_code: int, seed: int) -> SpanSource:
+def package_record_chunks(n: int, seed: int, chars: int = 400) -> list[str]:
+    """Chunks of installed packages' RECORD files (`path,sha256=<digest>,size` lines): real text full of hashes and
+    random-looking strings that are not secrets. Nothing personal: file paths, digests and sizes only."""
+    root = Path(sysconfig.get_paths()["purelib"])
+    files = sorted(root.glob("*.dist-info/RECORD"))
+    rng = random.Random(f"records/{seed}")
+    texts = {}  # lines with a digest only (the hashless __pycache__ lines depend on what this machine compiled)
+    for path in files:
+        lines = [x for x in path.read_text(encoding="utf-8", errors="replace").splitlines() if ",sha256=" in x]
+        texts[path] = "\n".join(lines)
+    files = [p for p in files if texts[p]]
+    out: list[str] = []
+    for _ in range(n if files else 0):
+        text = texts[rng.choice(files)]
+        at = rng.randrange(0, max(len(text) - chars, 1))
+        start = text.find("\n", at) + 1 if at else 0  # whole lines
+        end = text.rfind("\n", start, start + chars)
+        chunk = text[start : end if end > start else start + chars].strip()
+        if chunk and chunk not in out:
+            out.append(chunk)
+    return out
+
+
+def pii_free_source(n_code: int, seed: int, n_records: int = 0) -> SpanSource:
     rows = [json.loads(x) for x in (DATA_DIR / "pii" / "negatives.jsonl").read_text(encoding="utf-8").splitlines()
             if x]  # fmt: skip
     texts = [r["text"] for r in rows if r.get("kind") != "prose_public"]
     train = [SpanExample(t, (), "pii_free") for t in texts if _bucket(t) >= 0.25]
     train += [SpanExample(t, (), "stdlib") for t in stdlib_code_chunks(n_code, seed)]
+    train += [SpanExample(t, (), "records") for t in package_record_chunks(n_records, seed)]
     dev = [SpanExample(t, (), "pii_free") for t in texts if _bucket(t) < 0.25]
     return SpanSource("pii_free", "pii_free", PII_LABELS, train, dev)
 

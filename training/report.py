@@ -62,12 +62,13 @@ def _pii_selection(sel: dict[str, Any]) -> list[str]:
             "",
         ]
     sources = list(next(iter(sel["candidates"].values()))["by_source"])
-    lines = ["| candidate | worst | " + " | ".join(sources) + " |", "|---|---|" + "---|" * len(sources)]
+    lines = ["| candidate | worst | mean | " + " | ".join(sources) + " |", "|---|---|---|" + "---|" * len(sources)]
     for key, c in sel["candidates"].items():
         cells = [f"{r['f1']:.3f}" if "f1" in r else f"{r['structured_per_1000']}/1k" for r in c["by_source"].values()]
-        lines.append(f"| {key} | {c['worst']:.3f} | " + " | ".join(cells) + " |")
-    rule = (f" (the shallowest candidate within {sel['tolerance']} of the best worst-source F1)"
-            if sel.get("tolerance") else " (the best worst-source F1)")  # fmt: skip
+        mean = f"{c['mean']:.3f}" if "mean" in c else "—"
+        lines.append(f"| {key} | {c['worst']:.3f} | {mean} | " + " | ".join(cells) + " |")
+    rule = (f" (the shallowest candidate within {sel['tolerance']} of the best worst-source F1, then of the best "
+            "mean)" if sel.get("tolerance") else " (the best worst-source F1)")  # fmt: skip
     return [*lines, "", f"Chosen: {_pii_choice(sel['chosen'])}{rule}.", ""]
 
 

@@ -52,7 +52,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def _quick(config: TrainConfig) -> TrainConfig:
     r = dataclasses.replace
     return r(config, data=r(config.data, n_wikigold=60, n_btc=60, n_wnut17=60, n_business=60, n_synthetic=60,
-                            n_code=20, n_alpaca=150, max_dev_texts=20, max_category_train=150),
+                            n_code=20, n_records=20, n_alpaca=150, max_dev_texts=20, max_category_train=150),
              pii=r(config.pii, layers=config.pii.layers[:1], lookaheads=config.pii.lookaheads[:1],
                    heads=config.pii.heads[:1], epochs=1,
                    select_epochs=1),
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     shared = config.path(config.data.shared_dir)
     d = config.data
     sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,
-             "synthetic": d.n_synthetic, "code": d.n_code}  # fmt: skip
+             "synthetic": d.n_synthetic, "code": d.n_code, "records": d.n_records}  # fmt: skip
 
     # -- PII token head ---------------------------------------------------------------------------------------------
     pii_sources = build_pii_sources(config.seed, shared / "pii_real", sizes) + _user_span_sources(config)
