@@ -129,7 +129,8 @@ def markdown(report: dict) -> str:
             "",
             f"Each bundle on the arithmetic its heads were trained on; dev parts, first {variants['max_per_source']} "
             f"texts per source, {variants['threads']} thread(s); tokens/s over the whole dev run (tokenize, host, "
-            "heads, spans). Bound: every F1 and recall within 0.01 of the fp32 reference.",
+            "heads, spans). Bound: every F1 and recall within 0.01 of the fp32 reference."
+            + (f" ({report['variants_note']}.)" if report.get("variants_note") else ""),
             "",
             render(variants["reports"], variants["verdicts"]),
             "",

@@ -297,6 +297,15 @@ def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
     assert [len(b) for b in det.forward_batches(det.encode([long, short, short]))] == [1, 2]
 
 
+def test_a_batch_lasts_at_most_its_share_of_the_budget(tiny_detector):
+    from service.batcher import BATCH_SHARE, MicroBatcher
+
+    batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5)
+    assert batcher.batch_work_limit(tiny_detector) == tiny_detector.settings.batch_tokens  # nothing measured yet
+    batcher.meter.tokens_per_s = 1000.0
+    assert batcher.batch_work_limit(tiny_detector) == min(tiny_detector.settings.batch_tokens, 500 * BATCH_SHARE)
+
+
 def test_admission_by_estimated_wait(tiny_detector):
     """Over the latency budget a request is refused at once with a Retry-After computed from the work ahead."""
     import asyncio
