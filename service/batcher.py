@@ -17,7 +17,6 @@ from detector import Detection, Detector
 from detector.tokenize import EncodedText
 from service.errors import DrainingError, QueueFullError, QueueTimeoutError
 
-
 # Share of the latency budget one batch may last. Smaller keeps answers closer to the budget; larger amortises the
 # per-call cost (~20 tokens of compute, detector/batching.py) over more texts. At 1.0 (the int8 0.5.0 soak) accepted
 # p99 reached 1.10 s on a 0.5 s budget.
