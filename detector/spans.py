@@ -182,6 +182,7 @@ def _breaks(label: str, between: str) -> bool:
 
 
 def _only_breaks(label: str, token: str) -> bool:
+    """The token is nothing but characters that end an entity of `label` (a "," or " (" between two names)."""
     stops = _BREAKS.get(label)
     return stops is not None and bool(token.strip()) and all(ch in stops or ch.isspace() for ch in token)
 

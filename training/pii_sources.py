@@ -144,6 +144,8 @@ def stdlib_code_chunks(n: int, seed: int, chars: int = 600) -> list[str]:
 def package_record_chunks(n: int, seed: int, chars: int = 400) -> list[str]:
     """Chunks of installed packages' RECORD files (`path,sha256=<digest>,size` lines): real text full of hashes and
     random-looking strings that are not secrets. Nothing personal: file paths, digests and sizes only."""
+    if n <= 0:
+        return []
     root = Path(sysconfig.get_paths()["purelib"])
     files = sorted(root.glob("*.dist-info/RECORD"))
     rng = random.Random(f"records/{seed}")
