@@ -30,13 +30,18 @@ def _structured_per_1000(examples: Sequence[SpanExample], pred: Sequence[list[Tr
     return round(1000 * spans / max(len(clean), 1), 2), len(clean)
 
 
+def scored_labels(source: SpanSource) -> set[str]:
+    """The labels a source's entities are scored on; on PII-free text, the structured ones (any span is wrong)."""
+    return set(source.labels) if source.kind != "pii_free" else set(STRUCTURED)
+
+
 def score_spans(
     source: SpanSource, examples: Sequence[SpanExample], pred: Sequence[list[Triple]], peer_labels: set[str] | None
 ) -> dict:
     """One system's spans on `examples` of `source` (its dev part, or its train part when it is held out).
     `peer_labels`: the labels the system can emit at all (None: every label)."""
     gold = [list(e.spans) for e in examples]
-    labels = set(source.labels) if source.kind != "pii_free" else set(STRUCTURED)
+    labels = scored_labels(source)
     scored = labels if peer_labels is None else labels & peer_labels
     out: dict[str, object] = {}
     if source.kind != "pii_free" and scored:
@@ -51,7 +56,7 @@ def score_spans(
 def text_outcomes(source: SpanSource, examples: Sequence[SpanExample], pred: Sequence[list[Triple]]) -> np.ndarray:
     """[n_texts, 3] half-overlap (matched, predicted, gold) entity counts per text on the labels `source` annotates:
     summed over any subset of texts they give that subset's micro F1 (paired comparisons resample texts)."""
-    labels = set(source.labels) if source.kind != "pii_free" else set(STRUCTURED)
+    labels = scored_labels(source)
     rows = [half_match_counts(e.spans, p, labels) for e, p in zip(examples, pred, strict=True)]
     return np.array(rows, dtype=np.int64).reshape(len(rows), 3)
 
