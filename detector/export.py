@@ -7,12 +7,10 @@ so a changed bundle or host never reuses a stale graph. Variants: `fp32` (CPU an
 quantisation of the host's MatMuls, CPU), `fp16` (CUDA; the residual stream's large values make this lossy on
 Gemma, so check spans, not just max diff).
 
-**int8 recipe** (`QUANT_RECIPE`): weights int8 per output channel, activations int8 per tensor at run time
-(`quantize_dynamic`), only MatMuls inside the host; heads and SAEs stay fp32. A bundle trained on int8 activations
-harvests them from `ensure_host_graph` (the truncated host alone, quantised by the same recipe), so its heads see at
-training time exactly the arithmetic they are served with. Per-tensor activation scales are computed over the whole
-batch, so an int8 score moves slightly with the other rows of its batch (measured on Gemma 3 layers 6/8: median 7 %
-relative change of a token's activation, the same size as the int8-vs-fp32 difference itself).
+**int8 recipe** (`detector.quantize`): per-token int8 activations x per-channel 7-bit weights, only MatMuls inside
+the host; heads and SAEs stay fp32. A bundle trained on int8 activations harvests them from `ensure_host_graph` (the
+truncated host alone, quantised by the same recipe), so its heads see at training time exactly the arithmetic they
+are served with; each row's scale is its own, so a score does not depend on the other texts of its batch.
 """
 
 from __future__ import annotations
@@ -34,6 +32,7 @@ from detector.bundle import MANIFEST, Bundle
 from detector.errors import BundleHostMismatchError, ConfigError, HostError
 from detector.host import HostInfo, exclusive_lock
 from detector.model import ProbeModel
+from detector.quantize import RECIPE, quantize_rowwise
 from detector.truncate import TruncatedHost
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ VARIANTS: tuple[str, ...] = ("fp32", "int8", "fp16")
 OPSET = 20  # opset 23's RotaryEmbedding fails in onnxruntime 1.31 for batch > 1
 # Changing how int8 is built changes its activations: the recipe name is part of every graph key and of a bundle's
 # host.activations check, so a graph or bundle built by an older recipe is never reused.
-QUANT_RECIPE = "int8-dynamic-per-channel-host-only-v2"
+QUANT_RECIPE = RECIPE
 # Root module of the host: `host` inside ProbeModel, `base` inside a bare TruncatedHost. Only MatMuls traced from
 # under it are quantised; heads and SAEs (and any node the exporter recorded no module for) stay fp32.
 _HOST_ROOTS = ("host", "base")
@@ -155,13 +154,11 @@ def host_matmuls(model: object) -> list[str]:
 
 def _quantize_int8(src: Path, dst: Path) -> None:
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     nodes = host_matmuls(onnx.load(str(src), load_external_data=False))
     if not nodes:
         raise HostError(f"int8: no host MatMul found in {src.name} (the exporter recorded no module scopes)")
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=nodes,
-                     op_types_to_quantize=["MatMul", "Gemm"], extra_options={"MatMulConstBOnly": True})  # fmt: skip
+    quantize_rowwise(src, dst, nodes)
 
 
 def _convert_fp16(src: Path, dst: Path) -> None:

@@ -76,7 +76,7 @@ def test_int8_graph_quantises_the_host_and_keeps_heads_fp32(tmp_path, tiny_hosts
     det = Detector.load(tmp_path / "b", _settings(tmp_path, host))
     graph = onnx.load(next((tmp_path / "cache" / "graphs").glob("*/model.onnx")), load_external_data=False)
     ops = [n.op_type for n in graph.graph.node]
-    assert any(op in ("DynamicQuantizeMatMul", "MatMulInteger") for op in ops), "the host is quantised"
+    assert "MatMulInteger" in ops, "the host is quantised"
     assert "MatMul" in ops or "Gemm" in ops, "head matmuls stay float"
     make_bundle(tmp_path / "fp32", host)  # the same random heads (same seed), trained-on fp32
     fp32 = Detector.load(tmp_path / "fp32", _settings(tmp_path, host))
