@@ -4,12 +4,12 @@ trained on (fp32 bundle on the fp32 graph, int8 bundle on the int8 graph).
 
     python -m loadtest.variants [--serve PATH[:VARIANT] ...] [--max-per-source 150] [--threads 1] [--json F]
 
-Default: the default bundle (fp32) and the newest int8-trained shipped bundle. Every entry scores the same
-dev texts (each source's dev part, the first --max-per-source of them; never trained or selected on). The first entry
-is the reference: a variant is worth serving when it keeps every F1 and recall within 0.01 of it (and every
-look-alike FPR no more than 0.01 above it) and is faster. Prints a Markdown table and the verdict, with a paired
-bootstrap interval per source (the same texts resampled for both bundles) that says whether the dev part is large
-enough to resolve that bound at all.
+Default: the newest fp32-trained bundle (the reference), the default bundle, the newest int8-trained one (each
+once). Every entry scores the same dev texts (each source's dev part, the first --max-per-source of them; never
+trained or selected on). The first entry is the reference: a variant is worth serving when it keeps every F1 and
+recall within 0.01 of it (and every look-alike FPR no more than 0.01 above it) and is faster. Prints a Markdown
+table and the verdict, with a paired bootstrap interval per source (the same texts resampled for both bundles) that
+says whether the dev part is large enough to resolve that bound at all.
 """
 
 from __future__ import annotations
@@ -38,11 +38,16 @@ def _capped(sources: list, n: int) -> list:
 
 
 def default_entries() -> list[str]:
-    """The default bundle (the fp32 reference), then the newest shipped bundle trained on int8 activations."""
-    int8 = [m.parent for m in models_dir().glob("*/*/manifest.json")
-            if load_bundle(m.parent).manifest.host.activations != "fp32"]  # fmt: skip
-    newest = sorted(int8, key=lambda p: version_key(p.name))[-1:]
-    return [str(default_bundle_path()), *map(str, newest)]
+    """The reference (the newest shipped bundle trained on fp32 activations), then the default bundle if it is
+    another one, then the newest bundle trained on another arithmetic if neither of those is it."""
+    bundles = sorted((m.parent for m in models_dir().glob("*/*/manifest.json")), key=lambda p: version_key(p.name))
+    fp32 = [b for b in bundles if load_bundle(b).manifest.host.activations == "fp32"]
+    other = [b for b in bundles if b not in fp32]
+    entries: list[Path] = []
+    for path in [*fp32[-1:], default_bundle_path(), *other[-1:]]:
+        if path.resolve() not in [e.resolve() for e in entries]:
+            entries.append(path)
+    return [str(e) for e in entries]
 
 
 def measure(entry: str, threads: int, pii: list, cats: list) -> dict[str, object]:
@@ -159,7 +164,7 @@ def render(reports: list[dict], verdicts: dict[str, dict]) -> str:
 
 
 def run(entries: list[str] | None, max_per_source: int, threads: int) -> dict[str, object]:
-    """Every entry (default: the default bundle, then the newest int8 one) on the same capped dev parts; verdicts."""
+    """Every entry (default: `default_entries`) on the same capped dev parts; verdicts against the first."""
     entries = entries or default_entries()
     pii = _capped(build_pii_sources(seed=0), max_per_source)
     cats = _capped(category_sources(seed=0), max_per_source)
