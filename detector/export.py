@@ -3,8 +3,8 @@
 Inputs `input_ids`, `attention_mask` ([batch, seq] int64, dynamic axes); one output per head (`head_<name>`: token
 heads [batch, seq, labels], sequence heads [batch, labels]; logits). Graphs are built on first use into
 `<cache>/graphs/<key>/` where the key hashes the bundle manifest, the heads file, the host weights and the variant,
-so a changed bundle or host never reuses a stale graph. Variants: `fp32` (CPU and CUDA), `int8` (dynamic
-quantisation of the host's MatMuls, CPU), `fp16` (CUDA; the residual stream's large values make this lossy on
+so a changed bundle or host never reuses a stale graph. Variants: `fp32` (CPU and CUDA), `int8` (the host's
+MatMuls quantised per token, below; CPU), `fp16` (CUDA; the residual stream's large values make this lossy on
 Gemma, so check spans, not just max diff).
 
 **int8 recipe** (`detector.quantize`): per-token int8 activations x per-channel 7-bit weights, only MatMuls inside
