@@ -12,6 +12,7 @@ from detector.heads.pooling import full_window_max
 from training.category_select import PooledSource, fit_category, loso, rank, threshold_at
 from training.category_sources import CategorySource, category_sources, documents, insert
 from training.data import LabelledText
+from training.fit import CAL_FOLDS, out_of_fold
 from training.pii_sources import business_source, pii_free_source, real_sources
 from training.window_select import WindowedSource, fit_window_category, loso_window, run_means, served_scores
 
@@ -114,6 +115,22 @@ def test_loso_and_fit_category_on_separable_data():
     assert (probs[y == 1] >= threshold).mean() > 0.9 and (
         probs[400 + 240 - 400 :][y[240:] == 0] >= threshold
     ).mean() < 0.2
+
+
+def test_out_of_fold_scores_every_row_once_by_a_model_fitted_without_it():
+    y = np.array([1] * 30 + [0] * 170)
+    seen: list[np.ndarray] = []
+
+    def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        assert not set(train_rows) & set(test_rows), "a row scored by a model that was fitted on it"
+        assert y[train_rows].sum() > 0 and y[test_rows].sum() > 0, "stratified: every fold has positives"
+        seen.append(test_rows)
+        return test_rows.astype(float) + 0.5
+
+    scores = out_of_fold(y, 0, fit_score)
+    assert len(seen) == CAL_FOLDS
+    np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(len(y)))  # each row exactly once
+    np.testing.assert_array_equal(scores, np.arange(len(y)) + 0.5)  # each score lands on its own row
 
 
 def test_per_kind_threshold_holds_the_hard_kind_to_the_target_rate():

@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from training import fit
 from training.category_sources import CategorySource
-from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, threshold_at
+from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, out_of_fold, threshold_at
 from training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
@@ -97,29 +97,28 @@ def fit_category(
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
 ) -> tuple[SequenceLinearHead, float, dict[str, float]]:
-    """The served head: logistic regression on every source's train part but a 20 % calibration share, the scaler
-    folded into the weights, Platt scaling (a 1-D logistic regression) fitted on the calibration share and folded in
-    too, and the threshold at `target_fpr` on the calibration share's negatives (per kind, or pooled)."""
-    rng = np.random.default_rng(seed)
-    fit_x, fit_y, fit_w, cal_x, cal_y, cal_neg, cal_kind = [], [], [], [], [], [], []
-    for part in data:
-        cal = rng.random(len(part.y)) < 0.2
-        fit_x.append(part.x[~cal])
-        fit_y.append(part.y[~cal])
-        fit_w.append(sample_weights([part], lookalike_weight)[~cal])
-        cal_x.append(part.x[cal])
-        cal_y.append(part.y[cal])
-        cal_neg.append(np.full(int(cal.sum()), part.source.role == "negative"))
-        cal_kind.append(np.full(int(cal.sum()), part.source.name))
-    clf = new_classifier(c).fit(np.concatenate(fit_x), np.concatenate(fit_y),
-                                logisticregression__sample_weight=np.concatenate(fit_w))  # fmt: skip
+    """The served head: logistic regression on every source's train part (the scaler folded into the weights);
+    Platt scaling (a 1-D logistic regression) and the threshold at `target_fpr` on the negatives (per kind, or pooled)
+    come from out-of-fold scores of every train row (`fit.out_of_fold`), so thresholds rest on all negatives."""
+    x = np.concatenate([p.x for p in data])  # [n, d_model]
+    y = np.concatenate([p.y for p in data])
+    weights = sample_weights(data, lookalike_weight)
+    negative = np.concatenate([np.full(len(p.y), p.source.role == "negative") for p in data])
+    kinds = np.concatenate([np.full(len(p.y), p.source.name) for p in data])
+
+    def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        clf = new_classifier(c).fit(x[train_rows], y[train_rows],
+                                    logisticregression__sample_weight=weights[train_rows])  # fmt: skip
+        return clf.decision_function(x[test_rows])
+
+    oof = out_of_fold(y, seed, fit_score)
+    clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=weights)
     scaler, lr = clf[0], clf[-1]
     w = lr.coef_[0] / scaler.scale_  # [d_model]
     b = float(lr.intercept_[0] - (lr.coef_[0] * scaler.mean_ / scaler.scale_).sum())
-    x, y, neg = np.concatenate(cal_x), np.concatenate(cal_y), np.concatenate(cal_neg)
     head = SequenceLinearHead(SequenceLinearConfig(name=name, layer=layer, labels=(name,), pooling=pooling,
                                                    window=WINDOW), len(w))  # fmt: skip
-    threshold, info = calibrate_category(head, w, b, x @ w + b, y, neg, np.concatenate(cal_kind), target_fpr, per_kind)
+    threshold, info = calibrate_category(head, w, b, oof, y, negative, kinds, target_fpr, per_kind)
     return head, threshold, info
 
 

@@ -83,8 +83,8 @@ def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
              "| candidate | rank (worst held-out recall; −1 if a look-alike FPR is over budget) |",
              "|---|---|", *[f"| {k} | {c['rank']:.3f} |" for k, c in sel["candidates"].items()], "",
              f"Chosen **{sel['chosen']}**; threshold {sel['threshold']} (calibration AUROC {sel['calibration_auroc']}, "
-             f"recall {sel['calibration_recall']} at the target FPR on {sel['calibration_negatives']} "
-             "calibration negatives of several kinds). Held out one source at a time:", "",
+             f"recall {sel['calibration_recall']} at the target FPR; out-of-fold scores of every train row, "
+             f"{sel['calibration_negatives']} negatives of several kinds). Held out one source at a time:", "",
              "| held-out source | role | n | recall | FPR | AUROC |", "|---|---|---|---|---|---|"]  # fmt: skip
     rows = sel["candidates"][sel["chosen"]]["by_source"]
     for name, r in sorted(rows.items(), key=lambda kv: (kv[1]["role"], kv[1].get("recall", kv[1].get("fpr", 0)))):

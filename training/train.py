@@ -2,8 +2,9 @@
 -> heads fitted on every source's train part -> calibration and thresholds -> bundle -> dev suite -> report.
 
 Every choice (PII layer, lookahead and head type; each category's layer and pooling) is made on sources left out of
-the fit and ranked by the worst source. Thresholds come from calibration shares of the train parts. The dev parts are
-touched only by the final dev suite, through the saved bundle (the served path).
+the fit and ranked by the worst source. Thresholds come from the train parts (PII: a calibration share; categories:
+out-of-fold scores). The dev parts are touched only by the final dev suite, through the saved bundle (the served
+path).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.heads import WindowMaxConfig, WindowMaxHead
 from training.category_sources import CategorySource
-from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, threshold_at
+from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, out_of_fold, threshold_at
 
 WINDOW = 16  # tokens per run (the served head's window)
 STRIDE = 8  # runs in a training bag start every STRIDE tokens
@@ -114,20 +114,22 @@ def loso_window(
 def fit_window_category(
     name: str, layer: int, data: Sequence[WindowedSource], target_fpr: float, c: float, seed: int, per_kind: bool
 ) -> tuple[WindowMaxHead, float, dict[str, float]]:
-    """The served head: MIL fit on every source's train part but a 20 % calibration share; Platt scaling on the
-    calibration share's served scores, folded into weight and bias; the threshold at `target_fpr` on its negatives."""
-    rng = np.random.default_rng(seed)
-    fit_parts, cal_acts, cal_y, cal_neg, cal_kind = [], [], [], [], []
-    for part in data:
-        cal = rng.random(len(part.y)) < 0.2
-        fit_parts.append(WindowedSource(part.source, [], [r for r, k in zip(part.runs, cal, strict=True) if not k],
-                                        part.y[~cal]))  # fmt: skip
-        cal_acts += [a for a, k in zip(part.acts, cal, strict=True) if k]
-        cal_y.append(part.y[cal])
-        cal_neg.append(np.full(int(cal.sum()), part.source.role == "negative"))
-        cal_kind.append(np.full(int(cal.sum()), part.source.name))
-    w, b = fit_mil(*_bags(fit_parts), c)
-    y, neg, kind = np.concatenate(cal_y), np.concatenate(cal_neg), np.concatenate(cal_kind)
+    """The served head: MIL fit on every source's train part; Platt scaling and the threshold at `target_fpr` on the
+    negatives come from out-of-fold served scores of every train text (`fit.out_of_fold`)."""
+    acts = [a for part in data for a in part.acts]  # [n] of [seq, d_model]
+    runs = [r for part in data for r in part.runs]
+    y = np.concatenate([part.y for part in data])
+    negative = np.concatenate([np.full(len(part.y), part.source.role == "negative") for part in data])
+    kinds = np.concatenate([np.full(len(part.y), part.source.name) for part in data])
+
+    def fit_rows(rows: np.ndarray) -> tuple[np.ndarray, float]:
+        return fit_mil([runs[i] for i in rows if y[i] == 1], [runs[i] for i in rows if y[i] == 0], c)
+
+    def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        return served_scores([acts[i] for i in test_rows], *fit_rows(train_rows))
+
+    oof = out_of_fold(y, seed, fit_score)
+    w, b = fit_rows(np.arange(len(y)))
     head = WindowMaxHead(WindowMaxConfig(name=name, layer=layer, labels=(name,), window=WINDOW), len(w))
-    threshold, info = calibrate_category(head, w, b, served_scores(cal_acts, w, b), y, neg, kind, target_fpr, per_kind)
+    threshold, info = calibrate_category(head, w, b, oof, y, negative, kinds, target_fpr, per_kind)
     return head, threshold, info
