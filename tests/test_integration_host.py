@@ -187,10 +187,13 @@ def test_shipped_format_1_bundle_with_two_sae_heads_loads_with_one_sae():
 def test_shipped_int8_bundle_serves_on_its_own_arithmetic_only(settings):
     """The int8 bundle (heads fitted on the int8 graph's activations) loads on the int8 graph and finds the obvious
     spans; the torch backend (fp32) is refused rather than served with the wrong arithmetic."""
+    from detector.bundle import load_bundle
     from detector.errors import BundleHostMismatchError
     from detector.paths import models_dir, version_key
 
-    path = max((models_dir() / "probeguard-base-int8").iterdir(), key=lambda p: version_key(p.name))  # the newest
+    quantised = [m.parent for m in models_dir().glob("*/*/manifest.json")
+            if load_bundle(m.parent).manifest.host.activations != "fp32"]  # fmt: skip
+    path = max(quantised, key=lambda p: version_key(p.name))  # the newest, under whichever bundle name
     with pytest.raises(BundleHostMismatchError, match="int8"):
         Detector.load(path, settings)
     int8 = Detector.load(path, dataclasses.replace(settings, backend="onnx"))
