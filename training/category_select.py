@@ -27,7 +27,15 @@ from sklearn.preprocessing import StandardScaler
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from training import fit
 from training.category_sources import CategorySource
-from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, out_of_fold, threshold_at
+from training.fit import (
+    calibrate_category,
+    heldout_row,
+    loso_folds,
+    negative_split,
+    out_of_fold,
+    row_roles,
+    threshold_at,
+)
 from training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
@@ -103,8 +111,7 @@ def fit_category(
     x = np.concatenate([p.x for p in data])  # [n, d_model]
     y = np.concatenate([p.y for p in data])
     weights = sample_weights(data, lookalike_weight)
-    negative = np.concatenate([np.full(len(p.y), p.source.role == "negative") for p in data])
-    kinds = np.concatenate([np.full(len(p.y), p.source.name) for p in data])
+    negative, kinds = row_roles(data)
 
     def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
         clf = new_classifier(c).fit(x[train_rows], y[train_rows],

@@ -130,6 +130,13 @@ def threshold_at(scores: np.ndarray, kinds: np.ndarray, fpr: float, per_kind: bo
 CAL_FOLDS = 5  # category thresholds: out-of-fold scores of every train row (5 x the rows of a 20 % share)
 
 
+def row_roles(parts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per train row of category parts (each with `.source` and `.y`), in order: ([n] bool, a negative-role source's
+    row; [n] the row's source name), what `calibrate_category` reads to set per-kind thresholds."""
+    negative = np.concatenate([np.full(len(p.y), p.source.role == "negative") for p in parts])
+    return negative, np.concatenate([np.full(len(p.y), p.source.name) for p in parts])
+
+
 def out_of_fold(
     y: np.ndarray,  # [n] 0/1 labels of every train row
     seed: int,

@@ -18,7 +18,15 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.heads import WindowMaxConfig, WindowMaxHead
 from training.category_sources import CategorySource
-from training.fit import calibrate_category, heldout_row, loso_folds, negative_split, out_of_fold, threshold_at
+from training.fit import (
+    calibrate_category,
+    heldout_row,
+    loso_folds,
+    negative_split,
+    out_of_fold,
+    row_roles,
+    threshold_at,
+)
 
 WINDOW = 16  # tokens per run (the served head's window)
 STRIDE = 8  # runs in a training bag start every STRIDE tokens
@@ -119,8 +127,7 @@ def fit_window_category(
     acts = [a for part in data for a in part.acts]  # [n] of [seq, d_model]
     runs = [r for part in data for r in part.runs]
     y = np.concatenate([part.y for part in data])
-    negative = np.concatenate([np.full(len(part.y), part.source.role == "negative") for part in data])
-    kinds = np.concatenate([np.full(len(part.y), part.source.name) for part in data])
+    negative, kinds = row_roles(data)
 
     def fit_rows(rows: np.ndarray) -> tuple[np.ndarray, float]:
         return fit_mil([runs[i] for i in rows if y[i] == 1], [runs[i] for i in rows if y[i] == 0], c)
