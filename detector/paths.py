@@ -36,6 +36,11 @@ def version_key(name: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", name))
 
 
+def shipped_bundles() -> list[Path]:
+    """Every shipped `<name>/<version>/` bundle folder, under any name, oldest version first."""
+    return sorted((m.parent for m in models_dir().glob("*/*/manifest.json")), key=lambda p: version_key(p.name))
+
+
 def default_bundle_path() -> Path:
     """`PROBEGUARD_BUNDLE` if set, else the newest version of probeguard-base among the shipped bundles."""
     override = os.environ.get("PROBEGUARD_BUNDLE")

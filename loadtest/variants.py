@@ -25,7 +25,7 @@ import numpy as np
 from detector import Detector, DetectorSettings
 from detector.bundle import load_bundle
 from detector.export import serving_variant
-from detector.paths import default_bundle_path, models_dir, version_key
+from detector.paths import default_bundle_path, shipped_bundles
 from training.category_sources import category_sources
 from training.devsuite import run_categories, run_pii
 from training.pii_harvest import build_pii_sources
@@ -40,7 +40,7 @@ def _capped(sources: list, n: int) -> list:
 def default_entries() -> list[str]:
     """The reference (the newest shipped bundle trained on fp32 activations), then the default bundle if it is
     another one, then the newest bundle trained on another arithmetic if neither of those is it."""
-    bundles = sorted((m.parent for m in models_dir().glob("*/*/manifest.json")), key=lambda p: version_key(p.name))
+    bundles = shipped_bundles()
     fp32 = [b for b in bundles if load_bundle(b).manifest.host.activations == "fp32"]
     other = [b for b in bundles if b not in fp32]
     entries: list[Path] = []

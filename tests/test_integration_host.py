@@ -17,7 +17,7 @@ import pytest
 from detector import Detector, DetectorSettings
 from detector.doctor import PARITY_TOLERANCE, parity_max_abs_diff
 from detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
-from detector.paths import default_bundle_path, version_key
+from detector.paths import default_bundle_path, shipped_bundles
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +36,7 @@ def newest_fp32_bundle() -> Path:
     """The newest shipped bundle trained on fp32 activations (the torch backend and the fp32 graph serve it)."""
     from detector.bundle import load_bundle
 
-    fp32 = [p for p in default_bundle_path().parent.iterdir()
-            if (p / "manifest.json").is_file() and load_bundle(p).manifest.host.activations == "fp32"]  # fmt: skip
-    return max(fp32, key=lambda p: version_key(p.name))
+    return [p for p in shipped_bundles() if load_bundle(p).manifest.host.activations == "fp32"][-1]
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +187,10 @@ def test_shipped_int8_bundle_serves_on_its_own_arithmetic_only(settings):
     spans; the torch backend (fp32) is refused rather than served with the wrong arithmetic."""
     from detector.bundle import load_bundle
     from detector.errors import BundleHostMismatchError
-    from detector.paths import models_dir, version_key
+    from detector.paths import shipped_bundles
 
-    quantised = [m.parent for m in models_dir().glob("*/*/manifest.json")
-            if load_bundle(m.parent).manifest.host.activations != "fp32"]  # fmt: skip
-    path = max(quantised, key=lambda p: version_key(p.name))  # the newest, under whichever bundle name
+    # the newest, under whichever bundle name
+    path = [p for p in shipped_bundles() if load_bundle(p).manifest.host.activations != "fp32"][-1]
     with pytest.raises(BundleHostMismatchError, match="int8"):
         Detector.load(path, settings)
     int8 = Detector.load(path, dataclasses.replace(settings, backend="onnx"))
