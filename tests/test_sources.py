@@ -32,15 +32,16 @@ def test_real_pii_sources_split_by_sub_corpus_not_sentence():
         assert {t.text for t in src.train}.isdisjoint({t.text for t in src.dev})
 
 
-def test_contrast_pairs_keep_both_twins_in_one_part():
+@pytest.mark.parametrize(("file", "family"), [("contrast_pairs.jsonl", "pairs"), ("contrast_pairs_b.jsonl", "pairs_b")])
+def test_contrast_pairs_keep_both_twins_in_one_part(file: str, family: str):
     import json
 
     from training.category_sources import DATA_DIR, contrast_pairs
 
-    harm, benign = contrast_pairs()
-    assert (harm.role, benign.role, harm.group, benign.group) == ("positive", "lookalike", "pairs", "pairs")
+    harm, benign = contrast_pairs(file)
+    assert (harm.role, benign.role, harm.group, benign.group) == ("positive", "lookalike", family, family)
     pair_of = {}
-    for line in (DATA_DIR / "unsafe" / "contrast_pairs.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (DATA_DIR / "unsafe" / file).read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         pair_of[row["text"]] = row["pair"]
     dev_pairs = {pair_of[r.text] for r in harm.dev}

@@ -8,9 +8,11 @@ carrier document), so no dev text or dev document is ever trained on.
 unsafe
 : positives: `advbench` (AdvBench/MaliciousInstruct/TDC imperatives), `harmbench_val`, `hh_unsafe` (hh-rlhf red-team
   first turns the project labelled unsafe, rules in training/data/unsafe/LABELLING.md), and the project-written
-  `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`, `pw_pairs_harm`. Look-alikes:
+  `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`, `pw_pairs_harm`, `pw_pairs_b_harm`.
+  Look-alikes:
   `pw_benign_tech`, `pw_benign_safety`, `pw_benign_fiction_history`, `pw_benign_multilingual`, `hh_safe`,
-  `pw_pairs_benign` (the benign twins of `pw_pairs_harm`, one family: held out together). Negatives: `alpaca`,
+  `pw_pairs_benign` (the benign twins of `pw_pairs_harm`, one family: held out together), `pw_pairs_b_benign` (the
+  same for the second pair set, its own family). Negatives: `alpaca`,
   `documents` (e-mails, tables, code, web pages, notes), `pii_messages` (business and template texts full of PII).
   Borderline hh-rlhf turns are used nowhere.
 
@@ -60,7 +62,7 @@ FAMILIES = {
     "pw_harm_multilingual": "multilingual", "pw_benign_multilingual": "multilingual", "hh_unsafe": "hh",
     "hh_safe": "hh", "pw_direct": "direct", "pw_benign_meta": "direct", "bastion": "bastion",
     "bastion_traps": "bastion", "pw_template_injections": "templates", "pw_template_lookalikes": "templates",
-    "pw_pairs_harm": "pairs", "pw_pairs_benign": "pairs",
+    "pw_pairs_harm": "pairs", "pw_pairs_benign": "pairs", "pw_pairs_b_harm": "pairs_b", "pw_pairs_b_benign": "pairs_b",
 }  # fmt: skip
 
 
@@ -85,12 +87,17 @@ def _instructions(path: Path) -> list[str]:
     return [r["instruction"] for r in json.loads(path.read_text(encoding="utf-8"))]
 
 
-def contrast_pairs() -> list[CategorySource]:
-    """The project's minimal pairs (training/data/unsafe/contrast_pairs.jsonl): a harmful request and its benign twin
-    with the same trigger words. Split by pair, so a dev twin's sibling is never trained on."""
-    rows = _jsonl(DATA_DIR / "unsafe" / "contrast_pairs.jsonl")
+PAIR_SETS = {"contrast_pairs.jsonl": "pw_pairs", "contrast_pairs_b.jsonl": "pw_pairs_b"}  # file -> source prefix
+
+
+def contrast_pairs(file: str = "contrast_pairs.jsonl") -> list[CategorySource]:
+    """The project's minimal pairs (training/data/unsafe/<file>): a harmful request and its benign twin with the same
+    trigger words. Split by pair, so a dev twin's sibling is never trained on. Each file is written in its own style
+    (set b: protective, medical, tech, idiom, fiction, casual-chat and multi-sentence pairs), so each is a family."""
+    rows = _jsonl(DATA_DIR / "unsafe" / file)
+    prefix = PAIR_SETS[file]
     out = []
-    for name, role, label in (("pw_pairs_harm", "positive", 1), ("pw_pairs_benign", "lookalike", 0)):
+    for name, role, label in ((f"{prefix}_harm", "positive", 1), (f"{prefix}_benign", "lookalike", 0)):
         chosen = [r for r in rows if r["label"] == label]
         out.append(_split(name, "unsafe", role, [r["text"] for r in chosen], [f"pair/{r['pair']}" for r in chosen]))
     return out
@@ -190,7 +197,8 @@ def category_sources(
     pool = benign if benign is not None else _instructions(unsafe_dir / "harmless_train.json")
     alpaca = rng.sample(pool, min(n_alpaca, len(pool)))
     hh = hh_labelled(shared)
-    written = _jsonl(DATA_DIR / "unsafe" / "project_written.jsonl")
+    # project_written.jsonl and its later additions (same schema and source names; see the folder's PROVENANCE.md)
+    written = [row for path in sorted((DATA_DIR / "unsafe").glob("project_written*.jsonl")) for row in _jsonl(path)]
     direct = _jsonl(DATA_DIR / "injection" / "direct.jsonl")
     docs = documents(shared, seed=seed)
     doc_texts = [t for _, t in docs]
@@ -210,7 +218,7 @@ def category_sources(
         *(_split(s, "unsafe", "lookalike", by_source(written, s))
           for s in ("pw_benign_tech", "pw_benign_safety", "pw_benign_fiction_history", "pw_benign_multilingual")),
         _split("hh_safe", "unsafe", "lookalike", hh["safe"]),
-        *contrast_pairs(),
+        *(source for file in PAIR_SETS for source in contrast_pairs(file)),
         _split("alpaca", "unsafe", "negative", alpaca),
         _split("documents", "unsafe", "negative", doc_texts),
         _split("pii_messages", "unsafe", "negative", pii_messages),
