@@ -81,7 +81,7 @@ class Manifest:
     @property
     def layers(self) -> tuple[int, ...]:
         """Layers read by active heads; the host runs to the deepest one."""
-        return tuple(sorted({h.config.layer for h in self.active_heads}))
+        return tuple(sorted({k for h in self.active_heads for k in h.config.layers_read}))
 
     @property
     def active_saes(self) -> tuple[str, ...]:
@@ -225,8 +225,9 @@ def _check_heads(manifest: Manifest, where: str) -> None:
     if not manifest.active_heads:
         raise _corrupt(where, "field heads has no active head")
     for entry in manifest.heads:
-        if entry.config.layer > manifest.host.num_layers:
-            raise _corrupt(where, f"head {entry.config.name} reads layer {entry.config.layer} > host.num_layers")
+        if max(entry.config.layers_read) > manifest.host.num_layers:
+            raise _corrupt(where, f"head {entry.config.name} reads layer {max(entry.config.layers_read)} > "
+                                  "host.num_layers")  # fmt: skip
     sae_names = [e.name for e in manifest.saes]
     if len(set(sae_names)) != len(sae_names):
         raise _corrupt(

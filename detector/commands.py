@@ -139,7 +139,8 @@ def run_info(args: argparse.Namespace) -> int:
         "host": {**vars(m.host), "cache": default_host_state(settings.cache_dir)},
         "layers": list(m.layers),
         "heads": [
-            {"name": e.config.name, "type": e.type, "level": head_level(e.type, e.config), "layer": e.config.layer,
+            {"name": e.config.name, "type": e.type, "level": head_level(e.type, e.config),
+             "layers": list(e.config.layers_read),
              "active": e.config.active, "labels": list(e.config.labels), "thresholds": e.thresholds}
             for e in m.heads
         ],

@@ -29,7 +29,7 @@ class ProbeModel(nn.Module):
         saes: Sequence[SparseAutoencoder] = (),
     ) -> None:
         super().__init__()
-        missing = sorted({h.config.layer for h in heads} - set(host.layers))
+        missing = sorted({k for h in heads for k in h.config.layers_read} - set(host.layers))
         if missing:
             raise ConfigError(f"heads read layers {missing} that the truncated host does not capture")
         unread = sorted({s.config.layer for s in saes} - set(host.layers))

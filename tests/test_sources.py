@@ -107,7 +107,7 @@ def test_loso_and_fit_category_on_separable_data():
     assert set(result) == {"pos0", "pos1", "pos2", "look"}
     assert min(r["recall"] for r in result.values() if r["role"] == "positive") > 0.9
     assert rank(result, max_lookalike_fpr=0.5) > 0.9 and rank(result, max_lookalike_fpr=0.01) <= 0.0  # over budget
-    head, threshold, info = fit_category("unsafe", 3, "mean", data, 0.05, 0.1, seed=0)
+    head, threshold, info = fit_category("unsafe", (3,), "mean", data, 0.05, 0.1, seed=0)
     x = torch.from_numpy(np.concatenate([p.x for p in data]).astype(np.float32))
     with torch.no_grad():
         probs = torch.sigmoid(x @ head.weight.T + head.bias)[:, 0].numpy()

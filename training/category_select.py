@@ -96,7 +96,7 @@ def rank(result: dict[str, dict], max_lookalike_fpr: float) -> float:
 
 def fit_category(
     name: str,
-    layer: int,
+    layers: Sequence[int],
     pooling: str,
     data: Sequence[PooledSource],
     target_fpr: float,
@@ -108,7 +108,7 @@ def fit_category(
     """The served head: logistic regression on every source's train part (the scaler folded into the weights);
     Platt scaling (a 1-D logistic regression) and the threshold at `target_fpr` on the negatives (per kind, or pooled)
     come from out-of-fold scores of every train row (`fit.out_of_fold`), so thresholds rest on all negatives."""
-    x = np.concatenate([p.x for p in data])  # [n, d_model]
+    x = np.concatenate([p.x for p in data])  # [n, len(layers) * d_model]
     y = np.concatenate([p.y for p in data])
     weights = sample_weights(data, lookalike_weight)
     negative, kinds = row_roles(data)
@@ -121,19 +121,33 @@ def fit_category(
     oof = out_of_fold(y, seed, fit_score)
     clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=weights)
     scaler, lr = clf[0], clf[-1]
-    w = lr.coef_[0] / scaler.scale_  # [d_model]
+    w = lr.coef_[0] / scaler.scale_  # [len(layers) * d_model]
     b = float(lr.intercept_[0] - (lr.coef_[0] * scaler.mean_ / scaler.scale_).sum())
-    head = SequenceLinearHead(SequenceLinearConfig(name=name, layer=layer, labels=(name,), pooling=pooling,
-                                                   window=WINDOW), len(w))  # fmt: skip
+    config = SequenceLinearConfig(name=name, layer=layers[0], labels=(name,), pooling=pooling, window=WINDOW,
+                                  extra_layers=tuple(layers[1:]))  # fmt: skip
+    head = SequenceLinearHead(config, len(w) // len(layers))
     threshold, info = calibrate_category(head, w, b, oof, y, negative, kinds, target_fpr, per_kind)
     return head, threshold, info
 
 
-def pool_sources(sources: Sequence[CategorySource], harvest, layer: int, pooling: str) -> list[PooledSource]:
+def candidate_key(layers: Sequence[int], pooling: str) -> str:
+    """ "L6/mean", or "L6+8/mean" for a layer set (see `parse_candidate`)."""
+    return f"L{'+'.join(str(k) for k in layers)}/{pooling}"
+
+
+def parse_candidate(key: str) -> tuple[tuple[int, ...], str]:
+    """`candidate_key`'s inverse: "L6+8/mean" -> ((6, 8), "mean"). ValueError if malformed."""
+    layers, pooling = key.split("/", 1)
+    return tuple(int(k) for k in layers.removeprefix("L").split("+")), pooling
+
+
+def pool_sources(sources: Sequence[CategorySource], harvest, layers: Sequence[int], pooling: str) -> list[PooledSource]:
+    """Each source's train part pooled per layer and concatenated in `layers` order: [n, len(layers) * d_model]."""
     out = []
     for s in sources:
         store, _ = harvest([r.text for r in s.train], f"harvest {s.category}/{s.name}")
-        out.append(PooledSource(s, pooled(store.per_text(layer), pooling), np.array([r.label for r in s.train])))
+        x = np.concatenate([pooled(store.per_text(k), pooling) for k in layers], axis=1)
+        out.append(PooledSource(s, x, np.array([r.label for r in s.train])))
     return out
 
 
@@ -141,7 +155,7 @@ def select(
     category: str,
     sources: Sequence[CategorySource],
     harvest,
-    layers: Sequence[int],
+    candidates: Sequence[tuple[int, ...]],
     poolings: Sequence[str],
     target_fpr: float,
     max_lookalike_fpr: float,
@@ -149,27 +163,32 @@ def select(
     seed: int,
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
-) -> tuple[list[PooledSource] | list[WindowedSource], int, str, dict]:
-    """Every (layer, pooling) candidate left-one-family-out; returns the winner's pooled (or windowed) train parts,
-    layer, pooling and every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate."""
+) -> tuple[list[PooledSource] | list[WindowedSource], tuple[int, ...], str, dict]:
+    """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
+    pooled activations are concatenated); returns the winner's pooled (or windowed) train parts, layers, pooling and
+    every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate (single layers only)."""
     results: dict[str, dict] = {}
     pooled: dict[str, list] = {}
-    for layer in layers:
+    for layers in candidates:
         for pooling in poolings:
-            key = f"L{layer}/{pooling}"
+            key = candidate_key(layers, pooling)
+            if pooling == WINDOW_MAX and len(layers) > 1:
+                continue
             if pooling == WINDOW_MAX:
-                pooled[key] = windowed_sources(sources, harvest, layer)
+                pooled[key] = windowed_sources(sources, harvest, layers[0])
                 res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
             else:
-                pooled[key] = pool_sources(sources, harvest, layer, pooling)
+                pooled[key] = pool_sources(sources, harvest, layers, pooling)
                 res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind)
-            results[key] = {"layer": layer, "pooling": pooling, "by_source": res,
+            # "layer": the deepest one read, what the candidate costs (loadtest.layers tabulates by it)
+            results[key] = {"layer": max(layers), "layers": list(layers), "pooling": pooling, "by_source": res,
                             "rank": round(rank(res, max_lookalike_fpr), 4)}  # fmt: skip
             worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
             print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
                               "worst_positive": worst}), flush=True)  # fmt: skip
     best = max(results, key=lambda k: results[k]["rank"])
-    return pooled[best], results[best]["layer"], results[best]["pooling"], {"candidates": results, "chosen": best}
+    chosen = results[best]
+    return pooled[best], tuple(chosen["layers"]), chosen["pooling"], {"candidates": results, "chosen": best}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--categories", nargs="+", default=["unsafe", "prompt_injection"])
     p.add_argument("--layers", type=int, nargs="+", default=[6, 8, 10])
+    p.add_argument("--layer-set", type=int, nargs="+", action="append", default=[],
+                   help="a candidate concatenating these layers (repeatable)")  # fmt: skip
     p.add_argument("--poolings", nargs="+", default=["mean", WINDOW_MAX])
     p.add_argument("--target-fpr", type=float, default=0.01)
     p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
@@ -187,12 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--per-kind-threshold", action="store_true", help="every negative kind within the target FPR")
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
-    harvest = harvester(args.layers)
+    harvest = harvester(sorted({*args.layers, *(k for s in args.layer_set for k in s)}))
+    candidates = [(k,) for k in args.layers] + [tuple(s) for s in args.layer_set]
     sources = category_sources(args.seed)
     summary = {}
     for category in args.categories:
         chosen = [s for s in sources if s.category == category]
-        *_, summary[category] = select(category, chosen, harvest, args.layers, args.poolings, args.target_fpr,
+        *_, summary[category] = select(category, chosen, harvest, candidates, args.poolings, args.target_fpr,
                                        args.max_lookalike_fpr, args.regularization, args.seed,
                                        per_kind=args.per_kind_threshold)  # fmt: skip
     if args.out:

@@ -69,6 +69,9 @@ class PiiSection:
 @dataclass(frozen=True)
 class CategorySection:
     layers: list[int] = field(default_factory=lambda: [6, 8, 10])
+    # Further candidates that concatenate several layers' pooled activations (e.g. [[6, 8]]; pooled poolings only,
+    # not window-max). Free to serve when the host runs past them anyway; selected like single layers.
+    layer_sets: list[list[int]] = field(default_factory=list)
     # mean | max | rolling-mean-max (a pooled SequenceLinearHead) | window-max (a WindowMaxHead, fitted MIL-style)
     poolings: list[str] = field(default_factory=lambda: ["mean", "window-max"])
     target_fpr: float = 0.01  # thresholds: this false-positive rate on negatives of several kinds
@@ -89,6 +92,13 @@ class CategorySection:
         unknown = [p for p in self.poolings if p not in known]
         if unknown or not self.poolings:
             raise ConfigError(f"categories.poolings: {unknown or 'empty'}; choose from {list(known)}")
+        for layer_set in self.layer_sets:
+            if len(layer_set) < 2 or len(set(layer_set)) != len(layer_set):
+                raise ConfigError(f"categories.layer_sets: {layer_set} must name two or more distinct layers")
+
+    def candidate_layers(self) -> list[tuple[int, ...]]:
+        """Every layer candidate: each single layer, then each layer set."""
+        return [(k,) for k in self.layers] + [tuple(s) for s in self.layer_sets]
 
 
 @dataclass(frozen=True)

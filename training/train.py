@@ -57,7 +57,7 @@ def _quick(config: TrainConfig) -> TrainConfig:
              pii=r(config.pii, layers=config.pii.layers[:1], lookaheads=config.pii.lookaheads[:1],
                    heads=config.pii.heads[:1], epochs=1,
                    select_epochs=1),
-             categories=r(config.categories, layers=config.categories.layers[:1],
+             categories=r(config.categories, layers=config.categories.layers[:1], layer_sets=[],
                           poolings=config.categories.poolings[:1]))  # fmt: skip
 
 
@@ -89,13 +89,12 @@ def _benign(config: TrainConfig) -> list[str] | None:
     return [r.text for r in rows if r.label == 0]
 
 
-def reference_choices(bundle: Path) -> tuple[dict, dict[str, tuple[int, str]]]:
-    """The PII candidate and each category's (layer, pooling) a trained bundle chose (its manifest's metrics)."""
+def reference_choices(bundle: Path) -> tuple[dict, dict[str, tuple[tuple[int, ...], str]]]:
+    """The PII candidate and each category's (layers, pooling) a trained bundle chose (its manifest's metrics)."""
     metrics = load_bundle(bundle).manifest.metrics
     try:
         pii = dict(metrics["pii_chosen"])
-        cats = {c: v["chosen"].split("/", 1) for c, v in metrics["categories"].items()}
-        return pii, {c: (int(layer.removeprefix("L")), pooling) for c, (layer, pooling) in cats.items()}
+        return pii, {c: category_select.parse_candidate(v["chosen"]) for c, v in metrics["categories"].items()}
     except (KeyError, TypeError, ValueError, AttributeError):
         raise ConfigError(f"choices_from: {bundle} has no training choices in its manifest metrics") from None
 
@@ -107,14 +106,14 @@ def _refit_only(config: TrainConfig, pii: dict) -> TrainConfig:
 
 
 def select_category(
-    config: TrainConfig, category: str, sources, harvest, fixed: tuple[int, str] | None = None
+    config: TrainConfig, category: str, sources, harvest, fixed: tuple[tuple[int, ...], str] | None = None
 ) -> tuple[Head, float, dict]:
     cc = config.categories
-    pooled, layer, pooling, selection = category_select.select(
+    pooled, layers, pooling, selection = category_select.select(
         category,
         sources,
         harvest,
-        [fixed[0]] if fixed else cc.layers,
+        [fixed[0]] if fixed else cc.candidate_layers(),
         [fixed[1]] if fixed else cc.poolings,
         cc.target_fpr,
         cc.max_lookalike_fpr,
@@ -124,10 +123,10 @@ def select_category(
         cc.per_kind_threshold,
     )
     if pooling == category_select.WINDOW_MAX:
-        head, threshold, info = fit_window_category(category, layer, pooled, cc.target_fpr, cc.regularization,
+        head, threshold, info = fit_window_category(category, layers[0], pooled, cc.target_fpr, cc.regularization,
                                                     config.seed, cc.per_kind_threshold)  # fmt: skip
     else:
-        head, threshold, info = fit_category(category, layer, pooling, pooled, cc.target_fpr, cc.regularization,
+        head, threshold, info = fit_category(category, layers, pooling, pooled, cc.target_fpr, cc.regularization,
                                              config.seed, cc.lookalike_weight, cc.per_kind_threshold)  # fmt: skip
     return head, threshold, {**selection, "threshold": round(threshold, 4), **info}
 
@@ -154,16 +153,19 @@ def run(args: argparse.Namespace) -> int:
     layers = sorted({k for k in config.pii.layers + config.categories.layers if 0 < k < n_layers})
     if not layers:
         raise ConfigError(f"pii.layers / categories.layers: no candidate layer in 1..{n_layers - 1}")
+    outside = sorted({k for s in config.categories.layer_sets for k in s} - set(layers))
+    if outside:
+        raise ConfigError(f"categories.layer_sets: layers {outside} are not candidate layers {layers} of this host")
     config = dataclasses.replace(
         config,
         pii=dataclasses.replace(config.pii, layers=[k for k in config.pii.layers if k in layers]),
         categories=dataclasses.replace(config.categories, layers=[k for k in config.categories.layers if k in layers]),
     )
     harvest = harvester(layers, settings, config.variant)
-    fixed: dict[str, tuple[int, str]] = {}
+    fixed: dict[str, tuple[tuple[int, ...], str]] = {}
     if config.choices_from:  # after the harvest layers are set, so a refit reuses a selection run's activations
         pii_fixed, fixed = reference_choices(config.path(config.choices_from))
-        missing = sorted({int(pii_fixed["layer"]), *(k for k, _ in fixed.values())} - set(layers))
+        missing = sorted({int(pii_fixed["layer"]), *(k for ks, _ in fixed.values() for k in ks)} - set(layers))
         if missing:
             raise ConfigError(f"choices_from: layers {missing} are not among this config's candidate layers {layers}")
         config = _refit_only(config, pii_fixed)
@@ -215,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = {
         "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "variant": config.variant,
         "choices_from": config.choices_from,
-        "layers": sorted({pii_choice.layer, *(h.config.layer for h, _ in heads)}),
+        "layers": sorted({pii_choice.layer, *(k for h, _ in heads for k in h.config.layers_read)}),
         "pii_selection": pii_selection, "category_selection": cat_selection,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
                 "categories": run_categories(detector, cat_sources)},

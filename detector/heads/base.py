@@ -41,6 +41,11 @@ class HeadConfig(JsonConfig):
             if not isinstance(label, str) or not _LABEL.match(label):
                 raise ConfigError(f"head {self.name}: label {label!r} must match {_LABEL.pattern}")
 
+    @property
+    def layers_read(self) -> tuple[int, ...]:
+        """Every layer the head reads (the host runs to the deepest one); most heads read `layer` alone."""
+        return (self.layer,)
+
 
 class Head(nn.Module):
     """Base of every head module. Subclasses set `type_name`, `config_class` and `level`."""

@@ -51,6 +51,9 @@ class SequenceLinearConfig(HeadConfig):
     pooling: str = "mean"
     # Tokens per run for rolling-mean-max (ignored by the other poolings).
     window: int = 16
+    # More layers pooled alike and concatenated after `layer`'s: free when the host runs past them for another head
+    # (layers 6 + 8 for unsafe, while the PII head reads 8), at the cost of a d_model-wide weight per layer.
+    extra_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -58,23 +61,34 @@ class SequenceLinearConfig(HeadConfig):
             raise ConfigError(f"head {self.name}: pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
         if not isinstance(self.window, int) or self.window < 1:
             raise ConfigError(f"head {self.name}: window must be a positive integer, got {self.window!r}")
+        extra = self.extra_layers
+        well_typed = all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in extra)
+        if not well_typed or len(set(self.layers_read)) != len(self.layers_read):
+            raise ConfigError(f"head {self.name}: extra_layers must be distinct non-negative integers other than "
+                              f"layer {self.layer}, got {list(extra)!r}")  # fmt: skip
+
+    @property
+    def layers_read(self) -> tuple[int, ...]:
+        return (self.layer, *self.extra_layers)
 
 
 @register_head("sequence_linear")
 class SequenceLinearHead(Head):
-    """logits[b, l] = bias[l] + weight[l] . pool(h[b, text tokens])."""
+    """logits[b, l] = bias[l] + weight[l] . concat over layers k of pool(h_k[b, text tokens])."""
 
     config_class = SequenceLinearConfig
     level = "sequence"
 
     def __init__(self, config: SequenceLinearConfig, d_model: int) -> None:
         super().__init__(config, d_model)
-        self.weight = nn.Parameter(torch.zeros(len(config.labels), d_model))  # [labels, d_model]
+        width = d_model * len(config.layers_read)
+        self.weight = nn.Parameter(torch.zeros(len(config.labels), width))  # [labels, n_layers * d_model]
         self.bias = nn.Parameter(torch.zeros(len(config.labels)))  # [labels]
 
     def forward(self, acts: Activations) -> torch.Tensor:
-        h = acts.layer(self.config.layer)  # [batch, seq, d_model]
-        pooled = pool(h, acts.content_mask, self.config.pooling, self.config.window)  # [batch, d_model]
+        c = self.config
+        pooled = torch.cat([pool(acts.layer(k), acts.content_mask, c.pooling, c.window)  # [batch, d_model] each
+                            for k in c.layers_read], dim=-1)  # [batch, n_layers * d_model]  # fmt: skip
         return pooled @ self.weight.T + self.bias  # [batch, labels]
 
 
