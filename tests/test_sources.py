@@ -180,3 +180,26 @@ def test_window_max_selection_finds_a_short_run_in_long_texts():
         served = full_window_max(h @ head.weight.T, mask, head.config.window)[:, 0] + head.bias[0]
     w, b = head.weight[0].detach().numpy().astype(np.float64), float(head.bias[0].detach())
     np.testing.assert_allclose(served.numpy(), served_scores(acts, w, b), rtol=1e-4, atol=1e-4)
+
+
+def _candidate(recalls: list[float], lookalike_fpr: float = 0.0) -> dict:
+    by_source = {f"p{i}": {"role": "positive", "recall": r} for i, r in enumerate(recalls)}
+    by_source["look"] = {"role": "lookalike", "fpr": lookalike_fpr}
+    return {"by_source": by_source, "rank": rank(by_source, max_lookalike_fpr=0.05)}
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "chosen"),
+    [(0.0, "worst_best"), (0.15, "mean_best")],  # 0.28 vs 0.17: a tie at 0.15, then the mean decides
+)
+def test_category_choice_breaks_worst_recall_ties_by_the_mean(tolerance: float, chosen: str):
+    from training.category_select import best_candidate
+
+    results = {
+        "worst_best": _candidate([0.28, 0.7, 0.7], lookalike_fpr=0.3),
+        "mean_best": _candidate([0.17, 0.9, 0.95], lookalike_fpr=0.3),
+        "within_budget_but_poor": _candidate([0.05, 0.2, 0.2]),  # no penalty: ranks above both whatever the mean
+    }
+    assert best_candidate(results, tolerance) == "within_budget_but_poor"
+    del results["within_budget_but_poor"]
+    assert best_candidate(results, tolerance) == chosen

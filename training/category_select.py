@@ -94,6 +94,19 @@ def rank(result: dict[str, dict], max_lookalike_fpr: float) -> float:
     return min(recalls) - (1.0 if fprs and max(fprs) > max_lookalike_fpr else 0.0)
 
 
+def mean_recall(result: dict[str, dict]) -> float:
+    return float(np.mean([r["recall"] for r in result.values() if r["role"] == "positive"]))
+
+
+def best_candidate(results: dict[str, dict], tolerance: float) -> str:
+    """The best rank (worst held-out recall, look-alike budget as a penalty) decides; ranks within `tolerance` of the
+    best are ties (the worst source is often a 20-30 text one: its recall is noise at that scale), broken by the mean
+    held-out recall over positive sources. Dict order breaks exact ties (the first candidate listed)."""
+    top = max(r["rank"] for r in results.values())
+    near = [k for k, r in results.items() if r["rank"] >= top - tolerance]
+    return max(near, key=lambda k: mean_recall(results[k]["by_source"]))
+
+
 def fit_category(
     name: str,
     layers: Sequence[int],
@@ -163,6 +176,7 @@ def select(
     seed: int,
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
+    tolerance: float = 0.0,
 ) -> tuple[list[PooledSource] | list[WindowedSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
     pooled activations are concatenated); returns the winner's pooled (or windowed) train parts, layers, pooling and
@@ -186,9 +200,10 @@ def select(
             worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
             print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
                               "worst_positive": worst}), flush=True)  # fmt: skip
-    best = max(results, key=lambda k: results[k]["rank"])
+    best = best_candidate(results, tolerance)
     chosen = results[best]
-    return pooled[best], tuple(chosen["layers"]), chosen["pooling"], {"candidates": results, "chosen": best}
+    summary = {"candidates": results, "chosen": best, "tolerance": tolerance}
+    return pooled[best], tuple(chosen["layers"]), chosen["pooling"], summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--regularization", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-kind-threshold", action="store_true", help="every negative kind within the target FPR")
+    p.add_argument("--tolerance", type=float, default=0.15, help="worst-recall differences below this are ties")
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
     harvest = harvester(sorted({*args.layers, *(k for s in args.layer_set for k in s)}))
@@ -216,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = [s for s in sources if s.category == category]
         *_, summary[category] = select(category, chosen, harvest, candidates, args.poolings, args.target_fpr,
                                        args.max_lookalike_fpr, args.regularization, args.seed,
-                                       per_kind=args.per_kind_threshold)  # fmt: skip
+                                       per_kind=args.per_kind_threshold, tolerance=args.tolerance)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

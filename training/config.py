@@ -86,12 +86,19 @@ class CategorySection:
     # weights 4 and 10 cut held-out look-alike FPR (benign tech 0.74 -> 0.45) but cost more worst-source recall
     # (0.65 -> 0.51) than they saved, so 1 ranks best; raise it when your look-alikes matter more than recall.
     lookalike_weight: float = 1.0
+    # Worst-source recall differences below this are ties, broken by the mean held-out recall: the worst source is
+    # often a 20-30 text attack category, whose recall near 0.2 has a 95 % interval of about +-0.16. 0.8.0's first
+    # run without it chose L6+8/mean for prompt_injection on worst recall 0.28 vs window-max's 0.17, although
+    # window-max led on the mean (0.78 vs 0.74), median AUROC vs clean documents (0.963 vs 0.917) and dev FPR.
+    tolerance: float = 0.15
 
     def __post_init__(self) -> None:
         known = (*POOLINGS, "window-max")
         unknown = [p for p in self.poolings if p not in known]
         if unknown or not self.poolings:
             raise ConfigError(f"categories.poolings: {unknown or 'empty'}; choose from {list(known)}")
+        if not 0.0 <= self.tolerance < 1.0:
+            raise ConfigError(f"categories.tolerance must be in [0, 1), got {self.tolerance}")
         for layer_set in self.layer_sets:
             if len(layer_set) < 2 or len(set(layer_set)) != len(layer_set):
                 raise ConfigError(f"categories.layer_sets: {layer_set} must name two or more distinct layers")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from training.category_select import mean_recall
 from training.devsuite import render_markdown
 
 
@@ -79,10 +80,15 @@ def _pii_choice(chosen: dict[str, Any]) -> str:
 
 
 def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
+    tolerance = sel.get("tolerance", 0.0)
+    rule = (f" (ranks within {tolerance} of the best are ties, broken by the mean held-out recall)" if tolerance
+            else "")  # fmt: skip
     lines = [f"### {category}", "",
-             "| candidate | rank (worst held-out recall; −1 if a look-alike FPR is over budget) |",
-             "|---|---|", *[f"| {k} | {c['rank']:.3f} |" for k, c in sel["candidates"].items()], "",
-             f"Chosen **{sel['chosen']}**; threshold {sel['threshold']} (calibration AUROC {sel['calibration_auroc']}, "
+             "| candidate | rank (worst held-out recall; −1 if a look-alike FPR is over budget) | mean recall |",
+             "|---|---|---|",
+             *[f"| {k} | {c['rank']:.3f} | {mean_recall(c['by_source']):.3f} |" for k, c in sel["candidates"].items()],
+             "", f"Chosen **{sel['chosen']}**{rule}; threshold {sel['threshold']} "
+             f"(calibration AUROC {sel['calibration_auroc']}, "
              f"recall {sel['calibration_recall']} at the target FPR; out-of-fold scores of every train row, "
              f"{sel['calibration_negatives']} negatives of several kinds). Held out one source at a time:", "",
              "| held-out source | role | n | recall | FPR | AUROC |", "|---|---|---|---|---|---|"]  # fmt: skip

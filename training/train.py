@@ -121,6 +121,7 @@ def select_category(
         config.seed,
         cc.lookalike_weight,
         cc.per_kind_threshold,
+        cc.tolerance,
     )
     if pooling == category_select.WINDOW_MAX:
         head, threshold, info = fit_window_category(category, layers[0], pooled, cc.target_fpr, cc.regularization,
