@@ -1,13 +1,15 @@
-"""Leave-one-source-out selection of a category head (layer x pooling), with scikit-learn.
+"""Leave-one-source-out selection of a category head (layer or layer set x pooling), with scikit-learn.
 
 For each held-out source S of a category, a logistic regression is fitted on pooled activations of every source
 outside S's family (sources written in one style, e.g. harmful and benign multilingual requests, are held out
 together); its threshold is set at the target FPR on the *pooled* training-side negatives of several kinds (ordinary
 instructions, documents); then S is scored: a positive source by recall at that threshold and AUROC against held-out
 negatives, a look-alike source by its false-positive rate. Candidates are ranked by the worst positive source's
-recall, and a candidate whose worst look-alike FPR exceeds the budget ranks below every one that keeps it.
+recall, and a candidate whose worst look-alike FPR exceeds the budget ranks below every one that keeps it; ranks
+within `--tolerance` of the best are ties, broken by the mean held-out recall (`best_candidate`). A layer set (e.g.
+`--layer-set 6 8`) pools each layer and concatenates them.
 
-    python -m training.category_select [--layers 6 8 10] [--poolings mean window-max] [--out sel.json]
+    python -m training.category_select [--layers 6 8 10] [--layer-set 6 8] [--poolings mean window-max] [--out sel.json]
 """
 
 from __future__ import annotations
