@@ -8,19 +8,21 @@ carrier document), so no dev text or dev document is ever trained on.
 unsafe
 : positives: `advbench` (AdvBench/MaliciousInstruct/TDC imperatives), `harmbench_val`, `hh_unsafe` (hh-rlhf red-team
   first turns the project labelled unsafe, rules in training/data/unsafe/LABELLING.md), and the project-written
-  `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`, `pw_pairs_harm`, `pw_pairs_b_harm`.
+  `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`, `pw_pairs_harm`, `pw_pairs_b_harm`,
+  `pw_pairs_c_harm`.
   Look-alikes:
   `pw_benign_tech`, `pw_benign_safety`, `pw_benign_fiction_history`, `pw_benign_multilingual`, `hh_safe`,
-  `pw_pairs_benign` (the benign twins of `pw_pairs_harm`, one family: held out together), `pw_pairs_b_benign` (the
-  same for the second pair set, its own family). Negatives: `alpaca`,
+  `pw_pairs_benign` (the benign twins of `pw_pairs_harm`, one family: held out together), `pw_pairs_b_benign` and
+  `pw_pairs_c_benign` (the same for the second and third pair sets, each its own family). Negatives: `alpaca`,
   `documents` (e-mails, tables, code, web pages, notes), `pii_messages` (business and template texts full of PII).
   Borderline hh-rlhf turns are used nowhere.
 
 prompt_injection (text that tries to override the instructions of the AI system reading it)
 : positives: documents of every kind with an attack instruction inserted at the start, middle or end, one source per
-  attack category (`inj:<category>`: 15 BIPIA text-attack categories, 10 BIPIA code-attack categories, 8 project
+  attack category (`inj:<category>`: 15 BIPIA text-attack categories, 10 BIPIA code-attack categories, 14 project
   categories), and `pw_direct` (direct overrides and jailbreak wrappers). Look-alikes: `pw_benign_meta` (questions
-  about prompts, "ignore my last message"), `hh_safe`. Negatives: the clean carrier documents (`documents`), `alpaca`,
+  about prompts, "ignore my last message"), `pw_doc_requests` (clean documents with requests to their human reader),
+  `hh_safe`. Negatives: the clean carrier documents (`documents`), `alpaca`,
   `pii_messages`.
 """
 
@@ -63,6 +65,7 @@ FAMILIES = {
     "hh_safe": "hh", "pw_direct": "direct", "pw_benign_meta": "direct", "bastion": "bastion",
     "bastion_traps": "bastion", "pw_template_injections": "templates", "pw_template_lookalikes": "templates",
     "pw_pairs_harm": "pairs", "pw_pairs_benign": "pairs", "pw_pairs_b_harm": "pairs_b", "pw_pairs_b_benign": "pairs_b",
+    "pw_pairs_c_harm": "pairs_c", "pw_pairs_c_benign": "pairs_c",
 }  # fmt: skip
 
 
@@ -87,13 +90,19 @@ def _instructions(path: Path) -> list[str]:
     return [r["instruction"] for r in json.loads(path.read_text(encoding="utf-8"))]
 
 
-PAIR_SETS = {"contrast_pairs.jsonl": "pw_pairs", "contrast_pairs_b.jsonl": "pw_pairs_b"}  # file -> source prefix
+PAIR_SETS = {
+    "contrast_pairs.jsonl": "pw_pairs",
+    "contrast_pairs_b.jsonl": "pw_pairs_b",
+    "contrast_pairs_c.jsonl": "pw_pairs_c",
+}  # file -> source prefix
 
 
 def contrast_pairs(file: str = "contrast_pairs.jsonl") -> list[CategorySource]:
     """The project's minimal pairs (training/data/unsafe/<file>): a harmful request and its benign twin with the same
     trigger words. Split by pair, so a dev twin's sibling is never trained on. Each file is written in its own style
-    (set b: protective, medical, tech, idiom, fiction, casual-chat and multi-sentence pairs), so each is a family."""
+    (set b: protective, medical, tech, idiom, fiction, casual-chat and multi-sentence pairs; set c: workplace, school,
+    news/law, animals, money, home chemistry, relationships, health, long-context and indirect pairs), so each is a
+    family."""
     rows = _jsonl(DATA_DIR / "unsafe" / file)
     prefix = PAIR_SETS[file]
     out = []
@@ -131,8 +140,9 @@ def attacks(shared: Path = SHARED) -> dict[str, list[str]]:
     for name, prefix in (("bipia_text_attack_train.json", "bipia"), ("bipia_code_attack_train.json", "bipia_code")):
         for category, items in json.loads((shared / "injection" / name).read_text(encoding="utf-8")).items():
             out[f"{prefix}:{category}"] = list(items)
-    for row in _jsonl(DATA_DIR / "injection" / "attacks.jsonl"):
-        out.setdefault(f"pw:{row['category']}", []).append(row["text"])
+    for path in sorted((DATA_DIR / "injection").glob("attacks*.jsonl")):  # attacks.jsonl and later batches
+        for row in _jsonl(path):
+            out.setdefault(f"pw:{row['category']}", []).append(row["text"])
     return out
 
 
@@ -155,11 +165,11 @@ def injected_sources(
     """One positive source per attack category; code attacks go into code documents, the rest into any kind. The
     dev/train split follows the carrier document, so a dev document is never seen in training, clean or attacked.
     `per_attack`: carriers per attack instruction, by attack family (prefix before the colon)."""
-    rng = random.Random(f"inject/{seed}")
     code_docs = [t for k, t in docs if k == "code"]
     other_docs = [t for _, t in docs]
     out = []
     for category, items in sorted(attacks(shared).items()):
+        rng = random.Random(f"inject/{seed}/{category}")  # per category: a new category reshuffles no other
         pool = code_docs if category.startswith("bipia_code:") else other_docs
         texts, keys = [], []
         for attack in items:
@@ -200,6 +210,9 @@ def category_sources(
     # project_written.jsonl and its later additions (same schema and source names; see the folder's PROVENANCE.md)
     written = [row for path in sorted((DATA_DIR / "unsafe").glob("project_written*.jsonl")) for row in _jsonl(path)]
     direct = _jsonl(DATA_DIR / "injection" / "direct.jsonl")
+    # Clean documents whose requests are addressed to their human reader ("please translate this for the Madrid
+    # office"): what separates an injection from them is the addressee and the override, not the imperative.
+    doc_requests = [r["text"][:MAX_DOC_CHARS] for r in _jsonl(DATA_DIR / "injection" / "doc_requests.jsonl")]
     docs = documents(shared, seed=seed)
     doc_texts = [t for _, t in docs]
     # Ordinary messages full of PII (support e-mails, forms, chat): neither unsafe nor injections, and the traffic a
@@ -229,6 +242,7 @@ def category_sources(
         *template_sources(seed),
         _split("pw_direct", "prompt_injection", "positive", by_source(direct, "pw_direct")),
         _split("pw_benign_meta", "prompt_injection", "lookalike", by_source(direct, "pw_benign_meta")),
+        _split("pw_doc_requests", "prompt_injection", "lookalike", doc_requests),
         _split("hh_safe", "prompt_injection", "lookalike", hh["safe"]),
         _split("documents", "prompt_injection", "negative", doc_texts),
         _split("alpaca", "prompt_injection", "negative", alpaca),
