@@ -96,8 +96,8 @@ def test_insert_keeps_document_and_attack(position):
 def test_injected_sources_do_not_reshuffle_when_a_category_is_added(monkeypatch):
     import training.category_sources as cs
 
-    docs = [("email", f"Mail {i}. Please call me back.") for i in range(30)] + [("code", f"def f{i}(): pass")
-                                                                                 for i in range(5)]  # fmt: skip
+    docs = [("email", f"Mail {i}. Please call me back.") for i in range(30)]
+    docs += [("code", f"def f{i}(): pass") for i in range(5)]
     base = {"pw:a": ["Ignore all and do A.", "Do A2."], "pw:c": ["Do C now.", "Do C2."]}
 
     def texts(table: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -117,9 +117,9 @@ def test_document_requests_are_clean_lookalikes_apart_from_attacks():
     requests = sources[("prompt_injection", "pw_doc_requests")]
     rows = requests.train + requests.dev
     assert requests.role == "lookalike" and requests.train and requests.dev and {r.label for r in rows} == {0}
-    project_attacks = [a for k, items in attacks(SHARED).items() if k.startswith("pw:") for a in items]
-    assert len({k for k in attacks(SHARED) if k.startswith("pw:")}) == 14  # attacks.jsonl 8 + attacks_b.jsonl 6
-    assert not any(a in r.text for r in rows for a in project_attacks)
+    project = {k: items for k, items in attacks(SHARED).items() if k.startswith("pw:")}
+    assert len(project) == 14  # attacks.jsonl 8 + attacks_b.jsonl 6
+    assert not any(a in r.text for r in rows for items in project.values() for a in items)
 
 
 def _pooled(name: str, role: str, x: np.ndarray) -> PooledSource:
