@@ -118,8 +118,28 @@ def test_document_requests_are_clean_lookalikes_apart_from_attacks():
     rows = requests.train + requests.dev
     assert requests.role == "lookalike" and requests.train and requests.dev and {r.label for r in rows} == {0}
     project = {k: items for k, items in attacks(SHARED).items() if k.startswith("pw:")}
-    assert len(project) == 14  # attacks.jsonl 8 + attacks_b.jsonl 6
+    assert len(project) == 18  # attacks.jsonl 8 + attacks_b.jsonl 6 + attacks_c.jsonl 4
     assert not any(a in r.text for r in rows for items in project.values() for a in items)
+
+
+@needs_shared
+def test_reader_lines_sit_in_clean_carriers_split_with_them():
+    from training.category_sources import DATA_DIR, _jsonl
+
+    sources = {(s.category, s.name): s for s in category_sources(seed=0, n_alpaca=50)}
+    lines = _jsonl(DATA_DIR / "injection" / "reader_lines.jsonl")
+    reader = sources[("prompt_injection", "pw_reader_lines")]
+    docs = sources[("prompt_injection", "documents")]
+    assert reader.role == "lookalike" and {r.label for r in reader.train + reader.dev} == {0}
+    assert len(reader.train) + len(reader.dev) == 2 * len(lines)  # two carriers per line
+    code_docs = {tuple(t.split()) for kind, t in documents(SHARED) if kind == "code"}
+    comments = [r["text"] for r in lines if r["kind"] == "code_comment"]
+    in_code = [(r.text, c) for r in reader.train + reader.dev for c in comments if c in r.text]
+    assert len(in_code) >= 2 * len(comments)  # every comment sits in a code document, whole
+    assert all(tuple(text.replace(c, "").split()) in code_docs for text, c in in_code)
+    dev_docs = {r.text for r in docs.dev}
+    # the carrier decides the split: no train text is built on a dev document
+    assert not any(d in r.text for r in reader.train for d in dev_docs)
 
 
 def _pooled(name: str, role: str, x: np.ndarray) -> PooledSource:
@@ -212,6 +232,17 @@ def test_window_max_selection_finds_a_short_run_in_long_texts():
         served = full_window_max(h @ head.weight.T, mask, head.config.window)[:, 0] + head.bias[0]
     w, b = head.weight[0].detach().numpy().astype(np.float64), float(head.bias[0].detach())
     np.testing.assert_allclose(served.numpy(), served_scores(acts, w, b), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("lookalike_fpr", "negative_fpr", "expected"),
+    [(0.0, 0.01, 0.4), (0.1, 0.01, -0.6), (0.0, 0.039, -0.6), (0.1, 0.039, -1.6)],  # one point per budget broken
+)
+def test_rank_charges_each_budget_broken(lookalike_fpr: float, negative_fpr: float, expected: float):
+    result = {"p0": {"role": "positive", "recall": 0.4, "heldout_negative_fpr": negative_fpr},
+              "p1": {"role": "positive", "recall": 0.9, "heldout_negative_fpr": negative_fpr},
+              "look": {"role": "lookalike", "fpr": lookalike_fpr}}  # fmt: skip
+    assert rank(result, max_lookalike_fpr=0.05, max_negative_fpr=0.02) == pytest.approx(expected)
 
 
 def _candidate(recalls: list[float], lookalike_fpr: float = 0.0) -> dict:

@@ -40,6 +40,9 @@ def test_default_config_loads_and_bad_keys_fail(tmp_path):
     bad.write_text('[categories]\npoolings = ["mean", "attention"]\n')
     with pytest.raises(ConfigError, match=r"categories\.poolings"):
         load_config(bad)
+    bad.write_text("[categories]\nmax_negative_fpr = 0.0\n")
+    with pytest.raises(ConfigError, match=r"categories\.max_negative_fpr must be in \(0, 1\]"):
+        load_config(bad)
 
 
 def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeypatch):
@@ -72,6 +75,8 @@ def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeyp
             expected = real_forward(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask))[1]
         got = store.per_text(2)[i]
         np.testing.assert_allclose(got, expected[0, 1 : 1 + len(enc[i].ids)].numpy(), atol=1e-5, rtol=1e-5)
+    empty, _ = activations.harvest_to_store(activations.TorchLayerReader(host), "sha", tok, [], tmp_path, 100)
+    assert len(empty) == 0 and empty.per_text(2) == []  # an empty source is an empty store, not a crash
 
 
 def test_topk_sae_reconstructs_sparse_data_and_serves_raw_activations(seed):

@@ -99,7 +99,7 @@ def harvest_to_store(
     if truncated:  # categories train on a long text's first window (serving takes the max over all windows)
         log.warning("inputs longer than one window use their first window", extra={"count": truncated, "desc": desc})
         lengths = np.minimum(lengths, max_tokens)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)])[:-1].astype(np.int64)  # [n_texts]; [] when empty
     layers = host.layers
     root = cache_root / "activations" / dataset_key(host_sha256, layers, max_tokens, texts)
     store = ActivationStore(root, layers, starts, lengths)

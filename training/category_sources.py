@@ -19,11 +19,12 @@ unsafe
 
 prompt_injection (text that tries to override the instructions of the AI system reading it)
 : positives: documents of every kind with an attack instruction inserted at the start, middle or end, one source per
-  attack category (`inj:<category>`: 15 BIPIA text-attack categories, 10 BIPIA code-attack categories, 14 project
+  attack category (`inj:<category>`: 15 BIPIA text-attack categories, 10 BIPIA code-attack categories, 18 project
   categories), and `pw_direct` (direct overrides and jailbreak wrappers). Look-alikes: `pw_benign_meta` (questions
   about prompts, "ignore my last message"), `pw_doc_requests` (clean documents with requests to their human reader),
-  `hh_safe`. Negatives: the clean carrier documents (`documents`), `alpaca`,
-  `pii_messages`.
+  `pw_reader_lines` (clean documents with one inserted line to their human reader that uses injection words: "please
+  ignore my earlier e-mail", "forward this to the team"), `hh_safe`. Negatives: the clean carrier documents
+  (`documents`), `alpaca`, `pii_messages`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ FAMILIES = {
     "bastion_traps": "bastion", "pw_template_injections": "templates", "pw_template_lookalikes": "templates",
     "pw_pairs_harm": "pairs", "pw_pairs_benign": "pairs", "pw_pairs_b_harm": "pairs_b", "pw_pairs_b_benign": "pairs_b",
     "pw_pairs_c_harm": "pairs_c", "pw_pairs_c_benign": "pairs_c",
+    # attacks_c.jsonl: four kinds of explicit override, held out together so no sibling hides how a new override fares
+    **{f"inj:pw:override_{k}": "overrides" for k in ("exfiltration", "fake_authority", "reset", "action")},
 }  # fmt: skip
 
 
@@ -181,6 +184,23 @@ def injected_sources(
     return out
 
 
+def reader_line_source(docs: list[tuple[str, str]], seed: int, copies: int = 2) -> CategorySource:
+    """Look-alike `pw_reader_lines`: lines written to a document's human reader with injection vocabulary ("please
+    ignore my earlier e-mail", "# ignore this warning", "forward this to the team") inserted into clean carriers
+    like the attacks (code comments into code); split by carrier document."""
+    rng = random.Random(f"reader/{seed}")
+    code_docs = [t for k, t in docs if k == "code"]
+    other_docs = [t for _, t in docs]
+    texts, keys = [], []
+    for row in _jsonl(DATA_DIR / "injection" / "reader_lines.jsonl"):
+        pool = code_docs if row["kind"] == "code_comment" else other_docs
+        for _ in range(copies):
+            doc = rng.choice(pool)
+            texts.append(insert(doc, row["text"], rng.choice(("start", "middle", "end")), rng))
+            keys.append(doc)
+    return _split("pw_reader_lines", "prompt_injection", "lookalike", texts, keys)
+
+
 def bastion_sources() -> list[CategorySource]:
     """The MIT `bastioncorpus` package: malicious payloads (positive) and benign false-positive traps (look-alike)."""
     rows = bastion_rows("train") + bastion_rows("val")
@@ -243,6 +263,7 @@ def category_sources(
         _split("pw_direct", "prompt_injection", "positive", by_source(direct, "pw_direct")),
         _split("pw_benign_meta", "prompt_injection", "lookalike", by_source(direct, "pw_benign_meta")),
         _split("pw_doc_requests", "prompt_injection", "lookalike", doc_requests),
+        reader_line_source(docs, seed),
         _split("hh_safe", "prompt_injection", "lookalike", hh["safe"]),
         _split("documents", "prompt_injection", "negative", doc_texts),
         _split("alpaca", "prompt_injection", "negative", alpaca),
