@@ -5,7 +5,8 @@ outside S's family (sources written in one style, e.g. harmful and benign multil
 together); its threshold is set at the target FPR on the *pooled* training-side negatives of several kinds (ordinary
 instructions, documents); then S is scored: a positive source by recall at that threshold and AUROC against held-out
 negatives, a look-alike source by its false-positive rate. Candidates are ranked by the worst positive source's
-recall, and a candidate whose worst look-alike FPR exceeds the budget ranks below every one that keeps it; ranks
+recall; a candidate whose worst look-alike FPR exceeds its budget, or whose thresholds flag more held-out negatives
+than theirs (mean over the folds), ranks below every one that keeps it (each budget broken costs 1); ranks
 within `--tolerance` of the best are ties, broken by the mean held-out recall (`best_candidate`). A layer set (e.g.
 `--layer-set 6 8`) pools each layer and concatenates them.
 
@@ -90,10 +91,15 @@ def loso(
     return out
 
 
-def rank(result: dict[str, dict], max_lookalike_fpr: float) -> float:
-    recalls = [r["recall"] for r in result.values() if r["role"] == "positive"]
+def rank(result: dict[str, dict], max_lookalike_fpr: float, max_negative_fpr: float = 1.0) -> float:
+    """Worst held-out recall, less 1 per budget broken: any look-alike source's FPR over `max_lookalike_fpr`; the
+    held-out negatives' FPR at the folds' thresholds, averaged over folds, over `max_negative_fpr` (a candidate can
+    buy recall with a threshold that is looser on unseen negatives than on the ones it was set on)."""
+    positive = [r for r in result.values() if r["role"] == "positive"]
     fprs = [r["fpr"] for r in result.values() if r["role"] == "lookalike"]
-    return min(recalls) - (1.0 if fprs and max(fprs) > max_lookalike_fpr else 0.0)
+    negative_fpr = np.mean([r.get("heldout_negative_fpr", 0.0) for r in positive])
+    over = int(bool(fprs) and max(fprs) > max_lookalike_fpr) + int(negative_fpr > max_negative_fpr)
+    return min(r["recall"] for r in positive) - over
 
 
 def mean_recall(result: dict[str, dict]) -> float:
@@ -179,6 +185,7 @@ def select(
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
     tolerance: float = 0.0,
+    max_negative_fpr: float = 1.0,
 ) -> tuple[list[PooledSource] | list[WindowedSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
     pooled activations are concatenated); returns the winner's pooled (or windowed) train parts, layers, pooling and
@@ -198,7 +205,7 @@ def select(
                 res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind)
             # "layer": the deepest one read, what the candidate costs (loadtest.layers tabulates by it)
             results[key] = {"layer": max(layers), "layers": list(layers), "pooling": pooling, "by_source": res,
-                            "rank": round(rank(res, max_lookalike_fpr), 4)}  # fmt: skip
+                            "rank": round(rank(res, max_lookalike_fpr, max_negative_fpr), 4)}  # fmt: skip
             worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
             print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
                               "worst_positive": worst}), flush=True)  # fmt: skip
@@ -220,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--poolings", nargs="+", default=["mean", WINDOW_MAX])
     p.add_argument("--target-fpr", type=float, default=0.01)
     p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
+    p.add_argument("--max-negative-fpr", type=float, default=0.02, help="held-out negatives, mean over folds")
     p.add_argument("--regularization", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-kind-threshold", action="store_true", help="every negative kind within the target FPR")
@@ -234,7 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = [s for s in sources if s.category == category]
         *_, summary[category] = select(category, chosen, harvest, candidates, args.poolings, args.target_fpr,
                                        args.max_lookalike_fpr, args.regularization, args.seed,
-                                       per_kind=args.per_kind_threshold, tolerance=args.tolerance)  # fmt: skip
+                                       per_kind=args.per_kind_threshold, tolerance=args.tolerance,
+                                       max_negative_fpr=args.max_negative_fpr)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

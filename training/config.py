@@ -81,7 +81,17 @@ class CategorySection:
     # but median recall falls from 0.77 to 0.51; with window-max (MIL) heads median recall stays 0.89 (0.4.0 default).
     per_kind_threshold: bool = True
     max_lookalike_fpr: float = 0.05  # a candidate that flags more of any look-alike source ranks last
+    # A candidate whose held-out negatives (30 % of every negative kind, never fitted or thresholded on) are flagged
+    # more than this, averaged over the leave-one-out folds, ranks below every one within it: the full selection on
+    # 0.9.0's data chose L6+8/mean for prompt_injection by worst recall bought with 3.9 % here (window-max: 1.6 %).
+    # 2x target_fpr: the done-when of issue 10 allows 2 % on clean documents.
+    max_negative_fpr: float = 0.02
     regularization: float = 0.1  # logistic regression C (smaller = stronger L2)
+    # C for prompt_injection alone. On the data with the override attacks and reader lines (L8 window-max, held out
+    # by attack category or family): C 0.3 vs 0.1 raised worst recall 0.07 vs 0.00, mean 0.719 vs 0.701, median AUROC
+    # vs clean documents 0.952 both, held-out negative FPR 1.24 % vs 1.07 %. unsafe keeps `regularization` (C moved it
+    # along one recall-vs-look-alike curve).
+    injection_regularization: float = 0.3
     # Weight of each look-alike row in the fit. Leave-one-family-out on 0.3.0's data (layers 6/8, mean pooling):
     # weights 4 and 10 cut held-out look-alike FPR (benign tech 0.74 -> 0.45) but cost more worst-source recall
     # (0.65 -> 0.51) than they saved, so 1 ranks best; raise it when your look-alikes matter more than recall.
@@ -99,9 +109,17 @@ class CategorySection:
             raise ConfigError(f"categories.poolings: {unknown or 'empty'}; choose from {list(known)}")
         if not 0.0 <= self.tolerance < 1.0:
             raise ConfigError(f"categories.tolerance must be in [0, 1), got {self.tolerance}")
+        if min(self.regularization, self.injection_regularization) <= 0.0:
+            raise ConfigError("categories.regularization and injection_regularization must be > 0")
+        for key in ("max_lookalike_fpr", "max_negative_fpr"):
+            if not 0.0 < getattr(self, key) <= 1.0:
+                raise ConfigError(f"categories.{key} must be in (0, 1], got {getattr(self, key)}")
         for layer_set in self.layer_sets:
             if len(layer_set) < 2 or len(set(layer_set)) != len(layer_set):
                 raise ConfigError(f"categories.layer_sets: {layer_set} must name two or more distinct layers")
+
+    def regularization_for(self, category: str) -> float:
+        return self.injection_regularization if category == "prompt_injection" else self.regularization
 
     def candidate_layers(self) -> list[tuple[int, ...]]:
         """Every layer candidate: each single layer, then each layer set."""

@@ -109,6 +109,7 @@ def select_category(
     config: TrainConfig, category: str, sources, harvest, fixed: tuple[tuple[int, ...], str] | None = None
 ) -> tuple[Head, float, dict]:
     cc = config.categories
+    c = cc.regularization_for(category)
     pooled, layers, pooling, selection = category_select.select(
         category,
         sources,
@@ -117,17 +118,18 @@ def select_category(
         [fixed[1]] if fixed else cc.poolings,
         cc.target_fpr,
         cc.max_lookalike_fpr,
-        cc.regularization,
+        c,
         config.seed,
         cc.lookalike_weight,
         cc.per_kind_threshold,
         cc.tolerance,
+        cc.max_negative_fpr,
     )
     if pooling == category_select.WINDOW_MAX:
-        head, threshold, info = fit_window_category(category, layers[0], pooled, cc.target_fpr, cc.regularization,
+        head, threshold, info = fit_window_category(category, layers[0], pooled, cc.target_fpr, c,
                                                     config.seed, cc.per_kind_threshold)  # fmt: skip
     else:
-        head, threshold, info = fit_category(category, layers, pooling, pooled, cc.target_fpr, cc.regularization,
+        head, threshold, info = fit_category(category, layers, pooling, pooled, cc.target_fpr, c,
                                              config.seed, cc.lookalike_weight, cc.per_kind_threshold)  # fmt: skip
     return head, threshold, {**selection, "threshold": round(threshold, 4), **info}
 
