@@ -84,7 +84,7 @@ def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
     rule = (f" (ranks within {tolerance} of the best are ties, broken by the mean held-out recall)" if tolerance
             else "")  # fmt: skip
     lines = [f"### {category}", "",
-             "| candidate | rank (worst held-out recall; −1 if a look-alike FPR is over budget) | mean recall |",
+             "| candidate | rank (worst held-out recall, −1 per budget broken) | mean recall |",
              "|---|---|---|",
              *[f"| {k} | {c['rank']:.3f} | {mean_recall(c['by_source']):.3f} |" for k, c in sel["candidates"].items()],
              "", f"Chosen **{sel['chosen']}**{rule}; threshold {sel['threshold']} "
