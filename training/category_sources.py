@@ -174,14 +174,20 @@ def injected_sources(
     for category, items in sorted(attacks(shared).items()):
         rng = random.Random(f"inject/{seed}/{category}")  # per category: a new category reshuffles no other
         pool = code_docs if category.startswith("bipia_code:") else other_docs
-        texts, keys = [], []
-        for attack in items:
-            for _ in range(per_attack[category.split(":")[0]]):
-                doc = rng.choice(pool)
-                texts.append(insert(doc, attack, rng.choice(("start", "middle", "end")), rng))
-                keys.append(doc)
+        texts, keys = carried(items, pool, per_attack[category.split(":")[0]], rng)
         out.append(_split(f"inj:{category}", "prompt_injection", "positive", texts, keys))
     return out
+
+
+def carried(lines: list[str], pool: list[str], copies: int, rng: random.Random) -> tuple[list[str], list[str]]:
+    """(texts, carrier keys): each line inserted into `copies` documents drawn from `pool`, at a random position."""
+    texts, keys = [], []
+    for line in lines:
+        for _ in range(copies):
+            doc = rng.choice(pool)
+            texts.append(insert(doc, line, rng.choice(("start", "middle", "end")), rng))
+            keys.append(doc)
+    return texts, keys
 
 
 def reader_line_source(docs: list[tuple[str, str]], seed: int, copies: int = 2) -> CategorySource:
@@ -194,10 +200,9 @@ def reader_line_source(docs: list[tuple[str, str]], seed: int, copies: int = 2) 
     texts, keys = [], []
     for row in _jsonl(DATA_DIR / "injection" / "reader_lines.jsonl"):
         pool = code_docs if row["kind"] == "code_comment" else other_docs
-        for _ in range(copies):
-            doc = rng.choice(pool)
-            texts.append(insert(doc, row["text"], rng.choice(("start", "middle", "end")), rng))
-            keys.append(doc)
+        t, k = carried([row["text"]], pool, copies, rng)
+        texts += t
+        keys += k
     return _split("pw_reader_lines", "prompt_injection", "lookalike", texts, keys)
 
 
