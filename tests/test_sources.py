@@ -12,7 +12,7 @@ from detector.heads.pooling import full_window_max
 from training.category_select import PooledSource, fit_category, loso, rank, threshold_at
 from training.category_sources import CategorySource, category_sources, documents, insert
 from training.data import LabelledText
-from training.fit import CAL_FOLDS, out_of_fold
+from training.fit import CAL_FOLDS, out_of_fold, twin_aurocs
 from training.pii_sources import business_source, pii_free_source, real_sources
 from training.window_select import WindowedSource, fit_window_category, loso_window, run_means, served_scores
 
@@ -266,3 +266,42 @@ def test_category_choice_breaks_worst_recall_ties_by_the_mean(tolerance: float, 
     assert best_candidate(results, tolerance) == "within_budget_but_poor"
     del results["within_budget_but_poor"]
     assert best_candidate(results, tolerance) == chosen
+
+
+def _twin_source(name: str, role: str, family: str) -> CategorySource:
+    return CategorySource(name, "unsafe", role, [], [], family)
+
+
+@pytest.mark.parametrize(
+    ("harm", "twins", "expected"),
+    [
+        ([0.9, 0.8], [0.1, 0.2], 1.0),  # every harmful request above every twin
+        ([0.9, 0.1], [0.5, 0.5], 0.5),  # half above, half below
+        ([0.1, 0.2], [0.9, 0.8], 0.0),  # the twins score higher
+    ],
+)
+def test_twin_aurocs_compares_a_positive_with_its_own_family_lookalikes_only(harm, twins, expected):
+    sources = [_twin_source("pairs_harm", "positive", "pairs"), _twin_source("pairs_benign", "lookalike", "pairs"),
+               _twin_source("other_benign", "lookalike", "other"), _twin_source("solo", "positive", ""),
+               _twin_source("docs", "negative", "")]  # fmt: skip
+    scores = {"pairs_harm": np.array(harm), "pairs_benign": np.array(twins), "other_benign": np.array([2.0]),
+              "solo": np.array([0.5]), "docs": np.array([0.0])}  # fmt: skip
+    # other families' look-alikes (scored 2.0, above everything) never enter; a source with no family gets no row
+    assert twin_aurocs(sources, scores) == {"pairs_harm": expected}
+
+
+def test_loso_reports_twin_auroc_for_a_family_held_out_together():
+    rng = np.random.default_rng(1)
+    d = 16
+    direction = rng.normal(size=d)
+
+    def part(name: str, role: str, shift: float, family: str = "") -> PooledSource:
+        label = int(role == "positive")
+        src = CategorySource(name, "unsafe", role, [LabelledText("t", label, name)] * 60, [], family)
+        return PooledSource(src, rng.normal(size=(60, d)) + shift * direction, np.full(60, label))
+
+    data = [part("pos0", "positive", 3.0), part("pos1", "positive", 3.0), part("pairs_harm", "positive", 3.0, "pairs"),
+            part("pairs_benign", "lookalike", -1.0, "pairs"), part("neg", "negative", -2.0)]  # fmt: skip
+    result = loso(data, target_fpr=0.05, seed=0)
+    assert result["pairs_harm"]["auroc_twins"] > 0.95
+    assert "auroc_twins" not in result["pos0"]  # no look-alike in its family

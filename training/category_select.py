@@ -38,6 +38,7 @@ from training.fit import (
     out_of_fold,
     row_roles,
     threshold_at,
+    twin_aurocs,
 )
 from training.window_select import WindowedSource, loso_window, windowed_sources
 
@@ -79,15 +80,18 @@ def loso(
     negatives, neg_kind, keep, held = negative_split(data, seed)
     neg_x = np.concatenate([p.x for p in negatives])
     out: dict[str, dict] = {}
+    held_scores: dict[str, np.ndarray] = {}
     for test, others in loso_folds(data):
         x = np.concatenate([p.x for p in others] + [neg_x[keep]])
         y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
         w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(keep))])
         clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
         threshold = threshold_at(clf.decision_function(neg_x[keep]), neg_kind[keep], target_fpr, per_kind)
-        scores = clf.decision_function(test.x)
+        scores = held_scores[test.source.name] = clf.decision_function(test.x)
         out[test.source.name] = heldout_row(test.source.role, scores, threshold, clf.decision_function(neg_x[held]),
                                             neg_kind[held])  # fmt: skip
+    for name, value in twin_aurocs([p.source for p in data], held_scores).items():
+        out[name]["auroc_twins"] = value
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from training.data import SpanExample
 from training.evaluate import auroc_against, entity_scores, half_match_counts
+from training.fit import twin_aurocs
 from training.pii_sources import STRUCTURED, SpanSource
 
 Triple = tuple[str, int, int]
@@ -105,8 +106,9 @@ def run_categories(
 ) -> dict:
     """Each category source's dev part through the served heads: positives by recall at the shipped threshold,
     look-alikes and negatives by false-positive rate, and AUROC of every positive source against the pooled negative
-    dev parts of that category and against the clean documents alone (`documents`: the carriers an injection hides in,
-    so for a document with an attack that is the like-for-like comparison). `outcomes`, if given, receives each
+    dev parts of that category, against the clean documents alone (`documents`: the carriers an injection hides in,
+    so for a document with an attack that is the like-for-like comparison) and against its family's look-alikes
+    (`fit.twin_aurocs`: harmful requests vs their benign twins). `outcomes`, if given, receives each
     source's per-text flags at the threshold, keyed "category/source"."""
     out: dict[str, dict] = {}
     for category in sorted({s.category for s in sources}):
@@ -137,19 +139,23 @@ def run_categories(
             else:
                 row["fpr"] = round(flagged, 4)
             rows[source.name] = row
+        for name, value in twin_aurocs([s for s, _ in scored], {s.name: v for s, v in scored}).items():
+            rows[name]["auroc_twins"] = value
         out[category] = {"threshold": round(threshold, 4), "sources": rows}
     return out
 
 
 def render_categories(cats: dict) -> list[str]:
     lines = ["## Categories, per source (dev parts, shipped threshold)", "",
-             "| category | source | role | texts | recall | FPR | AUROC vs negatives | AUROC vs clean documents |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| category | source | role | texts | recall | FPR | AUROC vs negatives | AUROC vs clean documents | "
+             "AUROC vs twins |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for category, block in cats.items():
         ordered = sorted(block["sources"].items(), key=lambda kv: (kv[1]["role"], kv[1].get("recall", 0.0)))
         for name, r in ordered:
             lines.append(f"| {category} | {name} | {r['role']} | {r['texts']} | {r.get('recall', '')} | "
-                         f"{r.get('fpr', '')} | {r.get('auroc', '')} | {r.get('auroc_documents', '')} |")  # fmt: skip
+                         f"{r.get('fpr', '')} | {r.get('auroc', '')} | {r.get('auroc_documents', '')} | "
+                         f"{r.get('auroc_twins', '')} |")  # fmt: skip
     return lines
 
 

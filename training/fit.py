@@ -182,6 +182,21 @@ def heldout_row(
     return row
 
 
+def twin_aurocs(sources: Sequence[Any], scores: dict[str, np.ndarray]) -> dict[str, float]:
+    """AUROC of each positive source's scores against the look-alike sources of its own family, pooled: the benign
+    twins written with the same words (`pw_pairs_harm` vs `pw_pairs_benign`, `pw_direct` vs `pw_benign_meta`).
+    `sources`: category sources (`.name`, `.role`, `.family`); `scores`: [n] scores per source name, all from one
+    model (held out together, a family's sources share their fold's model). Where it is low, no threshold both keeps
+    recall high and leaves the twins unflagged: the features, not the threshold, are the limit."""
+    out: dict[str, float] = {}
+    for s in sources:
+        twins = [scores[t.name] for t in sources
+                 if t.family and t.family == s.family and t.role == "lookalike" and t.name in scores]  # fmt: skip
+        if s.role == "positive" and s.name in scores and twins:
+            out[s.name] = auroc_against(scores[s.name], np.concatenate(twins))
+    return out
+
+
 def negative_split(data: Sequence[Any], seed: int) -> tuple[list[Any], np.ndarray, list[int], list[int]]:
     """The negative-role parts of category train parts, each row's kind ([n] source name), and the row split of
     `split_negatives` (30 % held out for evaluation)."""

@@ -91,11 +91,12 @@ def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
              f"(calibration AUROC {sel['calibration_auroc']}, "
              f"recall {sel['calibration_recall']} at the target FPR; out-of-fold scores of every train row, "
              f"{sel['calibration_negatives']} negatives of several kinds). Held out one source at a time:", "",
-             "| held-out source | role | n | recall | FPR | AUROC |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "| held-out source | role | n | recall | FPR | AUROC | AUROC vs twins (its family's look-alikes) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     rows = sel["candidates"][sel["chosen"]]["by_source"]
     for name, r in sorted(rows.items(), key=lambda kv: (kv[1]["role"], kv[1].get("recall", kv[1].get("fpr", 0)))):
         lines.append(f"| {name} | {r['role']} | {r['n']} | {r.get('recall', '')} | {r.get('fpr', '')} | "
-                     f"{r.get('auroc', '')} |")  # fmt: skip
+                     f"{r.get('auroc', '')} | {r.get('auroc_twins', '')} |")  # fmt: skip
     return [*lines, ""]
 
 

@@ -26,6 +26,7 @@ from training.fit import (
     out_of_fold,
     row_roles,
     threshold_at,
+    twin_aurocs,
 )
 
 WINDOW = 16  # tokens per run (the served head's window)
@@ -108,14 +109,17 @@ def loso_window(
     neg_acts = [a for p in negatives for a in p.acts]
     neg_runs = [r for p in negatives for r in p.runs]
     out: dict[str, dict] = {}
+    held_scores: dict[str, np.ndarray] = {}
     for test, others in loso_folds(data):
         positive, benign = _bags(others)
         w, b = fit_mil(positive, benign + [neg_runs[i] for i in keep], c)
         threshold = threshold_at(served_scores([neg_acts[i] for i in keep], w, b), neg_kind[keep], target_fpr,
                                  per_kind)  # fmt: skip
-        held_scores = served_scores([neg_acts[i] for i in held], w, b)
-        out[test.source.name] = heldout_row(test.source.role, served_scores(test.acts, w, b), threshold, held_scores,
-                                            neg_kind[held])  # fmt: skip
+        negative_scores = served_scores([neg_acts[i] for i in held], w, b)
+        scores = held_scores[test.source.name] = served_scores(test.acts, w, b)
+        out[test.source.name] = heldout_row(test.source.role, scores, threshold, negative_scores, neg_kind[held])
+    for name, value in twin_aurocs([p.source for p in data], held_scores).items():
+        out[name]["auroc_twins"] = value
     return out
 
 
