@@ -10,7 +10,8 @@ than theirs (mean over the folds), ranks below every one that keeps it (each bud
 within `--tolerance` of the best are ties, broken by the mean held-out recall (`best_candidate`). A layer set (e.g.
 `--layer-set 6 8`) pools each layer and concatenates them.
 
-    python -m training.category_select [--layers 6 8 10] [--layer-set 6 8] [--poolings mean window-max] [--out sel.json]
+    python -m training.category_select [--layers 6 8 10] [--layer-set 6 8] [--poolings mean window-max attention]
+        [--out sel.json]
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from training import fit
+from training.attention_select import EPOCHS as ATTENTION_EPOCHS
+from training.attention_select import TokenSource, loso_attention, token_sources
 from training.category_sources import CategorySource
 from training.fit import (
     calibrate_category,
@@ -44,6 +47,8 @@ from training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
 WINDOW_MAX = "window-max"  # the candidate served by a WindowMaxHead (training.window_select), not a pooling
+ATTENTION = "attention"  # the candidate served by an AttentionPoolHead (training.attention_select)
+SINGLE_LAYER = (WINDOW_MAX, ATTENTION)  # candidates that read one layer's tokens, not concatenated pooled layers
 
 
 @dataclass
@@ -190,18 +195,23 @@ def select(
     per_kind: bool = False,
     tolerance: float = 0.0,
     max_negative_fpr: float = 1.0,
-) -> tuple[list[PooledSource] | list[WindowedSource], tuple[int, ...], str, dict]:
+    attention_epochs: int = ATTENTION_EPOCHS,
+) -> tuple[list[PooledSource] | list[WindowedSource] | list[TokenSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
-    pooled activations are concatenated); returns the winner's pooled (or windowed) train parts, layers, pooling and
-    every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate (single layers only)."""
+    pooled activations are concatenated); returns the winner's pooled (windowed, per-token) train parts, layers,
+    pooling and every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate and
+    `attention` an `AttentionPoolHead` one (single layers only)."""
     results: dict[str, dict] = {}
     pooled: dict[str, list] = {}
     for layers in candidates:
         for pooling in poolings:
             key = candidate_key(layers, pooling)
-            if pooling == WINDOW_MAX and len(layers) > 1:
+            if pooling in SINGLE_LAYER and len(layers) > 1:
                 continue
-            if pooling == WINDOW_MAX:
+            if pooling == ATTENTION:
+                pooled[key] = token_sources(sources, harvest, layers[0])
+                res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention_epochs)
+            elif pooling == WINDOW_MAX:
                 pooled[key] = windowed_sources(sources, harvest, layers[0])
                 res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
             else:
@@ -228,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--layers", type=int, nargs="+", default=[6, 8, 10])
     p.add_argument("--layer-set", type=int, nargs="+", action="append", default=[],
                    help="a candidate concatenating these layers (repeatable)")  # fmt: skip
-    p.add_argument("--poolings", nargs="+", default=["mean", WINDOW_MAX])
+    p.add_argument("--poolings", nargs="+", default=["mean", WINDOW_MAX, ATTENTION])
     p.add_argument("--target-fpr", type=float, default=0.01)
     p.add_argument("--max-lookalike-fpr", type=float, default=0.05)
     p.add_argument("--max-negative-fpr", type=float, default=0.02, help="held-out negatives, mean over folds")

@@ -29,7 +29,7 @@ def pad_batch(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]
     return h, mask
 
 
-def _acts(layer: int, h: torch.Tensor, mask: torch.Tensor) -> Activations:
+def as_activations(layer: int, h: torch.Tensor, mask: torch.Tensor) -> Activations:
     return Activations(layers={layer: h}, attention_mask=mask, content_mask=mask)
 
 
@@ -62,7 +62,7 @@ def fit_token_head(
             batch = batches[b]
             h, mask = pad_batch([acts[i] for i in batch])
             y, _ = pad_batch([targets[i] for i in batch])
-            logits = head(_acts(layer, h, mask))  # [batch, seq, labels]
+            logits = head(as_activations(layer, h, mask))  # [batch, seq, labels]
             loss = loss_fn(logits, y)[mask].mean()
             opt.zero_grad()
             loss.backward()
@@ -78,7 +78,7 @@ def token_logits(head: Head, acts: Sequence[np.ndarray], batch_size: int = 64) -
         for at in range(0, len(acts), batch_size):
             chunk = acts[at : at + batch_size]
             h, mask = pad_batch(chunk)
-            logits = head(_acts(head.config.layer, h, mask))
+            logits = head(as_activations(head.config.layer, h, mask))
             out.extend(logits[i, : len(a)].numpy() for i, a in enumerate(chunk))
     return out
 

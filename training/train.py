@@ -27,6 +27,7 @@ from detector.host import DEFAULT_HOST_ID, resolve_host
 from detector.settings import DetectorSettings
 from detector.truncate import load_host_config, num_host_layers
 from training import category_select, pii_select
+from training.attention_select import fit_attention_category
 from training.category_select import fit_category
 from training.category_sources import CategorySource, category_sources
 from training.config import TrainConfig, load_config
@@ -58,7 +59,7 @@ def _quick(config: TrainConfig) -> TrainConfig:
                    heads=config.pii.heads[:1], epochs=1,
                    select_epochs=1),
              categories=r(config.categories, layers=config.categories.layers[:1], layer_sets=[],
-                          poolings=config.categories.poolings[:1]))  # fmt: skip
+                          poolings=config.categories.poolings[:1], attention_epochs=2))  # fmt: skip
 
 
 def _user_span_sources(config: TrainConfig) -> list[SpanSource]:
@@ -124,8 +125,12 @@ def select_category(
         cc.per_kind_threshold,
         cc.tolerance,
         cc.max_negative_fpr,
+        cc.attention_epochs,
     )
-    if pooling == category_select.WINDOW_MAX:
+    if pooling == category_select.ATTENTION:
+        head, threshold, info = fit_attention_category(category, layers[0], pooled, cc.target_fpr, config.seed,
+                                                       cc.per_kind_threshold, cc.attention_epochs)  # fmt: skip
+    elif pooling == category_select.WINDOW_MAX:
         head, threshold, info = fit_window_category(category, layers[0], pooled, cc.target_fpr, c,
                                                     config.seed, cc.per_kind_threshold)  # fmt: skip
     else:
@@ -168,11 +173,15 @@ def run(args: argparse.Namespace) -> int:
     fixed: dict[str, tuple[tuple[int, ...], str]] = {}
     if config.choices_from:  # after the harvest layers are set, so a refit reuses a selection run's activations
         pii_fixed, fixed = reference_choices(config.path(config.choices_from))
-        missing = sorted({int(pii_fixed["layer"]), *(k for ks, _ in fixed.values() for k in ks)} - set(layers))
+        fixed = {c: v for c, v in fixed.items() if c in config.choices_fixed}
+        pii_layers = {int(pii_fixed["layer"])} if "pii" in config.choices_fixed else set()
+        missing = sorted({*pii_layers, *(k for ks, _ in fixed.values() for k in ks)} - set(layers))
         if missing:
             raise ConfigError(f"choices_from: layers {missing} are not among this config's candidate layers {layers}")
-        config = _refit_only(config, pii_fixed)
-        log({"choices_from": config.choices_from, "pii": pii_fixed, "categories": fixed})
+        if "pii" in config.choices_fixed:
+            config = _refit_only(config, pii_fixed)
+        log({"choices_from": config.choices_from, "fixed": config.choices_fixed, "pii": pii_fixed,
+             "categories": fixed})  # fmt: skip
     shared = config.path(config.data.shared_dir)
     d = config.data
     sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,

@@ -1,6 +1,7 @@
 """heads: probes that read `Activations`. Importing this package registers every built-in head type."""
 
-from detector.heads import linear, mlp, sae
+from detector.heads import attention, linear, mlp, sae
+from detector.heads.attention import AttentionPoolConfig, AttentionPoolHead
 from detector.heads.base import Head, HeadConfig
 from detector.heads.linear import (
     SequenceLinearConfig,
@@ -15,6 +16,8 @@ from detector.heads.registry import build_head, config_from_dict, head_class, he
 from detector.heads.sae import SAEFeatureConfig, SAEFeatureHead
 
 __all__ = [
+    "AttentionPoolConfig",
+    "AttentionPoolHead",
     "Head",
     "HeadConfig",
     "SAEFeatureConfig",
@@ -27,6 +30,7 @@ __all__ = [
     "TokenMLPHead",
     "WindowMaxConfig",
     "WindowMaxHead",
+    "attention",
     "build_head",
     "config_from_dict",
     "head_class",

@@ -1,0 +1,116 @@
+"""Attention-pooled sequence head: the served forward, its masking, and its torch fit on per-token activations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from detector.activations import Activations
+from detector.errors import ConfigError
+from detector.heads import AttentionPoolConfig, AttentionPoolHead, build_head
+from training.attention_select import TokenSource, attention_scores, fit_attention_category, loso_attention
+from training.category_sources import CategorySource
+
+D = 8
+EPOCHS = 80  # a few hundred texts: 5 steps an epoch, so more epochs than on real data
+
+
+def _random_head(seed: int = 0, labels: tuple[str, ...] = ("unsafe",)) -> AttentionPoolHead:
+    torch.manual_seed(seed)
+    head = AttentionPoolHead(AttentionPoolConfig(name="unsafe", layer=1, labels=labels, heads=3), D)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0.0, 0.5)
+        head.set_standardisation(torch.randn(D), torch.rand(D) + 0.5)
+    return head.eval()
+
+
+def _acts(rows: list[np.ndarray], seq: int, pad: float = 99.0) -> Activations:
+    h = torch.full((len(rows), seq, D), pad)
+    mask = torch.zeros(len(rows), seq, dtype=torch.bool)
+    for i, a in enumerate(rows):
+        h[i, : len(a)], mask[i, : len(a)] = torch.from_numpy(a), True
+    return Activations(layers={1: h}, attention_mask=mask, content_mask=mask)
+
+
+@pytest.mark.parametrize("heads", [0, 65, True, 2.0])
+def test_config_rejects_bad_query_counts(heads):
+    with pytest.raises(ConfigError, match="heads must be"):
+        AttentionPoolConfig(name="unsafe", layer=1, labels=("unsafe",), heads=heads)
+
+
+def test_forward_is_softmax_weighted_token_scores_and_ignores_padding():
+    head = _random_head(labels=("unsafe", "other"))
+    rng = np.random.default_rng(0)
+    texts = [rng.normal(size=(n, D)).astype(np.float32) for n in (1, 5, 12)]
+    with torch.no_grad():
+        batched = head(_acts(texts, 16)).numpy()  # [3, labels]; padding rows hold 99s
+        single = [head(_acts([t], len(t))).numpy()[0] for t in texts]
+    p = {k: v.detach().numpy().astype(np.float64) for k, v in head.state_dict().items()}
+    for text, got, alone in zip(texts, batched, single, strict=True):
+        z = (text - p["center"]) * p["scale"]  # [n, d]
+        a = z @ p["query"].T + p["query_bias"]  # [n, heads]
+        a = np.exp(a - a.max(axis=0))
+        a /= a.sum(axis=0)
+        expected = p["weight"] @ (a * (z @ p["value"].T)).sum(axis=0) + p["bias"]  # [labels]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(alone, got, rtol=1e-5, atol=1e-5)
+
+
+def test_a_text_without_content_tokens_scores_the_bias():
+    head = _random_head()
+    acts = _acts([np.zeros((0, D), dtype=np.float32)], 4)
+    with torch.no_grad():
+        assert float(head(acts)[0, 0]) == pytest.approx(float(head.bias[0]))
+
+
+def test_registered_and_built_from_its_config():
+    config = AttentionPoolConfig(name="unsafe", layer=2, labels=("unsafe",))
+    assert isinstance(build_head(config, D), AttentionPoolHead)
+    assert AttentionPoolHead.type_name == "attention_pool_linear"
+
+
+def _texts(rng: np.random.Generator, n: int, signal: bool, direction: np.ndarray) -> list[np.ndarray]:
+    """Documents of 100-300 noise tokens; a positive has a 3-token instruction somewhere inside."""
+    out = []
+    for _ in range(n):
+        a = rng.normal(size=(int(rng.integers(100, 300)), D)).astype(np.float32)
+        if signal:
+            at = int(rng.integers(0, len(a) - 3))
+            a[at : at + 3] += 3.5 * direction
+        out.append(a)
+    return out
+
+
+def test_attention_finds_a_short_instruction_that_mean_pooling_dilutes():
+    rng = np.random.default_rng(0)
+    direction = (rng.normal(size=D) / np.sqrt(D)).astype(np.float32) * 2
+
+    def part(name: str, role: str, acts: list[np.ndarray]) -> TokenSource:
+        src = CategorySource(name, "prompt_injection", role, [], [])
+        return TokenSource(src, acts, np.full(len(acts), int(role == "positive")))
+
+    data = [part(f"inj{i}", "positive", _texts(rng, 60, True, direction)) for i in range(3)]
+    data += [part("docs", "negative", _texts(rng, 200, False, direction)),
+             part("mail", "negative", _texts(rng, 100, False, direction))]  # fmt: skip
+    result = loso_attention(data, target_fpr=0.05, seed=0, per_kind=True, epochs=EPOCHS)
+    assert min(r["auroc"] for r in result.values()) > 0.95 and min(r["recall"] for r in result.values()) > 0.6
+    # mean pooling on the same held-out split cannot see a 3-token run in ~200 tokens of noise
+    x = np.stack([a.mean(axis=0) for p in data for a in p.acts])
+    y = np.concatenate([p.y for p in data])
+    test = np.arange(len(y)) < 60  # inj0 held out, fitted on the rest
+    mean_clf = LogisticRegression(class_weight="balanced").fit(x[~test], y[~test])
+    negatives = y == 0
+    mean_auroc = roc_auc_score(np.r_[np.ones(60), np.zeros(negatives.sum())],
+                               mean_clf.decision_function(np.r_[x[test], x[negatives]]))  # fmt: skip
+    assert mean_auroc < 0.8 < result["inj0"]["auroc"]
+
+    head, threshold, info = fit_attention_category("prompt_injection", 1, data, 0.05, seed=0, per_kind=True,
+                                                       epochs=EPOCHS)  # fmt: skip
+    assert info["calibration_auroc"] > 0.95 and 0 < threshold < 1
+    fresh_pos, fresh_neg = _texts(rng, 40, True, direction), _texts(rng, 40, False, direction)
+    probs = 1 / (1 + np.exp(-attention_scores(head, fresh_pos + fresh_neg)))  # Platt folded into the served head
+    assert (probs[:40] >= threshold).mean() > 0.8 and (probs[40:] >= threshold).mean() < 0.2
