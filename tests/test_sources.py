@@ -12,7 +12,7 @@ from detector.heads.pooling import full_window_max
 from training.category_select import PooledSource, fit_category, loso, rank, threshold_at
 from training.category_sources import CategorySource, category_sources, documents, insert
 from training.data import LabelledText
-from training.fit import CAL_FOLDS, out_of_fold, twin_aurocs
+from training.fit import CAL_FOLDS, THRESHOLD_FOLDS, ensemble_row, out_of_fold, threshold_halves, twin_aurocs
 from training.pii_sources import business_source, pii_free_source, real_sources
 from training.window_select import WindowedSource, fit_window_category, loso_window, run_means, served_scores
 
@@ -184,6 +184,30 @@ def test_out_of_fold_scores_every_row_once_by_a_model_fitted_without_it():
     assert len(seen) == CAL_FOLDS
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(len(y)))  # each row exactly once
     np.testing.assert_array_equal(scores, np.arange(len(y)) + 0.5)  # each score lands on its own row
+
+
+def test_fold_models_are_thresholded_on_negatives_they_did_not_fit():
+    kinds = np.array(["instructions"] * 120 + ["documents"] * 40 + ["pii"] * 20)  # every negative row's kind
+    keep = [*range(0, 180, 2), 1, 3]  # rows a fold may fit and threshold on; the other odd rows are held out
+    halves = threshold_halves(keep, kinds, 0)
+    assert len(halves) == THRESHOLD_FOLDS
+    for fit_rows, threshold_rows in halves:
+        assert not set(fit_rows) & set(threshold_rows) and set(fit_rows) | set(threshold_rows) == set(keep)
+        assert set(kinds[threshold_rows]) == set(kinds[fit_rows]) == set(kinds), "stratified: every kind in each half"
+    np.testing.assert_array_equal(np.sort(np.concatenate([t for _, t in halves])), np.sort(keep))
+
+
+@pytest.mark.parametrize(
+    ("role", "margins", "expected"),
+    [  # rates are each model's own at its own threshold (margin >= 0), averaged; not the mean margin's
+        ("positive", [[1.0, -1.0, 2.0, 0.0], [-3.0, 0.5, 0.5, -0.1]], {"recall": 0.625, "heldout_negative_fpr": 0.25}),
+        ("lookalike", [[1.0, -1.0], [-1.0, -1.0]], {"fpr": 0.25}),
+    ],
+)
+def test_ensemble_row_averages_each_half_models_rates(role: str, margins: list, expected: dict):
+    negative_margins = [np.array([-1.0, -2.0, 0.0, -1.0]), np.array([-1.0, -2.0, -1.0, 0.5])]
+    row = ensemble_row(role, [np.array(m) for m in margins], negative_margins)
+    assert {k: row[k] for k in expected} == expected
 
 
 def test_per_kind_threshold_holds_the_hard_kind_to_the_target_rate():

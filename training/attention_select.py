@@ -22,13 +22,14 @@ from training.category_sources import CategorySource
 from training.fit import (
     as_activations,
     calibrate_category,
-    heldout_row,
+    ensemble_row,
     loso_folds,
     negative_split,
     out_of_fold,
     pad_batch,
     row_roles,
     threshold_at,
+    threshold_halves,
     twin_aurocs,
 )
 
@@ -133,21 +134,23 @@ def loso_attention(
     negatives, neg_kind, keep, held = negative_split(data, seed)
     neg_acts = [a for p in negatives for a in p.acts]
     stats = standardisation([neg_acts[i] for i in keep])  # every fold fits on these negatives
-    fits: dict[tuple[str, ...], tuple[AttentionPoolHead, float, np.ndarray]] = {}
+    fits: dict[tuple[str, ...], list[tuple[AttentionPoolHead, float, np.ndarray]]] = {}
     out: dict[str, dict] = {}
     held_scores: dict[str, np.ndarray] = {}
     for test, others in loso_folds(data):
         key = tuple(sorted(p.source.name for p in others))
         if key not in fits:
-            acts = [a for p in others for a in p.acts] + [neg_acts[i] for i in keep]
-            y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
-            head = fit_attention("loso", 0, acts, y, seed, epochs, stats)  # acts are one layer's: 0 only names it
-            threshold = threshold_at(attention_scores(head, [neg_acts[i] for i in keep]), neg_kind[keep], target_fpr,
-                                     per_kind)  # fmt: skip
-            fits[key] = (head, threshold, attention_scores(head, [neg_acts[i] for i in held]))
-        head, threshold, negative_scores = fits[key]
-        scores = held_scores[test.source.name] = attention_scores(head, test.acts)
-        out[test.source.name] = heldout_row(test.source.role, scores, threshold, negative_scores, neg_kind[held])
+            fits[key] = []
+            for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
+                acts = [a for p in others for a in p.acts] + [neg_acts[i] for i in fit_rows]
+                y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
+                head = fit_attention("loso", 0, acts, y, seed, epochs, stats)  # acts are one layer's: 0 only names it
+                threshold = threshold_at(attention_scores(head, [neg_acts[i] for i in threshold_rows]),
+                                         neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
+                fits[key].append((head, threshold, attention_scores(head, [neg_acts[i] for i in held]) - threshold))
+        margins = [attention_scores(head, test.acts) - threshold for head, threshold, _ in fits[key]]
+        held_scores[test.source.name] = np.mean(margins, axis=0)
+        out[test.source.name] = ensemble_row(test.source.role, margins, [m for *_, m in fits[key]], neg_kind[held])
     for name, value in twin_aurocs([p.source for p in data], held_scores).items():
         out[name]["auroc_twins"] = value
     return out

@@ -1,9 +1,10 @@
 """Leave-one-source-out selection of a category head (layer or layer set x pooling), with scikit-learn.
 
-For each held-out source S of a category, a logistic regression is fitted on pooled activations of every source
+For each held-out source S of a category, two logistic regressions are fitted on pooled activations of every source
 outside S's family (sources written in one style, e.g. harmful and benign multilingual requests, are held out
-together); its threshold is set at the target FPR on the *pooled* training-side negatives of several kinds (ordinary
-instructions, documents); then S is scored: a positive source by recall at that threshold and AUROC against held-out
+together), each with one half of the training-side negatives of several kinds (ordinary instructions, documents); each
+one's threshold is set at the target FPR on the other half, negatives it did not fit (`fit.threshold_halves`); then S
+is scored by both: a positive source by recall at each model's threshold (averaged) and AUROC against held-out
 negatives, a look-alike source by its false-positive rate. Candidates are ranked by the worst positive source's
 recall; a candidate whose worst look-alike FPR exceeds its budget, or whose thresholds flag more held-out negatives
 than theirs (mean over the folds), ranks below every one that keeps it (each budget broken costs 1); ranks
@@ -35,12 +36,13 @@ from training.attention_select import TokenSource, loso_attention, token_sources
 from training.category_sources import CategorySource
 from training.fit import (
     calibrate_category,
-    heldout_row,
+    ensemble_row,
     loso_folds,
     negative_split,
     out_of_fold,
     row_roles,
     threshold_at,
+    threshold_halves,
     twin_aurocs,
 )
 from training.window_select import WindowedSource, loso_window, windowed_sources
@@ -87,14 +89,18 @@ def loso(
     out: dict[str, dict] = {}
     held_scores: dict[str, np.ndarray] = {}
     for test, others in loso_folds(data):
-        x = np.concatenate([p.x for p in others] + [neg_x[keep]])
-        y = np.concatenate([p.y for p in others] + [np.zeros(len(keep))])
-        w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(keep))])
-        clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
-        threshold = threshold_at(clf.decision_function(neg_x[keep]), neg_kind[keep], target_fpr, per_kind)
-        scores = held_scores[test.source.name] = clf.decision_function(test.x)
-        out[test.source.name] = heldout_row(test.source.role, scores, threshold, clf.decision_function(neg_x[held]),
-                                            neg_kind[held])  # fmt: skip
+        margins, negative_margins = [], []
+        for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
+            x = np.concatenate([p.x for p in others] + [neg_x[fit_rows]])
+            y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
+            w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(fit_rows))])
+            clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
+            threshold = threshold_at(clf.decision_function(neg_x[threshold_rows]), neg_kind[threshold_rows],
+                                     target_fpr, per_kind)  # fmt: skip
+            margins.append(clf.decision_function(test.x) - threshold)
+            negative_margins.append(clf.decision_function(neg_x[held]) - threshold)
+        held_scores[test.source.name] = np.mean(margins, axis=0)
+        out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
     for name, value in twin_aurocs([p.source for p in data], held_scores).items():
         out[name]["auroc_twins"] = value
     return out

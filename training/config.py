@@ -86,7 +86,10 @@ class CategorySection:
     # A candidate whose held-out negatives (30 % of every negative kind, never fitted or thresholded on) are flagged
     # more than this, averaged over the leave-one-out folds, ranks below every one within it: the full selection on
     # 0.9.0's data chose L6+8/mean for prompt_injection by worst recall bought with 3.9 % here (window-max: 1.6 %).
-    # 2x target_fpr: the done-when of issue 10 allows 2 % on clean documents.
+    # 2x target_fpr: the done-when of issue 10 allows 2 % on clean documents. Those figures had fold thresholds set on
+    # negatives the fold's model fitted; since 0.10.0 each fold fits two models, each thresholded on the half of the
+    # negatives it did not fit (training.fit.threshold_halves), as the served head is; unsafe's held-out negatives
+    # then sit at 0.5-1.0 % for every candidate (in-sample: 1.3-2.6 %), so this budget rarely binds.
     max_negative_fpr: float = 0.02
     regularization: float = 0.1  # logistic regression C (smaller = stronger L2)
     # C for prompt_injection alone. On the data with the override attacks and reader lines (L8 window-max, held out

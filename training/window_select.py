@@ -20,12 +20,13 @@ from detector.heads import WindowMaxConfig, WindowMaxHead
 from training.category_sources import CategorySource
 from training.fit import (
     calibrate_category,
-    heldout_row,
+    ensemble_row,
     loso_folds,
     negative_split,
     out_of_fold,
     row_roles,
     threshold_at,
+    threshold_halves,
     twin_aurocs,
 )
 
@@ -112,12 +113,15 @@ def loso_window(
     held_scores: dict[str, np.ndarray] = {}
     for test, others in loso_folds(data):
         positive, benign = _bags(others)
-        w, b = fit_mil(positive, benign + [neg_runs[i] for i in keep], c)
-        threshold = threshold_at(served_scores([neg_acts[i] for i in keep], w, b), neg_kind[keep], target_fpr,
-                                 per_kind)  # fmt: skip
-        negative_scores = served_scores([neg_acts[i] for i in held], w, b)
-        scores = held_scores[test.source.name] = served_scores(test.acts, w, b)
-        out[test.source.name] = heldout_row(test.source.role, scores, threshold, negative_scores, neg_kind[held])
+        margins, negative_margins = [], []
+        for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
+            w, b = fit_mil(positive, benign + [neg_runs[i] for i in fit_rows], c)
+            threshold = threshold_at(served_scores([neg_acts[i] for i in threshold_rows], w, b),
+                                     neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
+            margins.append(served_scores(test.acts, w, b) - threshold)
+            negative_margins.append(served_scores([neg_acts[i] for i in held], w, b) - threshold)
+        held_scores[test.source.name] = np.mean(margins, axis=0)
+        out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
     for name, value in twin_aurocs([p.source for p in data], held_scores).items():
         out[name]["auroc_twins"] = value
     return out
