@@ -155,8 +155,8 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     assert served["unsafe"] == served["prompt_injection"] == "attention_pool_linear"
 
     # The int8 variant: the same choices refit on the int8 host graph's activations, served on the int8 graph.
-    config.write_text(config.read_text().replace("threads = 1\n", f'threads = 1\nvariant = "int8"\nchoices_from = '
-                                                 f'"{out}"\nchoices_fixed = ["pii", "unsafe"]\n'))  # fmt: skip
+    refit = f'threads = 1\nvariant = "int8"\nchoices_from = "{out}"\nchoices_fixed = ["pii", "prompt_injection"]\n'
+    config.write_text(config.read_text().replace("threads = 1\n", refit))
     assert main(["train", "--config", str(config), "--quick", "--no-peer", "--out", str(tmp_path / "int8")]) == 0
     int8 = json.loads((tmp_path / "int8" / "metrics.json").read_text())
     assert int8["variant"] == "int8" and int8["pii_selection"]["chosen"] == metrics["pii_selection"]["chosen"]

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from detector.activations import Activations
-from detector.errors import ConfigError
-from detector.heads.base import Head, HeadConfig
+from detector.heads.base import HeadConfig, StandardisedHead, check_int_range
 from detector.heads.registry import register_head
 
 
@@ -30,12 +29,11 @@ class AttentionPoolConfig(HeadConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.heads, int) or isinstance(self.heads, bool) or not 1 <= self.heads <= 64:
-            raise ConfigError(f"head {self.name}: heads must be an integer in [1, 64], got {self.heads!r}")
+        check_int_range(self, "heads", 1, 64)
 
 
 @register_head("attention_pool_linear")
-class AttentionPoolHead(Head):
+class AttentionPoolHead(StandardisedHead):
     """z = (h - center) * scale; per query q, a[b, :, q] = softmax over text tokens of (query[q] . z + query_bias[q]);
     logits[b, l] = bias[l] + sum_q weight[l, q] * sum_i a[b, i, q] * (value[q] . z[b, i])."""
 
@@ -45,8 +43,6 @@ class AttentionPoolHead(Head):
     def __init__(self, config: AttentionPoolConfig, d_model: int) -> None:
         super().__init__(config, d_model)
         n_q = config.heads
-        self.register_buffer("center", torch.zeros(d_model))  # [d_model]
-        self.register_buffer("scale", torch.ones(d_model))  # [d_model]
         self.query = nn.Parameter(torch.zeros(n_q, d_model))  # [heads, d_model]
         self.query_bias = nn.Parameter(torch.zeros(n_q))  # [heads]
         self.value = nn.Parameter(torch.zeros(n_q, d_model))  # [heads, d_model]
@@ -54,12 +50,6 @@ class AttentionPoolHead(Head):
         # (the values carry the scale), so one label's logit is the sum of the queries' pooled scores.
         self.weight = nn.Parameter(torch.ones(len(config.labels), n_q))
         self.bias = nn.Parameter(torch.zeros(len(config.labels)))  # [labels]
-
-    def set_standardisation(self, center: torch.Tensor, scale: torch.Tensor) -> None:
-        """Per-dimension mean and 1/std of the training activations ([d_model] each)."""
-        with torch.no_grad():
-            self.center.copy_(center)
-            self.scale.copy_(scale)
 
     def forward(self, acts: Activations) -> torch.Tensor:
         mask = acts.content_mask  # [batch, seq]

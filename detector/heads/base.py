@@ -63,3 +63,26 @@ class Head(nn.Module):
 
     def forward(self, acts: Activations) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def check_int_range(config: HeadConfig, field: str, low: int, high: int) -> None:
+    """ConfigError unless `config.<field>` is an int (not a bool) in [low, high]."""
+    value = getattr(config, field)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"head {config.name}: {field} must be an integer in [{low}, {high}], got {value!r}")
+
+
+class StandardisedHead(Head):
+    """A head that reads z = (h - center) * scale, with per-dimension statistics fixed at training time (buffers, so
+    they are saved with the weights): a few residual dimensions are hundreds of times larger than the rest."""
+
+    def __init__(self, config: HeadConfig, d_model: int) -> None:
+        super().__init__(config, d_model)
+        self.register_buffer("center", torch.zeros(d_model))  # [d_model]
+        self.register_buffer("scale", torch.ones(d_model))  # [d_model]
+
+    def set_standardisation(self, center: torch.Tensor, scale: torch.Tensor) -> None:
+        """Per-dimension mean and 1/std of the training activations ([d_model] each)."""
+        with torch.no_grad():
+            self.center.copy_(center)
+            self.scale.copy_(scale)

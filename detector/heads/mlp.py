@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from detector.activations import Activations
-from detector.errors import ConfigError
-from detector.heads.base import Head
+from detector.heads.base import StandardisedHead, check_int_range
 from detector.heads.linear import TokenLinearConfig
 from detector.heads.pooling import lookahead_stack
 from detector.heads.registry import register_head
@@ -29,12 +28,11 @@ class TokenMLPConfig(TokenLinearConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.hidden, int) or isinstance(self.hidden, bool) or not 1 <= self.hidden <= 1024:
-            raise ConfigError(f"head {self.name}: hidden must be an integer in [1, 1024], got {self.hidden!r}")
+        check_int_range(self, "hidden", 1, 1024)
 
 
 @register_head("token_mlp")
-class TokenMLPHead(Head):
+class TokenMLPHead(StandardisedHead):
     """logits[b, i] = weight . gelu(sum_j w1[:, j] . z[b, i + j] + b1) + bias, z = (h - center) * scale."""
 
     config_class = TokenMLPConfig
@@ -43,18 +41,10 @@ class TokenMLPHead(Head):
     def __init__(self, config: TokenMLPConfig, d_model: int) -> None:
         super().__init__(config, d_model)
         width = config.lookahead + 1
-        self.register_buffer("center", torch.zeros(d_model))  # [d_model]
-        self.register_buffer("scale", torch.ones(d_model))  # [d_model]
         self.w1 = nn.Parameter(torch.randn(config.hidden, width, d_model) / (width * d_model) ** 0.5)  # [H, w+1, d]
         self.b1 = nn.Parameter(torch.zeros(config.hidden))  # [H]
         self.weight = nn.Parameter(torch.zeros(len(config.labels), config.hidden))  # [labels, H]: Platt folds here
         self.bias = nn.Parameter(torch.zeros(len(config.labels)))  # [labels]
-
-    def set_standardisation(self, center: torch.Tensor, scale: torch.Tensor) -> None:
-        """Per-dimension mean and 1/std of the training activations ([d_model] each)."""
-        with torch.no_grad():
-            self.center.copy_(center)
-            self.scale.copy_(scale)
 
     def forward(self, acts: Activations) -> torch.Tensor:
         h = acts.layer(self.config.layer)  # [batch, seq, d_model]
