@@ -28,6 +28,7 @@ from training.fit import (
     out_of_fold,
     pad_batch,
     row_roles,
+    standardisation,
     threshold_at,
     threshold_halves,
     twin_aurocs,
@@ -55,21 +56,6 @@ def token_sources(sources: Sequence[CategorySource], harvest, layer: int) -> lis
     return out
 
 
-def standardisation(acts: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension (mean, 1/std) over every token of `acts`, in float64 ([d_model] each)."""
-    total = np.zeros(acts[0].shape[1])
-    squares = np.zeros(acts[0].shape[1])
-    count = 0
-    for a in acts:
-        a64 = np.asarray(a, dtype=np.float64)
-        total += a64.sum(axis=0)
-        squares += (a64 * a64).sum(axis=0)
-        count += len(a64)
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(squares / max(count, 1) - mean * mean, 0.0)) + 1e-6
-    return torch.from_numpy(mean).float(), torch.from_numpy(1.0 / std).float()
-
-
 def _length_batches(lengths: np.ndarray, size: int) -> list[np.ndarray]:
     """Row indices in batches of `size` texts of similar length (sorted), so tweets are not padded to a document."""
     order = np.argsort(lengths, kind="stable")
@@ -82,15 +68,15 @@ def fit_attention(
     acts: Sequence[np.ndarray],
     y: np.ndarray,
     seed: int,
+    stats: tuple[torch.Tensor, torch.Tensor],
     epochs: int = EPOCHS,
-    stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> AttentionPoolHead:
     """An uncalibrated one-label head fitted on per-text token activations `acts` ([n_tokens, d_model] each).
-    `stats`: the standardisation (`standardisation` of ordinary negatives); default: of `acts`. Batches are padded
+    `stats`: the input standardisation (`fit.standardisation` of ordinary negatives' tokens). Batches are padded
     once and visited in a new order each epoch (reading memory-mapped activations every epoch was 4x slower)."""
     d_model = acts[0].shape[1]
     head = AttentionPoolHead(AttentionPoolConfig(name=name, layer=layer, labels=(name,), heads=QUERIES), d_model)
-    head.set_standardisation(*(stats if stats is not None else standardisation(acts)))
+    head.set_standardisation(*stats)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # nn.Linear's scale: queries start near uniform attention, values near zero scores
         head.query.copy_((torch.rand(QUERIES, d_model, generator=gen) * 2 - 1) / d_model**0.5)
@@ -144,7 +130,7 @@ def loso_attention(
             for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
                 acts = [a for p in others for a in p.acts] + [neg_acts[i] for i in fit_rows]
                 y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
-                head = fit_attention("loso", 0, acts, y, seed, epochs, stats)  # acts are one layer's: 0 only names it
+                head = fit_attention("loso", 0, acts, y, seed, stats, epochs)  # acts are one layer's: 0 only names it
                 threshold = threshold_at(attention_scores(head, [neg_acts[i] for i in threshold_rows]),
                                          neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
                 fits[key].append((head, threshold, attention_scores(head, [neg_acts[i] for i in held]) - threshold))
@@ -173,11 +159,11 @@ def fit_attention_category(
     stats = standardisation([a for a, n in zip(acts, negative, strict=True) if n])  # ordinary negatives' tokens
 
     def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, epochs, stats)
+        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs)
         return attention_scores(head, [acts[i] for i in test_rows])
 
     oof = out_of_fold(y, seed, fit_score)
-    head = fit_attention(name, layer, acts, y, seed, epochs, stats)
+    head = fit_attention(name, layer, acts, y, seed, stats, epochs)
     w = head.weight.detach().numpy()[0].astype(np.float64)  # [heads] ones
     threshold, info = calibrate_category(head, w, float(head.bias.detach()[0]), oof, y, negative, kinds, target_fpr,
                                          per_kind)  # fmt: skip

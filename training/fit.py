@@ -93,6 +93,22 @@ def pooled_features(
     return torch.cat(feats)
 
 
+def standardisation(acts: Sequence[np.ndarray], eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension (mean, 1 / (std + eps)) over every token of per-text `acts` ([n_i, d_model] each), accumulated in
+    float64 one text at a time (no concatenated copy); the buffers of a `StandardisedHead`."""
+    total = np.zeros(acts[0].shape[1])
+    squares = np.zeros(acts[0].shape[1])
+    count = 0
+    for a in acts:
+        a64 = np.asarray(a, dtype=np.float64)
+        total += a64.sum(axis=0)
+        squares += (a64 * a64).sum(axis=0)
+        count += len(a64)
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(squares / max(count, 1) - mean * mean, 0.0))
+    return torch.from_numpy(mean).float(), torch.from_numpy(1.0 / (std + eps)).float()
+
+
 def platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Platt scaling with scikit-learn: p = sigmoid(a * logit + c) fitted on held-out data; returns (a, c)."""
     if len(np.unique(y)) < 2:

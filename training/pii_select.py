@@ -80,9 +80,7 @@ class PiiCandidate:
                                                      lookahead=self.lookahead), d_model)  # fmt: skip
         head = TokenMLPHead(TokenMLPConfig(name="pii", layer=self.layer, labels=PII_LABELS, lookahead=self.lookahead,
                                            hidden=self.hidden), d_model)  # fmt: skip
-        rows = np.concatenate(train_acts[::5])  # [tokens, d_model] float32; statistics accumulated in float64
-        head.set_standardisation(torch.from_numpy(rows.mean(0, dtype=np.float64)).float(),
-                                 torch.from_numpy(1.0 / (rows.std(0, dtype=np.float64) + 1e-3)).float())  # fmt: skip
+        head.set_standardisation(*fit.standardisation(train_acts[::5], eps=1e-3))
         return head
 
 
