@@ -146,6 +146,10 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     assert metrics["layers"] == [1, 2] and set(metrics["category_selection"]) == {"unsafe", "prompt_injection"}
     assert {"wikigold", "btc", "wnut17", "business", "synthetic", "pii_free"} <= set(metrics["dev"]["pii"]["sources"])
     assert "held-out source" in (out / "report.md").read_text()
+    kept = json.loads((out / "manifest.json").read_text())["training_data"]["category_sources"]
+    for category in ("unsafe", "prompt_injection"):  # --quick: the first 3 held-out folds per category and role
+        roles = [v["role"] for k, v in kept.items() if k.startswith(f"{category}/")]
+        assert roles.count("positive") == roles.count("lookalike") == 3 and "negative" in roles, roles
     det = Detector.load(
         out, DetectorSettings(cache_dir=tmp_path / "cache", host_path=tiny_hosts("llama"), backend="torch")
     )

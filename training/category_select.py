@@ -252,9 +252,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-kind-threshold", action="store_true", help="every negative kind within the target FPR")
     p.add_argument("--tolerance", type=float, default=0.15, help="worst-recall differences below this are ties")
+    p.add_argument("--harvest-layers", type=int, nargs="+", default=[],
+                   help="layers the host reads (default: the candidates'); the cache is keyed by them, so pass a "
+                        "training run's layers (e.g. 6 8 10) to reuse its activations")  # fmt: skip
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
-    harvest = harvester(sorted({*args.layers, *(k for s in args.layer_set for k in s)}))
+    read = sorted({*args.layers, *(k for s in args.layer_set for k in s)})
+    if args.harvest_layers and not set(read) <= set(args.harvest_layers):
+        p.error(f"--harvest-layers must include every candidate layer {read}")
+    harvest = harvester(sorted(set(args.harvest_layers) | set(read)))
     candidates = [(k,) for k in args.layers] + [tuple(s) for s in args.layer_set]
     sources = category_sources(args.seed)
     summary = {}

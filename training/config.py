@@ -36,6 +36,9 @@ class DataSection:
     n_alpaca: int = 2500  # ordinary instructions: the category heads' main negative source
     max_dev_texts: int = 0  # cap on each source's dev part (0 = all; smoke runs only: the report gets noisier)
     max_category_train: int = 0  # cap on each category source's train part (0 = all; smoke runs only)
+    # Positive and look-alike sources kept per category and role (0 = all; smoke runs only): each one is a held-out
+    # fold of the selection, so fewer sources make it faster and less trustworthy. Negatives are always kept.
+    max_category_sources: int = 0
     benign_files: list[str] = field(default_factory=list)  # your own benign traffic (labelled JSONL) replaces Alpaca
     span_files: list[str] = field(default_factory=list)  # extra span JSONL for the PII head (one source per file)
     labelled_files: list[str] = field(default_factory=list)  # extra labelled JSONL for category heads

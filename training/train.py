@@ -14,6 +14,7 @@ import dataclasses
 import json
 import platform
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -54,12 +55,24 @@ def configure(p: argparse.ArgumentParser) -> None:
 def _quick(config: TrainConfig) -> TrainConfig:
     r = dataclasses.replace
     return r(config, data=r(config.data, n_wikigold=60, n_btc=60, n_wnut17=60, n_business=60, n_synthetic=60,
-                            n_code=20, n_records=20, n_alpaca=150, max_dev_texts=20, max_category_train=150),
+                            n_code=20, n_records=20, n_alpaca=150, max_dev_texts=20, max_category_train=150,
+                            max_category_sources=3),
              pii=r(config.pii, layers=config.pii.layers[:1], lookaheads=config.pii.lookaheads[:1],
                    heads=config.pii.heads[:1], epochs=1,
                    select_epochs=1),
              categories=r(config.categories, layers=config.categories.layers[:1], layer_sets=[],
                           poolings=config.categories.poolings[:1], attention_epochs=2))  # fmt: skip
+
+
+def _first_sources(sources: list[CategorySource], keep: int) -> list[CategorySource]:
+    """The first `keep` positive and look-alike sources of each category (in source order); every negative source."""
+    seen: Counter[tuple[str, str]] = Counter()
+    out = []
+    for s in sources:
+        seen[s.category, s.role] += 1
+        if s.role == "negative" or seen[s.category, s.role] <= keep:
+            out.append(s)
+    return out
 
 
 def _user_span_sources(config: TrainConfig) -> list[SpanSource]:
@@ -208,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
     if d.max_dev_texts or d.max_category_train:
         cat_sources = [dataclasses.replace(s, train=s.train[: d.max_category_train or None],
                                            dev=s.dev[: d.max_dev_texts or None]) for s in cat_sources]  # fmt: skip
+    if d.max_category_sources:
+        cat_sources = _first_sources(cat_sources, d.max_category_sources)
     cat_selection = {}
     for category in CATEGORIES:
         chosen = [s for s in cat_sources if s.category == category]
