@@ -40,6 +40,12 @@ def test_default_config_loads_and_bad_keys_fail(tmp_path):
     bad.write_text('[categories]\npoolings = ["mean", "median"]\n')
     with pytest.raises(ConfigError, match=r"categories\.poolings"):
         load_config(bad)
+    bad.write_text('[categories]\ninjection_poolings = ["median"]\n')
+    with pytest.raises(ConfigError, match=r"categories\.injection_poolings: \['median'\]"):
+        load_config(bad)
+    bad.write_text('[categories]\npoolings = ["mean"]\ninjection_poolings = ["attention"]\n')
+    narrowed = load_config(bad).categories
+    assert narrowed.poolings_for("prompt_injection") == ["attention"] and narrowed.poolings_for("unsafe") == ["mean"]
     bad.write_text("[categories]\nmax_negative_fpr = 0.0\n")
     with pytest.raises(ConfigError, match=r"categories\.max_negative_fpr must be in \(0, 1\]"):
         load_config(bad)

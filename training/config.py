@@ -79,6 +79,9 @@ class CategorySection:
     # attention (an AttentionPoolHead: learned softmax weights over tokens, fitted with torch, one fit per held-out
     # family: ~5 min for unsafe, more for prompt_injection's 46 attack categories on 2 cores; listed in default.toml)
     poolings: list[str] = field(default_factory=lambda: ["mean", "window-max"])
+    # prompt_injection's candidates when not empty (its 46 held-out attack categories make each attention or
+    # window-max candidate a 10-30 min leave-one-out run on 2 cores; narrow it once an offline run has compared them).
+    injection_poolings: list[str] = field(default_factory=list)
     target_fpr: float = 0.01  # thresholds: this false-positive rate on negatives of several kinds
     # true: the threshold keeps *every* negative kind (instructions, documents, PII-rich messages) within target_fpr;
     # false (0.3.0): pooled, where many easy instructions hide a hard kind (documents: 9 % dev FPR at a pooled 1 %).
@@ -118,6 +121,9 @@ class CategorySection:
         unknown = [p for p in self.poolings if p not in known]
         if unknown or not self.poolings:
             raise ConfigError(f"categories.poolings: {unknown or 'empty'}; choose from {list(known)}")
+        unknown = [p for p in self.injection_poolings if p not in known]
+        if unknown:
+            raise ConfigError(f"categories.injection_poolings: {unknown}; choose from {list(known)}")
         if not isinstance(self.attention_epochs, int) or self.attention_epochs < 1:
             raise ConfigError(f"categories.attention_epochs must be a positive integer, got {self.attention_epochs!r}")
         if not 0.0 <= self.tolerance < 1.0:
@@ -133,6 +139,9 @@ class CategorySection:
 
     def regularization_for(self, category: str) -> float:
         return self.injection_regularization if category == "prompt_injection" else self.regularization
+
+    def poolings_for(self, category: str) -> list[str]:
+        return self.injection_poolings if category == "prompt_injection" and self.injection_poolings else self.poolings
 
     def candidate_layers(self) -> list[tuple[int, ...]]:
         """Every layer candidate: each single layer, then each layer set."""

@@ -129,7 +129,7 @@ def select_category(
         sources,
         harvest,
         [fixed[0]] if fixed else cc.candidate_layers(),
-        [fixed[1]] if fixed else cc.poolings,
+        [fixed[1]] if fixed else cc.poolings_for(category),
         cc.target_fpr,
         cc.max_lookalike_fpr,
         c,
