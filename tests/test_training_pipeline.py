@@ -169,6 +169,8 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     config.write_text(config.read_text().replace("threads = 1\n", refit))
     assert main(["train", "--config", str(config), "--quick", "--no-peer", "--out", str(tmp_path / "int8")]) == 0
     int8 = json.loads((tmp_path / "int8" / "metrics.json").read_text())
+    assert "the choices of pii, prompt_injection were refit" in (tmp_path / "int8" / "report.md").read_text()
+    assert "unsafe selected again here" in (tmp_path / "int8" / "report.md").read_text()
     assert int8["variant"] == "int8" and int8["pii_selection"]["chosen"] == metrics["pii_selection"]["chosen"]
     assert {c: s["chosen"] for c, s in int8["category_selection"].items()} == {
         c: s["chosen"] for c, s in metrics["category_selection"].items()}  # fmt: skip

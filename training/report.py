@@ -114,8 +114,7 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         f"thread(s) on {metrics['machine']}. Peer: {metrics['peer']}.",
         "",
         f"Served on the **{metrics.get('variant', 'fp32')}** graph; every activation below was harvested from it"
-        + (f"; the choices were refit from `{metrics['choices_from']}` (selected there on fp32), not selected "
-           "again: the selection tables show the fixed candidate alone." if metrics.get("choices_from") else "."),
+        + _refit_sentence(metrics),
         "",
         "Every choice below was made leave-one-source-out (fit without a source, score on it, rank by the worst "
         "source); the dev suite at the end runs the saved bundle on dev parts that nothing was fitted, selected or "
@@ -134,3 +133,16 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         "",
     ]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines))
+
+
+def _refit_sentence(metrics: dict) -> str:
+    """Which choices a run took from a reference bundle (`choices_from`; runs before `choices_fixed` fixed them all)."""
+    if not metrics.get("choices_from"):
+        return "."
+    fixed = metrics.get("choices_fixed", ["pii", "unsafe", "prompt_injection"])
+    others = [p for p in ("pii", "unsafe", "prompt_injection") if p not in fixed]
+    return (
+        f"; the choices of {', '.join(fixed)} were refit from `{metrics['choices_from']}` (selected there on "
+        "fp32), not selected again: their selection tables show the fixed candidate alone"
+        + (f"; {', '.join(others)} selected again here." if others else ".")
+    )

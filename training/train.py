@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     peer = not args.no_peer and _presidio_available()
     metrics = {
         "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "variant": config.variant,
-        "choices_from": config.choices_from,
+        "choices_from": config.choices_from, "choices_fixed": config.choices_fixed if config.choices_from else [],
         "layers": sorted({pii_choice.layer, *(k for h, _ in heads for k in h.config.layers_read)}),
         "pii_selection": pii_selection, "category_selection": cat_selection,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
