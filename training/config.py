@@ -13,6 +13,7 @@ from detector.errors import ConfigError
 from detector.heads.pooling import POOLINGS
 
 PII_HEAD_KINDS = ("linear", "mlp")
+CHOICE_PARTS = ("pii", "unsafe", "prompt_injection")  # what a training run selects, or refits (`choices_fixed`)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class TrainConfig:
     choices_from: str = ""
     # Which of those choices are taken ("pii", "unsafe", "prompt_injection"); the others are selected again. Only the
     # categories re-selected is ~20 min cheaper than a full selection when a new category candidate is tried.
-    choices_fixed: list[str] = field(default_factory=lambda: ["pii", "unsafe", "prompt_injection"])
+    choices_fixed: list[str] = field(default_factory=lambda: list(CHOICE_PARTS))
     seed: int = 0
     threads: int = 1
     root: str = "."  # resolved: folder relative paths are taken from (the repo root)
@@ -172,10 +173,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.variant not in ("fp32", "int8"):
             raise ConfigError(f"variant must be fp32 or int8, got {self.variant!r}")
-        parts = ("pii", "unsafe", "prompt_injection")
-        unknown = [p for p in self.choices_fixed if p not in parts]
+        unknown = [p for p in self.choices_fixed if p not in CHOICE_PARTS]
         if unknown:
-            raise ConfigError(f"choices_fixed: {unknown} unknown; choose from {list(parts)}")
+            raise ConfigError(f"choices_fixed: {unknown} unknown; choose from {list(CHOICE_PARTS)}")
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()

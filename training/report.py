@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from training.category_select import mean_recall
+from training.config import CHOICE_PARTS
 from training.devsuite import render_markdown
 
 
@@ -139,8 +140,8 @@ def _refit_sentence(metrics: dict) -> str:
     """Which choices a run took from a reference bundle (`choices_from`; runs before `choices_fixed` fixed them all)."""
     if not metrics.get("choices_from"):
         return "."
-    fixed = metrics.get("choices_fixed", ["pii", "unsafe", "prompt_injection"])
-    others = [p for p in ("pii", "unsafe", "prompt_injection") if p not in fixed]
+    fixed = metrics.get("choices_fixed", CHOICE_PARTS)
+    others = [p for p in CHOICE_PARTS if p not in fixed]
     return (
         f"; the choices of {', '.join(fixed)} were refit from `{metrics['choices_from']}` (selected there on "
         "fp32), not selected again: their selection tables show the fixed candidate alone"
