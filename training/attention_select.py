@@ -120,23 +120,22 @@ def loso_attention(
     negatives, neg_kind, keep, held = negative_split(data, seed)
     neg_acts = [a for p in negatives for a in p.acts]
     stats = standardisation([neg_acts[i] for i in keep])  # every fold fits on these negatives
-    fits: dict[tuple[str, ...], list[tuple[AttentionPoolHead, float, np.ndarray]]] = {}
     out: dict[str, dict] = {}
     held_scores: dict[str, np.ndarray] = {}
-    for test, others in loso_folds(data):
-        key = tuple(sorted(p.source.name for p in others))
-        if key not in fits:
-            fits[key] = []
-            for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
-                acts = [a for p in others for a in p.acts] + [neg_acts[i] for i in fit_rows]
-                y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
-                head = fit_attention("loso", 0, acts, y, seed, stats, epochs)  # acts are one layer's: 0 only names it
-                threshold = threshold_at(attention_scores(head, [neg_acts[i] for i in threshold_rows]),
-                                         neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
-                fits[key].append((head, threshold, attention_scores(head, [neg_acts[i] for i in held]) - threshold))
-        margins = [attention_scores(head, test.acts) - threshold for head, threshold, _ in fits[key]]
-        held_scores[test.source.name] = np.mean(margins, axis=0)
-        out[test.source.name] = ensemble_row(test.source.role, margins, [m for *_, m in fits[key]], neg_kind[held])
+    for tests, others in loso_folds(data):
+        models, negative_margins = [], []
+        for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
+            acts = [a for p in others for a in p.acts] + [neg_acts[i] for i in fit_rows]
+            y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
+            head = fit_attention("loso", 0, acts, y, seed, stats, epochs)  # acts are one layer's: 0 only names it
+            threshold = threshold_at(attention_scores(head, [neg_acts[i] for i in threshold_rows]),
+                                     neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
+            models.append((head, threshold))
+            negative_margins.append(attention_scores(head, [neg_acts[i] for i in held]) - threshold)
+        for test in tests:
+            margins = [attention_scores(head, test.acts) - threshold for head, threshold in models]
+            held_scores[test.source.name] = np.mean(margins, axis=0)
+            out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
     for name, value in twin_aurocs([p.source for p in data], held_scores).items():
         out[name]["auroc_twins"] = value
     return out

@@ -88,8 +88,8 @@ def loso(
     neg_x = np.concatenate([p.x for p in negatives])
     out: dict[str, dict] = {}
     held_scores: dict[str, np.ndarray] = {}
-    for test, others in loso_folds(data):
-        margins, negative_margins = [], []
+    for tests, others in loso_folds(data):
+        models, negative_margins = [], []
         for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
             x = np.concatenate([p.x for p in others] + [neg_x[fit_rows]])
             y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
@@ -97,10 +97,12 @@ def loso(
             clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
             threshold = threshold_at(clf.decision_function(neg_x[threshold_rows]), neg_kind[threshold_rows],
                                      target_fpr, per_kind)  # fmt: skip
-            margins.append(clf.decision_function(test.x) - threshold)
+            models.append((clf, threshold))
             negative_margins.append(clf.decision_function(neg_x[held]) - threshold)
-        held_scores[test.source.name] = np.mean(margins, axis=0)
-        out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
+        for test in tests:
+            margins = [clf.decision_function(test.x) - threshold for clf, threshold in models]
+            held_scores[test.source.name] = np.mean(margins, axis=0)
+            out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
     for name, value in twin_aurocs([p.source for p in data], held_scores).items():
         out[name]["auroc_twins"] = value
     return out

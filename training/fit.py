@@ -254,11 +254,15 @@ def negative_split(data: Sequence[Any], seed: int) -> tuple[list[Any], np.ndarra
     return negatives, kinds, keep, held
 
 
-def loso_folds(data: Sequence[Any]) -> Iterator[tuple[Any, list[Any]]]:
-    """(held-out part, the positive and look-alike parts outside its family) for every non-negative part."""
-    for test in data:
-        if test.source.role != "negative":
-            yield test, [p for p in data if p.source.group != test.source.group and p.source.role != "negative"]
+def loso_folds(data: Sequence[Any]) -> Iterator[tuple[list[Any], list[Any]]]:
+    """(a family's positive and look-alike parts, the positive and look-alike parts outside it) for every family: one
+    fit per family serves each of its parts."""
+    families: dict[str, list[Any]] = {}
+    for part in data:
+        if part.source.role != "negative":
+            families.setdefault(part.source.group, []).append(part)
+    for group, tests in families.items():
+        yield tests, [p for p in data if p.source.group != group and p.source.role != "negative"]
 
 
 def calibrate_category(

@@ -111,17 +111,19 @@ def loso_window(
     neg_runs = [r for p in negatives for r in p.runs]
     out: dict[str, dict] = {}
     held_scores: dict[str, np.ndarray] = {}
-    for test, others in loso_folds(data):
+    for tests, others in loso_folds(data):
         positive, benign = _bags(others)
-        margins, negative_margins = [], []
+        models, negative_margins = [], []
         for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
             w, b = fit_mil(positive, benign + [neg_runs[i] for i in fit_rows], c)
             threshold = threshold_at(served_scores([neg_acts[i] for i in threshold_rows], w, b),
                                      neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
-            margins.append(served_scores(test.acts, w, b) - threshold)
+            models.append((w, b, threshold))
             negative_margins.append(served_scores([neg_acts[i] for i in held], w, b) - threshold)
-        held_scores[test.source.name] = np.mean(margins, axis=0)
-        out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
+        for test in tests:
+            margins = [served_scores(test.acts, w, b) - threshold for w, b, threshold in models]
+            held_scores[test.source.name] = np.mean(margins, axis=0)
+            out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
     for name, value in twin_aurocs([p.source for p in data], held_scores).items():
         out[name]["auroc_twins"] = value
     return out
