@@ -15,6 +15,7 @@ from detector.bundle import load_bundle
 from detector.errors import BundleCorruptError, ConfigError
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from tests.bundles import default_configs, make_bundle
+from training import category_select
 from training.category_select import PooledSource, candidate_key, fit_category, parse_candidate, pool_sources
 from training.category_sources import CategorySource
 from training.config import CategorySection
@@ -116,3 +117,22 @@ def test_pool_sources_concatenates_layers_in_order_and_fit_category_serves_them(
     data.append(pooled("neg", "negative", rng.normal(size=(300, 2 * d)) - 2 * direction))
     head, threshold, _ = fit_category("unsafe", (6, 8), "mean", data, 0.05, 0.1, seed=0)
     assert head.config.layers_read == (6, 8) and head.weight.shape == (1, 2 * d) and 0 < threshold < 1
+
+
+def test_select_without_held_out_refits_the_one_candidate_and_refuses_several():
+    src = CategorySource("pos", "unsafe", "positive", [LabelledText("t", 1, "pos")] * 3, [])
+
+    def harvest(texts, desc):
+        return _Store(len(texts), 2), []
+
+    def select(candidates, poolings):
+        return category_select.select("unsafe", [src], harvest, candidates, poolings, 0.01, 0.05, 0.1, 0,
+                                      held_out=False)  # fmt: skip
+
+    parts, layers, pooling, summary = select([(6, 8)], ["mean"])
+    assert (layers, pooling) == ((6, 8), "mean") and len(parts) == 1 and parts[0].x.shape == (3, 4)
+    assert summary == {"candidates": {}, "chosen": "L6+8/mean", "tolerance": 0.0, "held_out": False}
+    with pytest.raises(ValueError, match="exactly one candidate, got 2"):
+        select([(6,), (8,)], ["mean"])
+    with pytest.raises(ValueError, match="exactly one candidate, got 2"):
+        select([(6,)], ["mean", "window-max"])

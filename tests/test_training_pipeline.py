@@ -165,12 +165,18 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     assert served["unsafe"] == served["prompt_injection"] == "attention_pool_linear"
 
     # The int8 variant: the same choices refit on the int8 host graph's activations, served on the int8 graph.
-    refit = f'threads = 1\nvariant = "int8"\nchoices_from = "{out}"\nchoices_fixed = ["pii", "prompt_injection"]\n'
+    refit = (
+        f'threads = 1\nvariant = "int8"\nchoices_from = "{out}"\nchoices_fixed = ["pii", "prompt_injection"]\n'
+        "evaluate_fixed = false\n"
+    )  # the fixed injection head refit without its leave-one-out table
     config.write_text(config.read_text().replace("threads = 1\n", refit))
     assert main(["train", "--config", str(config), "--quick", "--no-peer", "--out", str(tmp_path / "int8")]) == 0
     int8 = json.loads((tmp_path / "int8" / "metrics.json").read_text())
     assert "the choices of pii, prompt_injection were refit" in (tmp_path / "int8" / "report.md").read_text()
-    assert "unsafe selected again here" in (tmp_path / "int8" / "report.md").read_text()
+    report = (tmp_path / "int8" / "report.md").read_text()
+    assert "unsafe selected again here" in report and "refit without its leave-one-out table" in report
+    assert not int8["category_selection"]["prompt_injection"]["candidates"]
+    assert int8["category_selection"]["unsafe"]["candidates"], "a category selected again keeps its table"
     assert int8["variant"] == "int8" and int8["pii_selection"]["chosen"] == metrics["pii_selection"]["chosen"]
     assert {c: s["chosen"] for c, s in int8["category_selection"].items()} == {
         c: s["chosen"] for c, s in metrics["category_selection"].items()}  # fmt: skip

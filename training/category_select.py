@@ -189,6 +189,16 @@ def pool_sources(sources: Sequence[CategorySource], harvest, layers: Sequence[in
     return out
 
 
+def candidate_parts(sources: Sequence[CategorySource], harvest, layers: Sequence[int], pooling: str) -> list:
+    """A candidate's train parts in the form its head fits on: per-token (attention), windowed (window-max) or
+    pooled and concatenated over `layers` (every other pooling)."""
+    if pooling == ATTENTION:
+        return token_sources(sources, harvest, layers[0])
+    if pooling == WINDOW_MAX:
+        return windowed_sources(sources, harvest, layers[0])
+    return pool_sources(sources, harvest, layers, pooling)
+
+
 def select(
     category: str,
     sources: Sequence[CategorySource],
@@ -204,33 +214,39 @@ def select(
     tolerance: float = 0.0,
     max_negative_fpr: float = 1.0,
     attention_epochs: int = ATTENTION_EPOCHS,
+    held_out: bool = True,
 ) -> tuple[list[PooledSource] | list[WindowedSource] | list[TokenSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
     pooled activations are concatenated); returns the winner's pooled (windowed, per-token) train parts, layers,
     pooling and every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate and
-    `attention` an `AttentionPoolHead` one (single layers only)."""
+    `attention` an `AttentionPoolHead` one (single layers only). `held_out=False` takes a single candidate as chosen
+    without its leave-one-out table (a refit of a fixed choice); more than one candidate is then a ValueError."""
+    keys = [(layers, pooling) for layers in candidates for pooling in poolings
+            if not (pooling in SINGLE_LAYER and len(layers) > 1)]  # fmt: skip
+    if not held_out:
+        if len(keys) != 1:
+            raise ValueError(f"held_out=False needs exactly one candidate, got {len(keys)}")
+        layers, pooling = keys[0]
+        summary = {"candidates": {}, "chosen": candidate_key(layers, pooling), "tolerance": tolerance,
+                   "held_out": False}  # fmt: skip
+        return candidate_parts(sources, harvest, layers, pooling), tuple(layers), pooling, summary
     results: dict[str, dict] = {}
     pooled: dict[str, list] = {}
-    for layers in candidates:
-        for pooling in poolings:
-            key = candidate_key(layers, pooling)
-            if pooling in SINGLE_LAYER and len(layers) > 1:
-                continue
-            if pooling == ATTENTION:
-                pooled[key] = token_sources(sources, harvest, layers[0])
-                res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention_epochs)
-            elif pooling == WINDOW_MAX:
-                pooled[key] = windowed_sources(sources, harvest, layers[0])
-                res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
-            else:
-                pooled[key] = pool_sources(sources, harvest, layers, pooling)
-                res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind)
-            # "layer": the deepest one read, what the candidate costs (loadtest.layers tabulates by it)
-            results[key] = {"layer": max(layers), "layers": list(layers), "pooling": pooling, "by_source": res,
-                            "rank": round(rank(res, max_lookalike_fpr, max_negative_fpr), 4)}  # fmt: skip
-            worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
-            print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
-                              "worst_positive": worst}), flush=True)  # fmt: skip
+    for layers, pooling in keys:
+        key = candidate_key(layers, pooling)
+        pooled[key] = candidate_parts(sources, harvest, layers, pooling)
+        if pooling == ATTENTION:
+            res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention_epochs)
+        elif pooling == WINDOW_MAX:
+            res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
+        else:
+            res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind)
+        # "layer": the deepest one read, what the candidate costs (loadtest.layers tabulates by it)
+        results[key] = {"layer": max(layers), "layers": list(layers), "pooling": pooling, "by_source": res,
+                        "rank": round(rank(res, max_lookalike_fpr, max_negative_fpr), 4)}  # fmt: skip
+        worst = sorted(res.items(), key=lambda kv: kv[1].get("recall", 1.0))[:3]
+        print(json.dumps({"category": category, "candidate": key, "rank": results[key]["rank"],
+                          "worst_positive": worst}), flush=True)  # fmt: skip
     best = best_candidate(results, tolerance)
     chosen = results[best]
     summary = {"candidates": results, "chosen": best, "tolerance": tolerance}

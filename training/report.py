@@ -46,6 +46,10 @@ def plot_category_loso(selection: dict[str, Any], path: Path) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, len(selection), figsize=(6 * len(selection), 4), squeeze=False)
     for ax, (category, sel) in zip(axes[0], selection.items(), strict=True):
+        if not sel["candidates"]:  # refit without a leave-one-out table
+            ax.set_axis_off()
+            ax.set_title(f"{category} ({sel['chosen']}): no held-out table (refit)", fontsize=9)
+            continue
         rows = sel["candidates"][sel["chosen"]]["by_source"]
         names = [n for n, r in rows.items() if r["role"] == "positive"]
         ax.barh(names, [rows[n]["recall"] for n in names])
@@ -81,6 +85,13 @@ def _pii_choice(chosen: dict[str, Any]) -> str:
 
 
 def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
+    calibration = (f"threshold {sel['threshold']} (calibration AUROC {sel['calibration_auroc']}, recall "
+                   f"{sel['calibration_recall']} at the target FPR; out-of-fold scores of every train row, "
+                   f"{sel['calibration_negatives']} negatives of several kinds)")  # fmt: skip
+    if not sel["candidates"]:
+        return [f"### {category}", "", f"Fixed **{sel['chosen']}**, refit without its leave-one-out table "
+                "(`evaluate_fixed = false`): the dev suite below is this head's only measure; " + calibration + ".",
+                ""]  # fmt: skip
     tolerance = sel.get("tolerance", 0.0)
     rule = (f" (ranks within {tolerance} of the best are ties, broken by the mean held-out recall)" if tolerance
             else "")  # fmt: skip
@@ -88,10 +99,7 @@ def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
              "| candidate | rank (worst held-out recall, −1 per budget broken) | mean recall |",
              "|---|---|---|",
              *[f"| {k} | {c['rank']:.3f} | {mean_recall(c['by_source']):.3f} |" for k, c in sel["candidates"].items()],
-             "", f"Chosen **{sel['chosen']}**{rule}; threshold {sel['threshold']} "
-             f"(calibration AUROC {sel['calibration_auroc']}, "
-             f"recall {sel['calibration_recall']} at the target FPR; out-of-fold scores of every train row, "
-             f"{sel['calibration_negatives']} negatives of several kinds). Held out one source at a time:", "",
+             "", f"Chosen **{sel['chosen']}**{rule}; {calibration}. Held out one source at a time:", "",
              "| held-out source | role | n | recall | FPR | AUROC | AUROC vs twins (its family's look-alikes) |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     rows = sel["candidates"][sel["chosen"]]["by_source"]
@@ -142,8 +150,9 @@ def _refit_sentence(metrics: dict) -> str:
         return "."
     fixed = metrics.get("choices_fixed", CHOICE_PARTS)
     others = [p for p in CHOICE_PARTS if p not in fixed]
+    tables = ("their selection tables show the fixed candidate alone" if metrics.get("evaluate_fixed", True)
+              else "refit without leave-one-out tables (`evaluate_fixed = false`)")  # fmt: skip
     return (
         f"; the choices of {', '.join(fixed)} were refit from `{metrics['choices_from']}` (selected there on "
-        "fp32), not selected again: their selection tables show the fixed candidate alone"
-        + (f"; {', '.join(others)} selected again here." if others else ".")
+        f"fp32), not selected again: {tables}" + (f"; {', '.join(others)} selected again here." if others else ".")
     )

@@ -139,6 +139,7 @@ def select_category(
         cc.tolerance,
         cc.max_negative_fpr,
         cc.attention_epochs,
+        held_out=not fixed or config.evaluate_fixed,
     )
     if pooling == category_select.ATTENTION:
         head, threshold, info = fit_attention_category(category, layers[0], pooled, cc.target_fpr, config.seed,
@@ -244,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = {
         "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "variant": config.variant,
         "choices_from": config.choices_from, "choices_fixed": config.choices_fixed if config.choices_from else [],
+        "evaluate_fixed": config.evaluate_fixed,
         "layers": sorted({pii_choice.layer, *(k for h, _ in heads for k in h.config.layers_read)}),
         "pii_selection": pii_selection, "category_selection": cat_selection,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
