@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.cpu import int8_path
 from detector.errors import ProbeguardError
 from detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
 from detector.settings import DetectorSettings
@@ -84,7 +85,8 @@ def check_machine(settings: DetectorSettings, bundle_path: Path | None, as_json:
 
     def runtime() -> str:
         ort = importlib.import_module("onnxruntime")
-        return f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}; torch {torch.__version__}"
+        return (f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}; torch {torch.__version__}; "
+                f"CPU int8 path {int8_path()} (int8 variant ~1.5x fp32 without VNNI, ~2.3x with)")  # fmt: skip
 
     def bundle() -> str:
         from detector.bundle import load_bundle

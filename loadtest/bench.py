@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from detector.cpu import int8_path
+
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("accuracy", "roofline", "variants", "judge", "service")
 
@@ -128,7 +130,8 @@ def markdown(report: dict) -> str:
             "## Served variants on the dev suite",
             "",
             f"Each bundle on the arithmetic its heads were trained on; dev parts, first {variants['max_per_source']} "
-            f"texts per source, {variants['threads']} thread(s); tokens/s over the whole dev run (tokenize, host, "
+            f"texts per source, {variants['threads']} thread(s), CPU int8 path "
+            f"{variants.get('cpu_int8_path', 'not recorded')}; tokens/s over the whole dev run (tokenize, host, "
             "heads, spans). Bound: every F1 and recall within 0.01 of the fp32 reference."
             + (f" ({report['variants_note']}.)" if report.get("variants_note") else ""),
             "",
@@ -200,7 +203,7 @@ def main() -> None:
     report: dict[str, object] = {
         "date": time.strftime("%Y-%m-%d"),
         "subset": args.subset,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} (no GPU)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {int8_path()}, {platform.system()} (no GPU)",
     }
     for part in PARTS:
         if part not in skip:

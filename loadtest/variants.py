@@ -24,6 +24,7 @@ import numpy as np
 
 from detector import Detector, DetectorSettings
 from detector.bundle import load_bundle
+from detector.cpu import int8_path
 from detector.export import serving_variant
 from detector.paths import default_bundle_path, shipped_bundles
 from training.category_sources import category_sources
@@ -176,7 +177,8 @@ def run(entries: list[str] | None, max_per_source: int, threads: int) -> dict[st
                                 "paired": paired_verdict(reports[0], intervals)}  # fmt: skip
     for r in reports:
         del r["outcomes"]  # per-text arrays: used above, not reported
-    return {"max_per_source": max_per_source, "threads": threads, "reports": reports, "verdicts": verdicts}
+    return {"max_per_source": max_per_source, "threads": threads, "cpu_int8_path": int8_path(), "reports": reports,
+            "verdicts": verdicts}  # fmt: skip
 
 
 def main() -> None:
@@ -187,7 +189,10 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the full report here")
     args = p.parse_args()
     result = run(args.serve, args.max_per_source, args.threads)
-    print(f"{args.threads} thread(s); dev parts, first {args.max_per_source} texts per source\n")
+    print(
+        f"{args.threads} thread(s); CPU int8 path {result['cpu_int8_path']} (detector.cpu); dev parts, first "
+        f"{args.max_per_source} texts per source\n"
+    )
     print(render(result["reports"], result["verdicts"]))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
