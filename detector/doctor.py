@@ -86,7 +86,7 @@ def check_machine(settings: DetectorSettings, bundle_path: Path | None, as_json:
     def runtime() -> str:
         ort = importlib.import_module("onnxruntime")
         return (f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}; torch {torch.__version__}; "
-                f"CPU int8 path {int8_path()} (int8 variant ~1.5x fp32 without VNNI, ~2.3x with)")  # fmt: skip
+                f"CPU int8 path {int8_path()} (int8 variant ~1.7x fp32 without VNNI, ~2.2x with)")  # fmt: skip
 
     def bundle() -> str:
         from detector.bundle import load_bundle

@@ -172,8 +172,8 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     config.write_text(config.read_text().replace("threads = 1\n", refit))
     assert main(["train", "--config", str(config), "--quick", "--no-peer", "--out", str(tmp_path / "int8")]) == 0
     int8 = json.loads((tmp_path / "int8" / "metrics.json").read_text())
-    assert "the choices of pii, prompt_injection were refit" in (tmp_path / "int8" / "report.md").read_text()
     report = (tmp_path / "int8" / "report.md").read_text()
+    assert "the choices of pii, prompt_injection were refit" in report
     assert "unsafe selected again here" in report and "refit without its leave-one-out table" in report
     assert not int8["category_selection"]["prompt_injection"]["candidates"]
     assert int8["category_selection"]["unsafe"]["candidates"], "a category selected again keeps its table"
