@@ -9,10 +9,18 @@ import pytest
 import torch
 
 from detector.heads.pooling import full_window_max
-from training.category_select import PooledSource, fit_category, loso, rank, threshold_at
+from training.category_select import PooledSource, fit_category, loso, rank
 from training.category_sources import CategorySource, category_sources, documents, insert
 from training.data import LabelledText
-from training.fit import CAL_FOLDS, THRESHOLD_FOLDS, ensemble_row, out_of_fold, threshold_halves, twin_aurocs
+from training.fit import (
+    CAL_FOLDS,
+    THRESHOLD_FOLDS,
+    ensemble_row,
+    out_of_fold,
+    threshold_at,
+    threshold_halves,
+    twin_aurocs,
+)
 from training.pii_sources import business_source, pii_free_source, real_sources
 from training.window_select import WindowedSource, fit_window_category, loso_window, run_means, served_scores
 

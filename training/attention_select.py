@@ -22,16 +22,12 @@ from training.category_sources import CategorySource
 from training.fit import (
     as_activations,
     calibrate_category,
-    ensemble_row,
-    loso_folds,
+    loso_table,
     negative_split,
     out_of_fold,
     pad_batch,
     row_roles,
     standardisation,
-    threshold_at,
-    threshold_halves,
-    twin_aurocs,
 )
 
 QUERIES = 4  # attention heads of the served head (see detector.heads.attention)
@@ -115,30 +111,17 @@ def attention_scores(head: AttentionPoolHead, acts: Sequence[np.ndarray], batch_
 def loso_attention(
     data: Sequence[TokenSource], target_fpr: float, seed: int, per_kind: bool, epochs: int = EPOCHS
 ) -> dict[str, dict]:
-    """`category_select.loso` for attention-pooled heads: same folds, same thresholds, same row format. Sources of
-    one family share their fold's fit."""
-    negatives, neg_kind, keep, held = negative_split(data, seed)
+    """`fit.loso_table` for attention-pooled heads; every fold standardises with the kept negatives' statistics."""
+    negatives, _, keep, _ = negative_split(data, seed)
     neg_acts = [a for p in negatives for a in p.acts]
-    stats = standardisation([neg_acts[i] for i in keep])  # every fold fits on these negatives
-    out: dict[str, dict] = {}
-    held_scores: dict[str, np.ndarray] = {}
-    for tests, others in loso_folds(data):
-        models, negative_margins = [], []
-        for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
-            acts = [a for p in others for a in p.acts] + [neg_acts[i] for i in fit_rows]
-            y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
-            head = fit_attention("loso", 0, acts, y, seed, stats, epochs)  # acts are one layer's: 0 only names it
-            threshold = threshold_at(attention_scores(head, [neg_acts[i] for i in threshold_rows]),
-                                     neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
-            models.append((head, threshold))
-            negative_margins.append(attention_scores(head, [neg_acts[i] for i in held]) - threshold)
-        for test in tests:
-            margins = [attention_scores(head, test.acts) - threshold for head, threshold in models]
-            held_scores[test.source.name] = np.mean(margins, axis=0)
-            out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
-    for name, value in twin_aurocs([p.source for p in data], held_scores).items():
-        out[name]["auroc_twins"] = value
-    return out
+    stats = standardisation([neg_acts[i] for i in keep])
+
+    def fit_model(others: list[TokenSource], negatives: list[np.ndarray]) -> AttentionPoolHead:
+        acts = [a for p in others for a in p.acts] + negatives
+        y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
+        return fit_attention("loso", 0, acts, y, seed, stats, epochs)  # acts are one layer's: 0 only names it
+
+    return loso_table(data, lambda p: list(p.acts), fit_model, attention_scores, target_fpr, seed, per_kind)
 
 
 def fit_attention_category(

@@ -36,14 +36,9 @@ from training.attention_select import TokenSource, loso_attention, token_sources
 from training.category_sources import CategorySource
 from training.fit import (
     calibrate_category,
-    ensemble_row,
-    loso_folds,
-    negative_split,
+    loso_table,
     out_of_fold,
     row_roles,
-    threshold_at,
-    threshold_halves,
-    twin_aurocs,
 )
 from training.window_select import WindowedSource, loso_window, windowed_sources
 
@@ -84,28 +79,16 @@ def loso(
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
 ) -> dict[str, dict]:
-    negatives, neg_kind, keep, held = negative_split(data, seed)
-    neg_x = np.concatenate([p.x for p in negatives])
-    out: dict[str, dict] = {}
-    held_scores: dict[str, np.ndarray] = {}
-    for tests, others in loso_folds(data):
-        models, negative_margins = [], []
-        for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
-            x = np.concatenate([p.x for p in others] + [neg_x[fit_rows]])
-            y = np.concatenate([p.y for p in others] + [np.zeros(len(fit_rows))])
-            w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(fit_rows))])
-            clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
-            threshold = threshold_at(clf.decision_function(neg_x[threshold_rows]), neg_kind[threshold_rows],
-                                     target_fpr, per_kind)  # fmt: skip
-            models.append((clf, threshold))
-            negative_margins.append(clf.decision_function(neg_x[held]) - threshold)
-        for test in tests:
-            margins = [clf.decision_function(test.x) - threshold for clf, threshold in models]
-            held_scores[test.source.name] = np.mean(margins, axis=0)
-            out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
-    for name, value in twin_aurocs([p.source for p in data], held_scores).items():
-        out[name]["auroc_twins"] = value
-    return out
+    """`fit.loso_table` for pooled linear heads (a scaled logistic regression per half-model)."""
+
+    def fit_model(others: list[PooledSource], negatives: list[np.ndarray]):
+        x = np.concatenate([p.x for p in others] + [np.stack(negatives)])
+        y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
+        w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(negatives))])
+        return new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
+
+    return loso_table(data, lambda p: list(p.x), fit_model, lambda clf, x: clf.decision_function(np.stack(x)),
+                      target_fpr, seed, per_kind)  # fmt: skip
 
 
 def rank(result: dict[str, dict], max_lookalike_fpr: float, max_negative_fpr: float = 1.0) -> float:

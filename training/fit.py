@@ -265,6 +265,41 @@ def loso_folds(data: Sequence[Any]) -> Iterator[tuple[list[Any], list[Any]]]:
         yield tests, [p for p in data if p.source.group != group and p.source.role != "negative"]
 
 
+def loso_table(
+    data: Sequence[Any],
+    rows: Callable[[Any], list],  # a part -> its rows, one per text, in the form `fit` and `score` take
+    fit: Callable[[list[Any], list], Any],  # (positive and look-alike parts outside the family, negative rows) -> model
+    score: Callable[[Any, list], np.ndarray],  # (model, rows) -> [n] scores
+    target_fpr: float,
+    seed: int,
+    per_kind: bool,
+) -> dict[str, dict]:
+    """Leave one family out (`loso_folds`) for any category head type, one row per held-out part (`ensemble_row`,
+    plus `auroc_twins` where the family has look-alike twins). Each fold fits two half-models (`threshold_halves`):
+    each fits the fold's parts and one half of the kept negatives and sets its threshold on the other half; held-out
+    parts and the held-out negatives (`negative_split`) are scored against both."""
+    negatives, neg_kind, keep, held = negative_split(data, seed)
+    neg = [r for p in negatives for r in rows(p)]
+    held_rows = [neg[i] for i in held]
+    out: dict[str, dict] = {}
+    held_scores: dict[str, np.ndarray] = {}
+    for tests, others in loso_folds(data):
+        models, negative_margins = [], []
+        for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
+            model = fit(others, [neg[i] for i in fit_rows])
+            threshold = threshold_at(score(model, [neg[i] for i in threshold_rows]), neg_kind[threshold_rows],
+                                     target_fpr, per_kind)  # fmt: skip
+            models.append((model, threshold))
+            negative_margins.append(score(model, held_rows) - threshold)
+        for test in tests:
+            margins = [score(model, rows(test)) - threshold for model, threshold in models]
+            held_scores[test.source.name] = np.mean(margins, axis=0)
+            out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
+    for name, value in twin_aurocs([p.source for p in data], held_scores).items():
+        out[name]["auroc_twins"] = value
+    return out
+
+
 def calibrate_category(
     head: Head,
     w: np.ndarray,  # [d_model] raw weights

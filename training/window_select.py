@@ -20,14 +20,9 @@ from detector.heads import WindowMaxConfig, WindowMaxHead
 from training.category_sources import CategorySource
 from training.fit import (
     calibrate_category,
-    ensemble_row,
-    loso_folds,
-    negative_split,
+    loso_table,
     out_of_fold,
     row_roles,
-    threshold_at,
-    threshold_halves,
-    twin_aurocs,
 )
 
 WINDOW = 16  # tokens per run (the served head's window)
@@ -105,28 +100,18 @@ def _bags(parts: Sequence[WindowedSource]) -> tuple[list[np.ndarray], list[np.nd
 def loso_window(
     data: Sequence[WindowedSource], target_fpr: float, seed: int, c: float, per_kind: bool
 ) -> dict[str, dict]:
-    """`category_select.loso` for window-max heads: same folds, same thresholds, same row format."""
-    negatives, neg_kind, keep, held = negative_split(data, seed)
-    neg_acts = [a for p in negatives for a in p.acts]
-    neg_runs = [r for p in negatives for r in p.runs]
-    out: dict[str, dict] = {}
-    held_scores: dict[str, np.ndarray] = {}
-    for tests, others in loso_folds(data):
+    """`fit.loso_table` for window-max heads: rows are (token activations, run means) pairs; fitted on run means
+    (`fit_mil`), scored as served (`served_scores`)."""
+
+    def fit_model(others: list[WindowedSource], negatives: list) -> tuple[np.ndarray, float]:
         positive, benign = _bags(others)
-        models, negative_margins = [], []
-        for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
-            w, b = fit_mil(positive, benign + [neg_runs[i] for i in fit_rows], c)
-            threshold = threshold_at(served_scores([neg_acts[i] for i in threshold_rows], w, b),
-                                     neg_kind[threshold_rows], target_fpr, per_kind)  # fmt: skip
-            models.append((w, b, threshold))
-            negative_margins.append(served_scores([neg_acts[i] for i in held], w, b) - threshold)
-        for test in tests:
-            margins = [served_scores(test.acts, w, b) - threshold for w, b, threshold in models]
-            held_scores[test.source.name] = np.mean(margins, axis=0)
-            out[test.source.name] = ensemble_row(test.source.role, margins, negative_margins, neg_kind[held])
-    for name, value in twin_aurocs([p.source for p in data], held_scores).items():
-        out[name]["auroc_twins"] = value
-    return out
+        return fit_mil(positive, benign + [runs for _, runs in negatives], c)
+
+    def score(model: tuple[np.ndarray, float], rows: list) -> np.ndarray:
+        return served_scores([acts for acts, _ in rows], *model)
+
+    return loso_table(data, lambda p: list(zip(p.acts, p.runs, strict=True)), fit_model, score, target_fpr, seed,
+                      per_kind)  # fmt: skip
 
 
 def fit_window_category(
