@@ -11,7 +11,15 @@ from sklearn.metrics import roc_auc_score
 from detector.activations import Activations
 from detector.errors import ConfigError
 from detector.heads import AttentionPoolConfig, AttentionPoolHead, build_head
-from training.attention_select import TokenSource, attention_scores, fit_attention_category, loso_attention
+from training.attention_select import (
+    TokenSource,
+    attention_scores,
+    fit_attention,
+    fit_attention_category,
+    fit_attention_ensemble,
+    loso_attention,
+    merge_heads,
+)
 from training.category_sources import CategorySource
 
 D = 8
@@ -71,6 +79,36 @@ def test_registered_and_built_from_its_config():
     config = AttentionPoolConfig(name="unsafe", layer=2, labels=("unsafe",))
     assert isinstance(build_head(config, D), AttentionPoolHead)
     assert AttentionPoolHead.type_name == "attention_pool_linear"
+
+
+def test_merged_heads_score_the_sum_of_their_scores():
+    heads = [_random_head(seed) for seed in range(3)]
+    for h in heads[1:]:
+        h.set_standardisation(heads[0].center, heads[0].scale)
+    merged = merge_heads(heads)
+    assert merged.config.heads == 9 and merged.weight.shape == (1, 9)
+    rng = np.random.default_rng(1)
+    acts = _acts([rng.normal(size=(n, D)).astype(np.float32) for n in (1, 4, 10)], 12)
+    with torch.no_grad():
+        expected = sum(h(acts) for h in heads)
+        np.testing.assert_allclose(merged(acts).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    other = _random_head(7)  # its own standardisation
+    with pytest.raises(ValueError, match="standardisation"):
+        merge_heads([heads[0], other])
+
+
+def test_one_fit_is_the_plain_fit_and_more_fits_use_the_next_seeds():
+    rng = np.random.default_rng(0)
+    acts = [rng.normal(size=(int(rng.integers(3, 9)), D)).astype(np.float32) for _ in range(40)]
+    y = np.arange(40) % 2
+    stats = (torch.zeros(D), torch.ones(D))
+    plain = fit_attention("unsafe", 1, acts, y, 5, stats, epochs=2)
+    one = fit_attention_ensemble("unsafe", 1, acts, y, 5, stats, epochs=2, fits=1)
+    two = fit_attention_ensemble("unsafe", 1, acts, y, 5, stats, epochs=2, fits=2)
+    next_seed = fit_attention("unsafe", 1, acts, y, 6, stats, epochs=2)
+    assert torch.equal(one.query, plain.query) and two.config.heads == 2 * plain.config.heads
+    assert torch.equal(two.query[: plain.config.heads], plain.query)
+    assert torch.equal(two.query[plain.config.heads :], next_seed.query)
 
 
 def _texts(rng: np.random.Generator, n: int, signal: bool, direction: np.ndarray) -> list[np.ndarray]:

@@ -49,6 +49,10 @@ def test_default_config_loads_and_bad_keys_fail(tmp_path):
     bad.write_text("[categories]\nmax_negative_fpr = 0.0\n")
     with pytest.raises(ConfigError, match=r"categories\.max_negative_fpr must be in \(0, 1\]"):
         load_config(bad)
+    for fits in ("0", "17", "2.0"):
+        bad.write_text(f"[categories]\nattention_fits = {fits}\n")
+        with pytest.raises(ConfigError, match=r"categories\.attention_fits"):
+            load_config(bad)
 
 
 def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeypatch):

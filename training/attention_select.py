@@ -11,6 +11,7 @@ Measured offline before this module (unsafe, L8, held out by family, 4 queries, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -98,6 +99,41 @@ def fit_attention(
     return head.eval()
 
 
+def merge_heads(heads: Sequence[AttentionPoolHead]) -> AttentionPoolHead:
+    """One head whose logit is the sum of `heads`' logits (K x their mean: Platt scaling absorbs the K): queries,
+    values and their weights side by side, biases summed. The heads must share layer, labels and standardisation."""
+    first = heads[0]
+    for h in heads[1:]:
+        same = (h.config.layer, h.config.labels) == (first.config.layer, first.config.labels)
+        if not same or not (torch.equal(h.center, first.center) and torch.equal(h.scale, first.scale)):
+            raise ValueError("merge_heads: heads differ in layer, labels or standardisation")
+    config = dataclasses.replace(first.config, heads=sum(h.config.heads for h in heads))
+    merged = AttentionPoolHead(config, first.center.numel())
+    merged.set_standardisation(first.center, first.scale)
+    with torch.no_grad():
+        for name in ("query", "query_bias", "value"):
+            getattr(merged, name).copy_(torch.cat([getattr(h, name) for h in heads]))
+        merged.weight.copy_(torch.cat([h.weight for h in heads], dim=1))  # [labels, total heads]
+        merged.bias.copy_(torch.stack([h.bias for h in heads]).sum(dim=0))
+    return merged.eval()
+
+
+def fit_attention_ensemble(
+    name: str,
+    layer: int,
+    acts: Sequence[np.ndarray],
+    y: np.ndarray,
+    seed: int,
+    stats: tuple[torch.Tensor, torch.Tensor],
+    epochs: int = EPOCHS,
+    fits: int = 1,
+) -> AttentionPoolHead:
+    """`fits` heads fitted from seeds seed, seed + 1, ... and merged (`merge_heads`); 1 is `fit_attention` itself.
+    A single fit's seed moves a source's dev recall by up to 0.18 (categories.attention_fits, training/config.py)."""
+    heads = [fit_attention(name, layer, acts, y, seed + k, stats, epochs) for k in range(fits)]
+    return heads[0] if fits == 1 else merge_heads(heads)
+
+
 def attention_scores(head: AttentionPoolHead, acts: Sequence[np.ndarray], batch_size: int = 128) -> np.ndarray:
     """[n] text logits of `head` (first label), batched by length."""
     out = np.empty(len(acts), dtype=np.float64)
@@ -109,7 +145,7 @@ def attention_scores(head: AttentionPoolHead, acts: Sequence[np.ndarray], batch_
 
 
 def loso_attention(
-    data: Sequence[TokenSource], target_fpr: float, seed: int, per_kind: bool, epochs: int = EPOCHS
+    data: Sequence[TokenSource], target_fpr: float, seed: int, per_kind: bool, epochs: int = EPOCHS, fits: int = 1
 ) -> dict[str, dict]:
     """`fit.loso_table` for attention-pooled heads; every fold standardises with the kept negatives' statistics."""
     negatives, _, keep, _ = negative_split(data, seed)
@@ -119,7 +155,7 @@ def loso_attention(
     def fit_model(others: list[TokenSource], negatives: list[np.ndarray]) -> AttentionPoolHead:
         acts = [a for p in others for a in p.acts] + negatives
         y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
-        return fit_attention("loso", 0, acts, y, seed, stats, epochs)  # acts are one layer's: 0 only names it
+        return fit_attention_ensemble("loso", 0, acts, y, seed, stats, epochs, fits)  # 0 only names the layer
 
     return loso_table(data, lambda p: list(p.acts), fit_model, attention_scores, target_fpr, seed, per_kind)
 
@@ -132,6 +168,7 @@ def fit_attention_category(
     seed: int,
     per_kind: bool,
     epochs: int = EPOCHS,
+    fits: int = 1,
 ) -> tuple[AttentionPoolHead, float, dict[str, float]]:
     """The served head: fitted on every source's train part; Platt scaling (folded into `weight`, `bias`) and the
     threshold at `target_fpr` on the negatives from out-of-fold scores of every train text (`fit.out_of_fold`)."""
@@ -141,12 +178,13 @@ def fit_attention_category(
     stats = standardisation([a for a, n in zip(acts, negative, strict=True) if n])  # ordinary negatives' tokens
 
     def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs)
+        head = fit_attention_ensemble(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs,
+                                      fits)  # fmt: skip
         return attention_scores(head, [acts[i] for i in test_rows])
 
     oof = out_of_fold(y, seed, fit_score)
-    head = fit_attention(name, layer, acts, y, seed, stats, epochs)
+    head = fit_attention_ensemble(name, layer, acts, y, seed, stats, epochs, fits)
     w = head.weight.detach().numpy()[0].astype(np.float64)  # [heads] ones
     threshold, info = calibrate_category(head, w, float(head.bias.detach()[0]), oof, y, negative, kinds, target_fpr,
                                          per_kind)  # fmt: skip
-    return head, threshold, info
+    return head, threshold, {**info, "attention_fits": fits}

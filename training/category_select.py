@@ -198,6 +198,7 @@ def select(
     max_negative_fpr: float = 1.0,
     attention_epochs: int = ATTENTION_EPOCHS,
     held_out: bool = True,
+    attention_fits: int = 1,
 ) -> tuple[list[PooledSource] | list[WindowedSource] | list[TokenSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
     pooled activations are concatenated); returns the winner's pooled (windowed, per-token) train parts, layers,
@@ -219,7 +220,7 @@ def select(
         key = candidate_key(layers, pooling)
         pooled[key] = candidate_parts(sources, harvest, layers, pooling)
         if pooling == ATTENTION:
-            res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention_epochs)
+            res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention_epochs, attention_fits)
         elif pooling == WINDOW_MAX:
             res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
         else:

@@ -116,6 +116,11 @@ class CategorySection:
     # Passes over the train texts per attention-pooled fit (leave-one-out folds, calibration folds, the served head).
     # 20: 10 left unsafe's worst held-out recall lower offline; cost is linear (about 13 s per fit at 20, layer 8).
     attention_epochs: int = 20
+    # Fits averaged into each attention-pooled head (seeds seed, seed + 1, ...; training.attention_select.merge_heads),
+    # and into every fold's model. One fit's seed alone moved unsafe's dev recall on a source by up to 0.18 and its
+    # threshold 0.32-0.38 (0.11.0's data, L8, three seeds): more than the int8-vs-fp32 gap the variant table judges.
+    # Cost and served head size are linear in it (4 queries per fit).
+    attention_fits: int = 1
 
     def __post_init__(self) -> None:
         known = (*POOLINGS, "window-max", "attention")
@@ -127,6 +132,8 @@ class CategorySection:
             raise ConfigError(f"categories.injection_poolings: {unknown}; choose from {list(known)}")
         if not isinstance(self.attention_epochs, int) or self.attention_epochs < 1:
             raise ConfigError(f"categories.attention_epochs must be a positive integer, got {self.attention_epochs!r}")
+        if not isinstance(self.attention_fits, int) or not 1 <= self.attention_fits <= 16:
+            raise ConfigError(f"categories.attention_fits must be an integer in 1..16, got {self.attention_fits!r}")
         if not 0.0 <= self.tolerance < 1.0:
             raise ConfigError(f"categories.tolerance must be in [0, 1), got {self.tolerance}")
         if min(self.regularization, self.injection_regularization) <= 0.0:
