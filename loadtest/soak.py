@@ -7,6 +7,10 @@ that it recovers.
 Prints one JSON object: status counts under overload (expect 200s and 429s with Retry-After, no 5xx, no unanswered
 requests), accepted-request latency, server RSS sampled every second before, during and 10 s after the load (back
 near the pre-load value means nothing is held), and the answer after the load stops.
+
+`server` is the same load seen by the service's own histograms (`/metrics`, scraped before and after): the share of
+accepted requests answered within 1 s and of queue waits within the 0.5 s budget. The client runs on the same box:
+on 2 cores its own CPU share and the loopback add to every latency it measures, so the two can differ.
 """
 
 from __future__ import annotations
@@ -18,11 +22,33 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest.loadgen import closed_loop, open_loop
 from loadtest.server import rss_mb, running_server
 
 MIX = [("short", 0.6), ("medium", 0.3), ("long", 0.1)]
+
+
+def _buckets(metrics: str, name: str, labels: dict[str, str]) -> dict[float, float]:
+    """Cumulative bucket counts {le: count} of one histogram series in Prometheus text."""
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            tags = sample.labels
+            if sample.name == f"{name}_bucket" and all(tags.get(k) == v for k, v in labels.items()):
+                out[float(tags["le"])] = sample.value
+    return out
+
+
+def share_within(before: str, after: str, name: str, labels: dict[str, str], le: float) -> dict[str, float]:
+    """Observations of one histogram series between two scrapes, and the share of them at or below bucket `le`."""
+    b, a = _buckets(before, name, labels), _buckets(after, name, labels)
+    if le not in a:
+        raise ValueError(f"{name} has no bucket le={le}")
+    total = a.get(float("inf"), 0.0) - b.get(float("inf"), 0.0)
+    within = a[le] - b.get(le, 0.0)
+    return {"observations": total, f"share_le_{le:g}s": round(within / total, 4) if total else 1.0}
 
 
 async def _soak(base: str, pid: int, rate: float | None, times: float, duration: float) -> dict[str, object]:
@@ -39,12 +65,19 @@ async def _soak(base: str, pid: int, rate: float | None, times: float, duration:
             samples.append(rss_mb(pid))
             await asyncio.sleep(1.0)
 
+    async with httpx.AsyncClient(timeout=30) as client:
+        scraped = (await client.get(f"{base}/metrics")).text
     sampler = asyncio.create_task(sample())
     report = await open_loop(f"{base}/v1/detect", rate, duration, 1_000_000, MIX)
     sampler.cancel()
+    async with httpx.AsyncClient(timeout=30) as client:
+        now = (await client.get(f"{base}/metrics")).text
+    server = {"accepted": share_within(scraped, now, "probeguard_request_duration_seconds",
+                                       {"route": "/v1/detect", "status": "200"}, 1.0),
+              "queue_wait": share_within(scraped, now, "probeguard_queue_wait_seconds", {}, 0.5)}  # fmt: skip
     await asyncio.sleep(10.0)
     after = rss_mb(pid)
-    return {"capacity": capacity, "offered_rps": round(rate, 2), "load": report,
+    return {"capacity": capacity, "offered_rps": round(rate, 2), "load": report, "server": server,
             "rss_mb": {"before": before, "max": max(samples), "end_of_load": samples[-1], "after_10s_idle": after,
                        "after_vs_before": round(after / before - 1, 3), "samples": samples}}  # fmt: skip
 

@@ -8,6 +8,7 @@ from transformers import Gemma3TextConfig
 from loadtest.bench import markdown
 from loadtest.bench_roofline import flops_per_token
 from loadtest.loadgen import Result, check_loopback, parse_mix
+from loadtest.soak import share_within
 
 
 @pytest.mark.parametrize(
@@ -93,3 +94,28 @@ def test_paired_intervals_tell_a_real_loss_from_a_too_small_dev_part():
     assert intervals["wikigold"][1] < -0.01  # surely worse
     verdict = paired_verdict(ref, intervals)
     assert verdict == {"within": ["unsafe/q", "unsafe/tech"], "worse": ["wikigold"], "unresolved": ["unsafe/h"]}
+
+
+def test_server_share_counts_only_the_observations_between_two_scrapes():
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from service.metrics import LATENCY_BUCKETS
+
+    registry = CollectorRegistry()
+    h = Histogram("probeguard_request_duration_seconds", "x", ["route", "status"], buckets=LATENCY_BUCKETS,
+                  registry=registry)  # fmt: skip
+    series = h.labels(route="/v1/detect", status="200")
+    for s in (0.2, 3.0):  # before the load: not counted
+        series.observe(s)
+    h.labels(route="/v1/detect", status="429").observe(5.0)  # another series: not counted
+    before = generate_latest(registry).decode()
+    for s in (0.1, 0.4, 0.9, 1.0, 1.7):
+        series.observe(s)
+    after = generate_latest(registry).decode()
+    labels = {"route": "/v1/detect", "status": "200"}
+    name = "probeguard_request_duration_seconds"
+    assert share_within(before, after, name, labels, 1.0) == {"observations": 5.0, "share_le_1s": 0.8}
+    assert share_within(before, after, name, labels, 0.5) == {"observations": 5.0, "share_le_0.5s": 0.4}
+    assert share_within(after, after, name, labels, 1.0) == {"observations": 0.0, "share_le_1s": 1.0}
+    with pytest.raises(ValueError, match=r"no bucket le=0\.75"):
+        share_within(before, after, name, labels, 0.75)
