@@ -67,10 +67,15 @@ def fit_attention(
     seed: int,
     stats: tuple[torch.Tensor, torch.Tensor],
     epochs: int = EPOCHS,
+    fits: int = 1,
 ) -> AttentionPoolHead:
     """An uncalibrated one-label head fitted on per-text token activations `acts` ([n_tokens, d_model] each).
     `stats`: the input standardisation (`fit.standardisation` of ordinary negatives' tokens). Batches are padded
-    once and visited in a new order each epoch (reading memory-mapped activations every epoch was 4x slower)."""
+    once and visited in a new order each epoch (reading memory-mapped activations every epoch was 4x slower).
+    `fits` > 1: that many heads from seeds seed, seed + 1, ..., merged (`merge_heads`); one fit's seed alone moved a
+    source's dev recall by up to 0.18 (categories.attention_fits, training/config.py)."""
+    if fits > 1:
+        return merge_heads([fit_attention(name, layer, acts, y, seed + k, stats, epochs) for k in range(fits)])
     d_model = acts[0].shape[1]
     head = AttentionPoolHead(AttentionPoolConfig(name=name, layer=layer, labels=(name,), heads=QUERIES), d_model)
     head.set_standardisation(*stats)
@@ -118,22 +123,6 @@ def merge_heads(heads: Sequence[AttentionPoolHead]) -> AttentionPoolHead:
     return merged.eval()
 
 
-def fit_attention_ensemble(
-    name: str,
-    layer: int,
-    acts: Sequence[np.ndarray],
-    y: np.ndarray,
-    seed: int,
-    stats: tuple[torch.Tensor, torch.Tensor],
-    epochs: int = EPOCHS,
-    fits: int = 1,
-) -> AttentionPoolHead:
-    """`fits` heads fitted from seeds seed, seed + 1, ... and merged (`merge_heads`); 1 is `fit_attention` itself.
-    A single fit's seed moves a source's dev recall by up to 0.18 (categories.attention_fits, training/config.py)."""
-    heads = [fit_attention(name, layer, acts, y, seed + k, stats, epochs) for k in range(fits)]
-    return heads[0] if fits == 1 else merge_heads(heads)
-
-
 def attention_scores(head: AttentionPoolHead, acts: Sequence[np.ndarray], batch_size: int = 128) -> np.ndarray:
     """[n] text logits of `head` (first label), batched by length."""
     out = np.empty(len(acts), dtype=np.float64)
@@ -155,7 +144,7 @@ def loso_attention(
     def fit_model(others: list[TokenSource], negatives: list[np.ndarray]) -> AttentionPoolHead:
         acts = [a for p in others for a in p.acts] + negatives
         y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
-        return fit_attention_ensemble("loso", 0, acts, y, seed, stats, epochs, fits)  # 0 only names the layer
+        return fit_attention("loso", 0, acts, y, seed, stats, epochs, fits)  # 0 only names the layer
 
     return loso_table(data, lambda p: list(p.acts), fit_model, attention_scores, target_fpr, seed, per_kind)
 
@@ -178,12 +167,12 @@ def fit_attention_category(
     stats = standardisation([a for a, n in zip(acts, negative, strict=True) if n])  # ordinary negatives' tokens
 
     def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        head = fit_attention_ensemble(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs,
+        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs,
                                       fits)  # fmt: skip
         return attention_scores(head, [acts[i] for i in test_rows])
 
     oof = out_of_fold(y, seed, fit_score)
-    head = fit_attention_ensemble(name, layer, acts, y, seed, stats, epochs, fits)
+    head = fit_attention(name, layer, acts, y, seed, stats, epochs, fits)
     w = head.weight.detach().numpy()[0].astype(np.float64)  # [heads] ones
     threshold, info = calibrate_category(head, w, float(head.bias.detach()[0]), oof, y, negative, kinds, target_fpr,
                                          per_kind)  # fmt: skip
