@@ -167,8 +167,7 @@ def fit_attention_category(
     stats = standardisation([a for a, n in zip(acts, negative, strict=True) if n])  # ordinary negatives' tokens
 
     def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs,
-                                      fits)  # fmt: skip
+        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs, fits)
         return attention_scores(head, [acts[i] for i in test_rows])
 
     oof = out_of_fold(y, seed, fit_score)

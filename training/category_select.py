@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
@@ -81,7 +81,7 @@ def loso(
 ) -> dict[str, dict]:
     """`fit.loso_table` for pooled linear heads (a scaled logistic regression per half-model)."""
 
-    def fit_model(others: list[PooledSource], negatives: list[np.ndarray]):
+    def fit_model(others: list[PooledSource], negatives: list[np.ndarray]) -> Pipeline:
         x = np.concatenate([p.x for p in others] + [np.stack(negatives)])
         y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
         w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(negatives))])
