@@ -51,6 +51,11 @@ def share_within(before: str, after: str, name: str, labels: dict[str, str], le:
     return {"observations": total, f"share_le_{le:g}s": round(within / total, 4) if total else 1.0}
 
 
+async def _scrape(base: str) -> str:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return (await client.get(f"{base}/metrics")).text
+
+
 async def _soak(base: str, pid: int, rate: float | None, times: float, duration: float) -> dict[str, object]:
     capacity = None
     if rate is None:
@@ -65,13 +70,11 @@ async def _soak(base: str, pid: int, rate: float | None, times: float, duration:
             samples.append(rss_mb(pid))
             await asyncio.sleep(1.0)
 
-    async with httpx.AsyncClient(timeout=30) as client:
-        scraped = (await client.get(f"{base}/metrics")).text
+    scraped = await _scrape(base)
     sampler = asyncio.create_task(sample())
     report = await open_loop(f"{base}/v1/detect", rate, duration, 1_000_000, MIX)
     sampler.cancel()
-    async with httpx.AsyncClient(timeout=30) as client:
-        now = (await client.get(f"{base}/metrics")).text
+    now = await _scrape(base)
     server = {"accepted": share_within(scraped, now, "probeguard_request_duration_seconds",
                                        {"route": "/v1/detect", "status": "200"}, 1.0),
               "queue_wait": share_within(scraped, now, "probeguard_queue_wait_seconds", {}, 0.5)}  # fmt: skip

@@ -26,8 +26,7 @@ from training.attention_select import attention_scores, fit_attention_category, 
 from training.category_sources import category_sources
 from training.config import load_config
 from training.pii_harvest import harvester
-
-DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.toml"
+from training.train import DEFAULT_CONFIG
 
 
 def fit_rows(category: str, variant: str, seeds: Sequence[int], fits: int, layer: int, harvest_layers: list[int],
