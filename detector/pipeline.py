@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -12,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from detector.backends import Backend, HeadLogits, TorchBackend
-from detector.batching import plan_passes
+from detector.batching import PassCost, plan_passes
 from detector.bundle import Bundle, load_bundle
+from detector.calibrate import CALIBRATION_TEXT, CostFit, calibration_lengths, fit_pass_cost, time_rows
 from detector.errors import EmptyInputError, InputTooLargeError, InvalidInputError
 from detector.export import serving_variant
 from detector.heads import head_level
@@ -21,7 +23,7 @@ from detector.host import HostInfo, resolve_host
 from detector.model import ProbeModel
 from detector.settings import DetectorSettings
 from detector.spans import Span, decode_spans
-from detector.tokenize import EncodedText, HostTokenizer, Window, plan_windows
+from detector.tokenize import EncodedText, HostTokenizer, Window, plan_windows, whole_window
 from detector.truncate import load_host_config, load_truncated_host, num_host_layers
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,8 @@ class Detector:
         self.settings = settings
         self.plan = _plan_outputs(bundle)
         self.content_len = settings.window_tokens - tokenizer.num_special
+        # What a forward pass costs: the backend's fixed model until `calibrate_pass_cost` fits one on this box.
+        self.pass_cost: PassCost = backend.pass_cost
 
     @classmethod
     def load(cls, bundle_path: Path | str, settings: DetectorSettings | None = None) -> Detector:
@@ -184,19 +188,35 @@ class Detector:
     def batch_cost(self, lengths: Sequence[int], token_budget: int | None = None) -> float:
         """Padded tokens (plus per-call overhead) the best plan of forward passes over rows of these lengths costs."""
         budget = token_budget or self.settings.batch_tokens
-        return plan_passes(sorted(lengths, reverse=True), budget, self.backend.pass_cost)[1]
+        return plan_passes(sorted(lengths, reverse=True), budget, self.pass_cost)[1]
 
     def forward_batches(self, encoded: Sequence[EncodedText], token_budget: int | None = None) -> list[list[Window]]:
         """Windows sorted longest first, split into the forward passes of least padded cost, each within
         `token_budget` padded tokens (default: settings.batch_tokens); a window over the budget runs alone."""
         budget = token_budget or self.settings.batch_tokens
         windows = sorted(self._windows(encoded), key=lambda w: w.end - w.start, reverse=True)
-        sizes, _ = plan_passes([self._row_length(w) for w in windows], budget, self.backend.pass_cost)
+        sizes, _ = plan_passes([self._row_length(w) for w in windows], budget, self.pass_cost)
         batches, at = [], 0
         for size in sizes:
             batches.append(windows[at : at + size])
             at += size
         return batches
+
+    def calibrate_pass_cost(self, repeats: int = 2) -> CostFit:
+        """Time one row at a few lengths up to a full window and plan with the cost model they fit (detector.calibrate);
+        about 2 s (int8) to 4 s (fp32) for Gemma 3 270M at K = 8 on one CPU thread."""
+        lengths = calibration_lengths(self.settings.window_tokens)
+        filler = self.tokenizer.encode(CALIBRATION_TEXT)
+        content = max(lengths) - self.tokenizer.num_special
+        text = EncodedText(np.resize(filler.ids, content), np.resize(filler.offsets, (content, 2)))
+
+        def run_row(n: int) -> None:
+            n_content = max(1, n - self.tokenizer.num_special)
+            self.backend.forward(self.tokenizer.collate([whole_window(0, n_content)], [text]))
+
+        fit = fit_pass_cost(time_rows(run_row, lengths, repeats), self.backend.pass_cost)
+        self.pass_cost = fit.cost
+        return fit
 
     def score(
         self, encoded: Sequence[EncodedText], token_budget: int | None = None
@@ -266,6 +286,7 @@ class Detector:
             },
             "layers": list(m.layers),
             "backend": self.backend.name,
+            "pass_cost": dataclasses.asdict(self.pass_cost),  # calibrated on this box once the service is ready
             "labels": list(self.plan.token_labels),
             "categories": list(self.plan.categories),
             "thresholds": {e.config.name: e.thresholds for e in m.active_heads},

@@ -59,12 +59,15 @@ class Result:
     errors: int = 0
     retry_after: list[str] = field(default_factory=list)  # Retry-After of every 429, as sent
     by_size: dict[str, list[float]] = field(default_factory=dict)  # accepted latencies per text size
+    sent_by_size: dict[str, int] = field(default_factory=dict)  # answered requests per text size
 
     def add(self, status: int | None, seconds: float, retry_after: str | None = None, size: str = "") -> None:
         if status is None:
             self.errors += 1
             return
         self.statuses[status] = self.statuses.get(status, 0) + 1
+        if size:
+            self.sent_by_size[size] = self.sent_by_size.get(size, 0) + 1
         if status == 429:
             self.retry_after.append(retry_after or "")
         if status == 200 and size:
@@ -90,6 +93,8 @@ class Result:
             "retry_after_s": {v or "missing": self.retry_after.count(v) for v in sorted(set(self.retry_after))},
             "p99_ms_by_size": {k: round(sorted(v)[min(len(v) - 1, int(0.99 * len(v)))] * 1000, 2)
                                for k, v in sorted(self.by_size.items())},
+            "accepted_share_by_size": {k: round(len(self.by_size.get(k, [])) / n, 4)
+                                       for k, n in sorted(self.sent_by_size.items())},
             "wall_s": round(wall, 2),
         }  # fmt: skip
 

@@ -22,7 +22,14 @@ from service.errors import REQUEST_ID, error_response
 from service.metrics import Metrics
 from service.routes import ROUTES
 from service.settings import ServiceSettings
-from service.state import WARMUP_TEXT, ServiceState, publish_bundle_info, record_batch, reload_detector
+from service.state import (
+    WARMUP_TEXT,
+    ServiceState,
+    calibrate_detector,
+    publish_bundle_info,
+    record_batch,
+    reload_detector,
+)
 
 log = logging.getLogger("probeguard.service")
 KNOWN_ROUTES = ("/v1/detect", "/v1/detect/batch", "/healthz", "/readyz", "/metrics", "/admin/reload", "/schema")
@@ -34,7 +41,7 @@ def _lifespan(state: ServiceState):
         loop = asyncio.get_running_loop()
         s = state.settings
         state.batcher = MicroBatcher(s.batch_wait_ms / 1000, s.queue_tokens, record_batch(state), s.queue_timeout_s,
-                                     s.latency_budget_ms / 1000)  # fmt: skip
+                                     s.latency_budget_ms / 1000, s.answer_deadline_ms / 1000)  # fmt: skip
         state.batcher.start()
         publish_bundle_info(state)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread (tests)
@@ -42,6 +49,7 @@ def _lifespan(state: ServiceState):
 
         async def warm_up() -> None:
             await loop.run_in_executor(None, state.detector.detect, [WARMUP_TEXT])
+            await calibrate_detector(state, state.detector)
             state.ready = True
             state.metrics.ready.set(1)
             log.info("ready", extra={"bundle": state.detector.bundle.manifest.name})

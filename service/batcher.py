@@ -1,7 +1,8 @@
 """Micro-batcher: concurrent requests are grouped up to the detector's padding-aware token budget
 (`DetectorSettings.batch_tokens`, the same budget that packs windows into forward passes) or a short wait, scored
-off the event loop in one inference thread, and answered. A full queue answers 429; a request whose client has gone
-(its future cancelled) is dropped before inference."""
+off the event loop in one inference thread, and answered. Admission answers 429 at once when the estimated wait
+passes the latency budget, or, while busy, the estimated answer time (wait plus own work) passes the answer deadline,
+or the queue is full; a request whose client has gone (its future cancelled) is dropped before inference."""
 
 from __future__ import annotations
 
@@ -55,6 +56,12 @@ class ThroughputMeter:
         self._seconds = 0.0
         self.tokens_per_s: float | None = None  # None until the first batch has run
 
+    def seed(self, tokens: float, seconds: float) -> None:
+        """Start from a measurement taken before serving (detector.calibrate), so the first requests' waits are
+        estimated too; real batches outweigh it within a few batches."""
+        self._tokens = self._seconds = 0.0
+        self.observe(tokens, seconds)
+
     def observe(self, tokens: float, seconds: float) -> None:
         self._tokens = self.decay * self._tokens + tokens
         self._seconds = self.decay * self._seconds + max(seconds, 1e-6)
@@ -69,8 +76,10 @@ class MicroBatcher:
         on_batch: Callable[[BatchStats], None] | None = None,
         queue_timeout_s: float = 10.0,
         latency_budget_s: float = 0.5,
+        answer_deadline_s: float = 1.0,
     ) -> None:
         self.latency_budget_s = latency_budget_s
+        self.answer_deadline_s = answer_deadline_s
         self.meter = ThroughputMeter()
         self._running_work = 0.0
         self._queued_work = 0.0
@@ -107,8 +116,8 @@ class MicroBatcher:
         running = max(0.0, self._running_work - rate * (time.perf_counter() - self._running_since))
         return (self._queued_work + (running if self._in_flight else 0.0)) / rate
 
-    def _refusal(self, reason: str, wait_s: float) -> QueueFullError:
-        retry = max(1, math.ceil(wait_s - self.latency_budget_s))  # until the work ahead fits the budget again
+    def _refusal(self, reason: str, excess_s: float) -> QueueFullError:
+        retry = max(1, math.ceil(excess_s))  # until the work ahead has shrunk by the excess
         return QueueFullError(f"{reason}; retry in {retry} s", retry_after_s=retry)
 
     def admit(self, wait: float | None = None) -> float:
@@ -118,18 +127,33 @@ class MicroBatcher:
             raise DrainingError("the service is shutting down")
         wait = self.estimated_wait_s() if wait is None else wait
         if wait > self.latency_budget_s and self.busy:
-            raise self._refusal(f"estimated wait {wait:.2f} s exceeds the {self.latency_budget_s:g} s budget", wait)
+            raise self._refusal(f"estimated wait {wait:.2f} s exceeds the {self.latency_budget_s:g} s budget",
+                                wait - self.latency_budget_s)  # fmt: skip
         return wait
 
+    def admit_answer(self, wait: float, work: float) -> None:
+        """Raise QueueFullError (429) when the estimated answer time (the wait plus this request's own planned work
+        over the measured rate) exceeds the answer deadline while others are queued or running. A request that alone
+        takes longer still runs on an idle service; under load the longest texts are refused first."""
+        rate = self.meter.tokens_per_s
+        if rate is None or not self.busy:
+            return
+        answer = wait + work / rate
+        if answer > self.answer_deadline_s:
+            raise self._refusal(f"estimated answer in {answer:.2f} s exceeds the {self.answer_deadline_s:g} s "
+                                "deadline", answer - self.answer_deadline_s)  # fmt: skip
+
     async def submit(self, detector: Detector, texts: list[str], encoded: list[EncodedText]) -> list[Detection]:
-        self.admit()
+        wait = self.admit()
         tokens = sum(len(e.ids) for e in encoded)
         if self._queued_tokens + tokens > self.queue_tokens and self._queue:
             raise self._refusal(f"queue holds {self._queued_tokens} tokens; limit {self.queue_tokens}",
-                                self.estimated_wait_s())  # fmt: skip
-        future = asyncio.get_running_loop().create_future()
+                                wait - self.latency_budget_s)  # fmt: skip
         lengths = detector.window_lengths(encoded)
-        job = Job(detector, texts, encoded, tokens, lengths, detector.batch_cost(lengths), future,
+        work = detector.batch_cost(lengths)
+        self.admit_answer(wait, work)
+        future = asyncio.get_running_loop().create_future()
+        job = Job(detector, texts, encoded, tokens, lengths, work, future,
                   deadline=time.perf_counter() + self.queue_timeout_s)  # fmt: skip
         self._queue.append(job)
         self._queued_tokens += tokens

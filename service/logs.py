@@ -9,7 +9,7 @@ import time
 
 SAFE_FIELDS = frozenset({
     "request_id", "route", "status", "duration_ms", "bundle", "version", "error_type", "seconds", "drained",
-    "count", "desc", "layers", "variant", "host", "port", "backend",
+    "count", "desc", "layers", "variant", "host", "port", "backend", "pass_cost",
 })  # fmt: skip
 
 

@@ -26,6 +26,14 @@ class ServiceSettings:
     # answer is 429 at once, with a computed Retry-After. Lower keeps accepted requests fast and refuses more under
     # load (a chat backend can retry or fail open); higher accepts more requests that then wait longer.
     latency_budget_ms: float = 500.0
+    # Longest estimated time to answer (that wait plus the request's own compute at the measured rate) a request is
+    # admitted with while others are queued or running; alone, any request runs. Lower keeps accepted p99 down by
+    # refusing the longest texts first under load (they can starve while it lasts); higher admits them to answer later.
+    answer_deadline_ms: float = 1000.0
+    # Time a few rows at startup and reload (~2-4 s on CPU, Gemma 3 270M at K = 8) and fit the pass cost model to this
+    # box and graph (detector.calibrate), which also gives the first requests a measured rate; off = the backend's fixed
+    # constants (fitted on one box's fp32 graph; a guess on GPU) and no wait estimate until the first batch has run.
+    calibrate_cost: bool = True
     # (Requests are batched up to the detector's padding-aware budget, PROBEGUARD_BATCH_TOKENS, detector/settings.py.)
     # Hard bound on tokens in the queue, at least that budget: bounds memory whatever the measured rate says.
     queue_tokens: int = 16384
@@ -50,6 +58,9 @@ class ServiceSettings:
             raise ConfigError(f"setting queue_timeout_s must be in (0, 3600], got {self.queue_timeout_s}")
         if not 0 < self.latency_budget_ms <= 60_000:
             raise ConfigError(f"setting latency_budget_ms must be in (0, 60000], got {self.latency_budget_ms}")
+        if not self.latency_budget_ms <= self.answer_deadline_ms <= 60_000:
+            raise ConfigError(f"setting answer_deadline_ms must be in [latency_budget_ms, 60000], got "
+                              f"{self.answer_deadline_ms}")  # fmt: skip
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError(f"setting batch_wait_ms must be in [0, 1000], got {self.batch_wait_ms}")
 

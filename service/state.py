@@ -54,12 +54,26 @@ def record_batch(state: ServiceState) -> Callable[[BatchStats], None]:
     return record
 
 
+async def calibrate_detector(state: ServiceState, detector: Detector) -> None:
+    """Fit `detector`'s pass cost on this box (off the loop) when the settings ask for it; a batcher with no measured
+    rate yet starts from the calibration's. Logs numbers only."""
+    if not state.settings.calibrate_cost:
+        return
+    fit = await asyncio.get_running_loop().run_in_executor(None, detector.calibrate_pass_cost)
+    meter = state.batcher.meter if state.batcher is not None else None
+    if meter is not None and meter.tokens_per_s is None:
+        meter.seed(fit.work, fit.seconds)
+        state.metrics.backend_rate.set(meter.tokens_per_s or 0.0)
+    log.info("pass cost calibrated", extra={"pass_cost": fit.to_dict()})
+
+
 async def reload_detector(state: ServiceState, bundle: Path | None) -> Detector:
     """Load a new detector off the loop and swap it in atomically; on failure the old one keeps serving."""
     async with state.reload_lock:
         loop = asyncio.get_running_loop()
         new = await loop.run_in_executor(None, state.loader, bundle)
         await loop.run_in_executor(None, new.detect, [WARMUP_TEXT])
+        await calibrate_detector(state, new)  # alongside the serving batches: timings a little high under load
         state.detector = new
         publish_bundle_info(state)
         log.info("bundle reloaded", extra={"bundle": new.bundle.manifest.name, "version": new.bundle.manifest.version})

@@ -117,3 +117,21 @@ def test_bind_address_setting_and_its_deprecated_name(caplog):
     both = ServiceSettings.from_env({"PROBEGUARD_HOST": "10.0.0.5", "PROBEGUARD_BIND_HOST": "0.0.0.0"})
     assert both.bind_host == "0.0.0.0"
     assert ServiceSettings.from_env({"PROBEGUARD_HOST": "10.0.0.5"}, bind_host="127.0.0.2").bind_host == "127.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PROBEGUARD_ANSWER_DEADLINE_MS": "400"}, "answer_deadline_ms"),  # under the 500 ms wait budget
+        ({"PROBEGUARD_LATENCY_BUDGET_MS": "2000"}, "answer_deadline_ms"),  # the budget past the default deadline
+        ({"PROBEGUARD_CALIBRATE_COST": "sometimes"}, "PROBEGUARD_CALIBRATE_COST"),
+    ],
+)
+def test_admission_settings_are_checked_at_startup(env, message):
+    from detector.errors import ConfigError
+    from service.settings import ServiceSettings
+
+    with pytest.raises(ConfigError, match=message):
+        ServiceSettings.from_env(env)
+    assert ServiceSettings.from_env({"PROBEGUARD_CALIBRATE_COST": "false"}).calibrate_cost is False
+    assert ServiceSettings.from_env({"PROBEGUARD_ANSWER_DEADLINE_MS": "1500"}).answer_deadline_ms == 1500.0

@@ -33,6 +33,10 @@ def test_mix_and_result_summary():
     r.add(None, 0.5)
     s = r.summary(wall=1.0)
     assert s["ok"] == 4 and s["requests"] == 6 and s["rate_429"] == round(1 / 6, 4) and s["p50_ms"] == 30.0
+    sized = Result()
+    for status, size in ((200, "short"), (200, "short"), (429, "long"), (200, "long"), (429, "long"), (None, "long")):
+        sized.add(status, 0.1, "1" if status == 429 else None, size)
+    assert sized.summary(wall=1.0)["accepted_share_by_size"] == {"long": round(1 / 3, 4), "short": 1.0}
 
 
 def test_flops_formula_for_gemma_270m_shape():

@@ -49,7 +49,7 @@ def test_batching_does_not_change_scores(tmp_path, tiny_hosts, family):
     single = [det.score(det.encode([t]))[0][0] for t in texts]
     assert len(det.forward_batches(det.encode(texts), token_budget=1)) == 3, "over-budget windows run alone"
     # A backend whose calls are expensive takes all three (differently padded) rows in one pass.
-    det.backend.pass_cost = PassCost(pads=True, call_overhead_tokens=100_000, max_batch=None)
+    det.pass_cost = PassCost(pads=True, call_overhead_tokens=100_000, max_batch=None)
     assert len(det.forward_batches(det.encode(texts))) == 1
     batched, _ = det.score(det.encode(texts))
     for a, b in zip(single, batched, strict=True):

@@ -57,7 +57,7 @@ def test_one_sae_is_stored_once_and_encoded_once_per_forward(tmp_path, tiny_host
 
     monkeypatch.setattr(SparseAutoencoder, "encode", counting)
     det = _load(tmp_path / "b", tmp_path, host)
-    det.backend.pass_cost = PassCost(pads=True, call_overhead_tokens=100_000, max_batch=None)
+    det.pass_cost = PassCost(pads=True, call_overhead_tokens=100_000, max_batch=None)
     assert len(det.forward_batches(det.encode(TEXTS))) == 1
     det.detect(TEXTS)  # both texts in one forward pass
     assert len(calls) == 1, "two heads read one SAE: one encode per forward pass"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -32,6 +33,7 @@ def tiny_detector(tmp_path_factory, tiny_hosts) -> Detector:
 
 
 def _client(detector: Detector, **kw) -> TestClient:
+    kw.setdefault("calibrate_cost", False)  # plans stay the backend's fixed model; calibration has its own test
     settings = ServiceSettings(max_body_bytes=20_000, max_messages=4, max_batch_items=3, **kw)
 
     def loader(path: Path | None) -> Detector:
@@ -53,6 +55,25 @@ def client(tiny_detector):
     with _client(tiny_detector) as c:
         _wait_ready(c)
         yield c
+
+
+def _rate(client: TestClient) -> float:
+    line = next(x for x in client.get("/metrics").text.splitlines() if x.startswith("probeguard_backend_tokens_per_s"))
+    return float(line.split()[-1])
+
+
+def test_startup_calibration_fits_the_pass_cost_and_seeds_the_rate(tiny_detector):
+    det = Detector(tiny_detector.bundle, tiny_detector.backend, tiny_detector.tokenizer, tiny_detector.host,
+                   tiny_detector.settings)  # fmt: skip
+    with _client(det, calibrate_cost=True) as c:
+        _wait_ready(c)
+        assert _rate(c) > 0  # before any request: the first ones get a wait estimate
+    fit_rows = det.info()["pass_cost"]
+    assert fit_rows == dataclasses.asdict(det.pass_cost)
+    with _client(tiny_detector) as c:  # calibration off: no rate until the first batch has run
+        _wait_ready(c)
+        assert _rate(c) == 0
+        assert tiny_detector.pass_cost == tiny_detector.backend.pass_cost
 
 
 def test_health_ready_schema(client):
@@ -270,7 +291,7 @@ def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
     repeats = next(k for k in range(1, 200) if tiny_detector.window_lengths(encode([sentence * k]))[0] >= 256)
     long, short = sentence * repeats, sentence
     (length,) = tiny_detector.window_lengths(encode([long]))  # one window, 256+ tokens
-    cost = tiny_detector.backend.pass_cost
+    cost = tiny_detector.pass_cost
     # Two long rows fit in one pass; a third does not, in one pass or two. A long and two short requests fit: the
     # plan runs the long row alone and the short ones together, so padding never counts against the budget.
     budget = int(cost.work([length, length]) + cost.call_overhead_tokens + 8)
@@ -352,6 +373,56 @@ def test_admission_by_estimated_wait(tiny_detector):
         del tiny_detector.detect_encoded
     assert wait > 0.5 and n_queued >= 1
     assert retry == max(1, math.ceil(wait - 0.5))
+
+
+def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detector):
+    """Busy: a request whose wait plus own compute passes the deadline gets 429 (Retry-After from the excess) while a
+    short one is admitted; idle: the same long request runs."""
+    import asyncio
+    import threading
+
+    from service.batcher import MicroBatcher
+    from service.errors import QueueFullError
+
+    gate = threading.Event()
+    real = tiny_detector.detect_encoded
+    short = "Anna Schmidt lives at 221B Baker Street in London."
+    long = short * 35  # under the tiny detector's 2,000 characters
+
+    async def run() -> tuple[float, int, float]:
+        batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5, answer_deadline_s=1.0)
+        batcher.start()
+        batcher.meter.tokens_per_s = 500.0  # the long text alone: over 1 s
+        (long_enc,) = tiny_detector.encode([long])
+        long_work = tiny_detector.batch_cost(tiny_detector.window_lengths([long_enc]))
+        first = asyncio.ensure_future(batcher.submit(tiny_detector, [short], tiny_detector.encode([short])))
+        await asyncio.sleep(0.05)  # running, blocked on the gate: the service is busy
+        admitted = asyncio.ensure_future(batcher.submit(tiny_detector, [short], tiny_detector.encode([short])))
+        await asyncio.sleep(0)
+        wait = batcher.estimated_wait_s()
+        try:
+            await batcher.submit(tiny_detector, [long], [long_enc])
+            raise AssertionError("a long text over the deadline was admitted while busy")
+        except QueueFullError as exc:
+            retry = exc.retry_after_s
+        gate.set()
+        await asyncio.gather(first, admitted)
+        alone = await batcher.submit(tiny_detector, [long], [long_enc])  # idle: runs however long it takes
+        assert len(alone) == 1
+        await batcher.close()
+        return wait, retry, long_work
+
+    def blocked(*args, **kwargs):
+        gate.wait(5)
+        return real(*args, **kwargs)
+
+    tiny_detector.detect_encoded = blocked  # type: ignore[method-assign]
+    try:
+        wait, retry, long_work = asyncio.run(run())
+    finally:
+        del tiny_detector.detect_encoded
+    assert wait <= 0.5 and wait + long_work / 500 > 1.0  # within the wait budget, over the answer deadline
+    assert retry == max(1, math.ceil(wait + long_work / 500 - 1.0))
 
 
 def test_throughput_meter_weighs_batches_by_duration():
