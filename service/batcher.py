@@ -116,9 +116,9 @@ class MicroBatcher:
         running = max(0.0, self._running_work - rate * (time.perf_counter() - self._running_since))
         return (self._queued_work + (running if self._in_flight else 0.0)) / rate
 
-    def _refusal(self, reason: str, excess_s: float) -> QueueFullError:
+    def _refusal(self, reason: str, bound: str, excess_s: float) -> QueueFullError:
         retry = max(1, math.ceil(excess_s))  # until the work ahead has shrunk by the excess
-        return QueueFullError(f"{reason}; retry in {retry} s", retry_after_s=retry)
+        return QueueFullError(f"{reason}; retry in {retry} s", retry_after_s=retry, reason=bound)
 
     def admit(self, wait: float | None = None) -> float:
         """Raise QueueFullError (429) when the estimated wait (given, or estimated now) exceeds the latency budget;
@@ -128,7 +128,7 @@ class MicroBatcher:
         wait = self.estimated_wait_s() if wait is None else wait
         if wait > self.latency_budget_s and self.busy:
             raise self._refusal(f"estimated wait {wait:.2f} s exceeds the {self.latency_budget_s:g} s budget",
-                                wait - self.latency_budget_s)  # fmt: skip
+                                "wait_budget", wait - self.latency_budget_s)  # fmt: skip
         return wait
 
     def admit_answer(self, wait: float, work: float) -> None:
@@ -141,14 +141,14 @@ class MicroBatcher:
         answer = wait + work / rate
         if answer > self.answer_deadline_s:
             raise self._refusal(f"estimated answer in {answer:.2f} s exceeds the {self.answer_deadline_s:g} s "
-                                "deadline", answer - self.answer_deadline_s)  # fmt: skip
+                                "deadline", "answer_deadline", answer - self.answer_deadline_s)  # fmt: skip
 
     async def submit(self, detector: Detector, texts: list[str], encoded: list[EncodedText]) -> list[Detection]:
         wait = self.admit()
         tokens = sum(len(e.ids) for e in encoded)
         if self._queued_tokens + tokens > self.queue_tokens and self._queue:
             raise self._refusal(f"queue holds {self._queued_tokens} tokens; limit {self.queue_tokens}",
-                                wait - self.latency_budget_s)  # fmt: skip
+                                "queue_tokens", wait - self.latency_budget_s)  # fmt: skip
         lengths = detector.window_lengths(encoded)
         work = detector.batch_cost(lengths)
         self.admit_answer(wait, work)

@@ -29,12 +29,20 @@ REQUEST_ID: ContextVar[str] = ContextVar("probeguard_request_id", default="")  #
 _QUOTED = re.compile(r"'[^']*'")  # schema messages may quote a submitted value: never echo it
 
 
-class QueueFullError(ProbeguardError):
-    """Admitting the request would break the latency budget (or the queue's memory bound): 429 with Retry-After."""
+# Why admission refused a request: the bound it would break (the `reason` label of probeguard_refusals_total).
+REFUSAL_REASONS = ("wait_budget", "answer_deadline", "queue_tokens")
 
-    def __init__(self, message: str, retry_after_s: int) -> None:
+
+class QueueFullError(ProbeguardError):
+    """Admitting the request would break the latency budget, the answer deadline or the queue's memory bound: 429
+    with Retry-After."""
+
+    def __init__(self, message: str, retry_after_s: int, reason: str) -> None:
+        if reason not in REFUSAL_REASONS:
+            raise ValueError(f"unknown refusal reason {reason!r}")
         super().__init__(message)
-        self.retry_after_s = retry_after_s  # seconds until the work ahead is expected to fit the budget again
+        self.retry_after_s = retry_after_s  # seconds until the work ahead is expected to fit the bound again
+        self.reason = reason
 
 
 class DrainingError(ProbeguardError):
@@ -124,6 +132,8 @@ def error_response(request: Request, exc: Exception) -> Response:
         headers.update(exc.headers)  # e.g. Allow on 405
     if isinstance(exc, QueueFullError):
         headers["retry-after"] = str(exc.retry_after_s)
+        if hasattr(state, "metrics"):
+            state.metrics.refusals.labels(reason=exc.reason).inc()
     if status == 401:
         headers["www-authenticate"] = "Bearer"
     body = {"error": {"type": kind, "message": _public_message(exc, status)}, "request_id": request_id}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from service.errors import REFUSAL_REASONS
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_ITEMS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 BATCH_TOKENS_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384)
@@ -35,6 +37,10 @@ class Metrics:
         self.detections = Counter("probeguard_detections", "PII spans found", ["label"], registry=r)
         self.flags = Counter("probeguard_category_flags", "Messages flagged", ["category"], registry=r)
         self.errors = Counter("probeguard_errors", "Errors answered", ["type"], registry=r)
+        self.refusals = Counter("probeguard_refusals", "Requests refused at admission (429), by the bound they "
+                                "would break", ["reason"], registry=r)  # fmt: skip
+        for reason in REFUSAL_REASONS:  # every series exists from the start: rate() sees 0, not no data
+            self.refusals.labels(reason=reason)
         self.bundle = Info("probeguard_bundle", "Loaded bundle and runtime", registry=r)
         self.ready = Gauge("probeguard_ready", "1 when the bundle is loaded and warmed up", registry=r)
 

@@ -357,6 +357,7 @@ def test_admission_by_estimated_wait(tiny_detector):
             raise AssertionError("admitted over the budget")
         except QueueFullError as exc:
             retry = exc.retry_after_s
+            assert exc.reason == "wait_budget"
         gate.set()
         await asyncio.gather(first, *queued)
         await batcher.close()
@@ -405,6 +406,7 @@ def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detec
             raise AssertionError("a long text over the deadline was admitted while busy")
         except QueueFullError as exc:
             retry = exc.retry_after_s
+            assert exc.reason == "answer_deadline"
         gate.set()
         await asyncio.gather(first, admitted)
         alone = await batcher.submit(tiny_detector, [long], [long_enc])  # idle: runs however long it takes
@@ -423,6 +425,24 @@ def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detec
         del tiny_detector.detect_encoded
     assert wait <= 0.5 and wait + long_work / 500 > 1.0  # within the wait budget, over the answer deadline
     assert retry == max(1, math.ceil(wait + long_work / 500 - 1.0))
+
+
+def test_a_refusal_is_429_with_retry_after_and_counted_by_reason(tiny_detector):
+    with _client(tiny_detector) as c:
+        _wait_ready(c)
+        batcher = c.app.state["service"].batcher
+        batcher.meter.tokens_per_s = 100.0
+        batcher._in_flight, batcher._running_work, batcher._running_since = 1, 10_000.0, time.perf_counter()
+        try:
+            r = c.post("/v1/detect", json={"text": "Anna Schmidt"})
+        finally:
+            batcher._in_flight = 0
+        assert r.status_code == 429 and r.json()["error"]["type"] == "QueueFullError"
+        assert 90 <= int(r.headers["retry-after"]) <= 100  # ~100 s of work ahead, less the 0.5 s budget
+        metrics = c.get("/metrics").text
+        assert 'probeguard_refusals_total{reason="wait_budget"} 1.0' in metrics
+        assert 'probeguard_refusals_total{reason="answer_deadline"} 0.0' in metrics
+        assert c.post("/v1/detect", json={"text": "Anna Schmidt"}).status_code == 200
 
 
 def test_throughput_meter_weighs_batches_by_duration():
