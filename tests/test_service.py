@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import re
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -327,18 +330,31 @@ def test_a_batch_lasts_at_most_its_share_of_the_budget(tiny_detector):
     assert batcher.batch_work_limit(tiny_detector) == min(tiny_detector.settings.batch_tokens, 500 * BATCH_SHARE)
 
 
+@contextlib.contextmanager
+def _gated(detector: Detector) -> Iterator[threading.Event]:
+    """`detector.detect_encoded` blocks until the yielded event is set (at most 5 s): a batcher stays busy on it."""
+    gate = threading.Event()
+    real = detector.detect_encoded
+
+    def blocked(*args, **kwargs):
+        gate.wait(5)
+        return real(*args, **kwargs)
+
+    detector.detect_encoded = blocked  # type: ignore[method-assign]
+    try:
+        yield gate
+    finally:
+        del detector.detect_encoded
+
+
 def test_admission_by_estimated_wait(tiny_detector):
     """Over the latency budget a request is refused at once with a Retry-After computed from the work ahead."""
     import asyncio
-    import threading
 
     from service.batcher import MicroBatcher
     from service.errors import QueueFullError
 
-    gate = threading.Event()
-    real = tiny_detector.detect_encoded
-
-    async def run() -> tuple[float, int, int]:
+    async def run(gate: threading.Event) -> tuple[float, int, int]:
         batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5)
         batcher.start()
         assert batcher.admit() == 0.0, "nothing measured, nothing queued: admitted"
@@ -363,15 +379,8 @@ def test_admission_by_estimated_wait(tiny_detector):
         await batcher.close()
         return wait, retry, len(queued)
 
-    def blocked(*args, **kwargs):
-        gate.wait(5)
-        return real(*args, **kwargs)
-
-    tiny_detector.detect_encoded = blocked  # type: ignore[method-assign]
-    try:
-        wait, retry, n_queued = asyncio.run(run())
-    finally:
-        del tiny_detector.detect_encoded
+    with _gated(tiny_detector) as gate:
+        wait, retry, n_queued = asyncio.run(run(gate))
     assert wait > 0.5 and n_queued >= 1
     assert retry == max(1, math.ceil(wait - 0.5))
 
@@ -380,17 +389,14 @@ def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detec
     """Busy: a request whose wait plus own compute passes the deadline gets 429 (Retry-After from the excess) while a
     short one is admitted; idle: the same long request runs."""
     import asyncio
-    import threading
 
     from service.batcher import MicroBatcher
     from service.errors import QueueFullError
 
-    gate = threading.Event()
-    real = tiny_detector.detect_encoded
     short = "Anna Schmidt lives at 221B Baker Street in London."
     long = short * 35  # under the tiny detector's 2,000 characters
 
-    async def run() -> tuple[float, int, float]:
+    async def run(gate: threading.Event) -> tuple[float, int, float]:
         batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5, answer_deadline_s=1.0)
         batcher.start()
         batcher.meter.tokens_per_s = 500.0  # the long text alone: over 1 s
@@ -414,15 +420,8 @@ def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detec
         await batcher.close()
         return wait, retry, long_work
 
-    def blocked(*args, **kwargs):
-        gate.wait(5)
-        return real(*args, **kwargs)
-
-    tiny_detector.detect_encoded = blocked  # type: ignore[method-assign]
-    try:
-        wait, retry, long_work = asyncio.run(run())
-    finally:
-        del tiny_detector.detect_encoded
+    with _gated(tiny_detector) as gate:
+        wait, retry, long_work = asyncio.run(run(gate))
     assert wait <= 0.5 and wait + long_work / 500 > 1.0  # within the wait budget, over the answer deadline
     assert retry == max(1, math.ceil(wait + long_work / 500 - 1.0))
 
