@@ -9,7 +9,8 @@ requests), accepted-request latency, server RSS sampled every second before, dur
 near the pre-load value means nothing is held), and the answer after the load stops.
 
 `server` is the same load seen by the service's own histograms (`/metrics`, scraped before and after): the share of
-accepted requests answered within 1 s and of queue waits within the 0.5 s budget. The client runs on the same box:
+accepted requests answered within 1 s and of queue waits within the 0.5 s budget, and the 429s by the bound they kept
+(wait budget, answer deadline, queue memory). The client runs on the same box:
 on 2 cores its own CPU share and the loopback add to every latency it measures, so the two can differ.
 """
 
@@ -51,6 +52,17 @@ def share_within(before: str, after: str, name: str, labels: dict[str, str], le:
     return {"observations": total, f"share_le_{le:g}s": round(within / total, 4) if total else 1.0}
 
 
+def counter_deltas(before: str, after: str, name: str, label: str) -> dict[str, float]:
+    """Increase of each series of one labelled counter between two scrapes, by that label's value."""
+
+    def values(metrics: str) -> dict[str, float]:
+        return {sample.labels[label]: sample.value for family in text_string_to_metric_families(metrics)
+                for sample in family.samples if sample.name == f"{name}_total" and label in sample.labels}  # fmt: skip
+
+    b, a = values(before), values(after)
+    return {k: a[k] - b.get(k, 0.0) for k in sorted(a)}
+
+
 async def _scrape(base: str) -> str:
     async with httpx.AsyncClient(timeout=30) as client:
         return (await client.get(f"{base}/metrics")).text
@@ -77,7 +89,8 @@ async def _soak(base: str, pid: int, rate: float | None, times: float, duration:
     now = await _scrape(base)
     server = {"accepted": share_within(scraped, now, "probeguard_request_duration_seconds",
                                        {"route": "/v1/detect", "status": "200"}, 1.0),
-              "queue_wait": share_within(scraped, now, "probeguard_queue_wait_seconds", {}, 0.5)}  # fmt: skip
+              "queue_wait": share_within(scraped, now, "probeguard_queue_wait_seconds", {}, 0.5),
+              "refusals": counter_deltas(scraped, now, "probeguard_refusals", "reason")}  # fmt: skip
     await asyncio.sleep(10.0)
     after = rss_mb(pid)
     return {"capacity": capacity, "offered_rps": round(rate, 2), "load": report, "server": server,

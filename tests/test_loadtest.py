@@ -123,3 +123,19 @@ def test_server_share_counts_only_the_observations_between_two_scrapes():
     assert share_within(after, after, name, labels, 1.0) == {"observations": 0.0, "share_le_1s": 1.0}
     with pytest.raises(ValueError, match=r"no bucket le=0\.75"):
         share_within(before, after, name, labels, 0.75)
+
+
+def test_refusal_deltas_come_from_the_service_s_own_counter():
+    from prometheus_client import generate_latest
+
+    from loadtest.soak import counter_deltas
+    from service.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.refusals.labels(reason="wait_budget").inc(3)  # before the load: not counted
+    before = generate_latest(metrics.registry).decode()
+    metrics.refusals.labels(reason="wait_budget").inc(2)
+    metrics.refusals.labels(reason="answer_deadline").inc(7)
+    after = generate_latest(metrics.registry).decode()
+    deltas = counter_deltas(before, after, "probeguard_refusals", "reason")
+    assert deltas == {"answer_deadline": 7.0, "queue_tokens": 0.0, "wait_budget": 2.0}
