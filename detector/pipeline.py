@@ -204,7 +204,7 @@ class Detector:
 
     def calibrate_pass_cost(self, repeats: int = 2) -> CostFit:
         """Time one row at a few lengths up to a full window and plan with the cost model they fit (detector.calibrate);
-        about 2 s (int8) to 4 s (fp32) for Gemma 3 270M at K = 8 on one CPU thread."""
+        about 2 s (int8) to 3 s (fp32) for Gemma 3 270M at K = 8 on one CPU thread (measured on a 2-core AVX2 box)."""
         lengths = calibration_lengths(self.settings.window_tokens)
         filler = self.tokenizer.encode(CALIBRATION_TEXT)
         content = max(lengths) - self.tokenizer.num_special

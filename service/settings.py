@@ -30,7 +30,7 @@ class ServiceSettings:
     # admitted with while others are queued or running; alone, any request runs. Lower keeps accepted p99 down by
     # refusing the longest texts first under load (they can starve while it lasts); higher admits them to answer later.
     answer_deadline_ms: float = 1000.0
-    # Time a few rows at startup and reload (~2-4 s on CPU, Gemma 3 270M at K = 8) and fit the pass cost model to this
+    # Time a few rows at startup and reload (~2-3 s on CPU, Gemma 3 270M at K = 8) and fit the pass cost model to this
     # box and graph (detector.calibrate), which also gives the first requests a measured rate; off = the backend's fixed
     # constants (fitted on one box's fp32 graph; a guess on GPU) and no wait estimate until the first batch has run.
     calibrate_cost: bool = True

@@ -33,8 +33,7 @@ def test_startup_calibration_fits_the_pass_cost_and_seeds_the_rate(tiny_detector
     with service_client(det, calibrate_cost=True) as c:
         wait_ready(c)
         assert _rate(c) > 0  # before any request: the first ones get a wait estimate
-    fit_rows = det.info()["pass_cost"]
-    assert fit_rows == dataclasses.asdict(det.pass_cost)
+    assert det.info()["pass_cost"] == dataclasses.asdict(det.pass_cost)  # what the service now plans with
     with service_client(tiny_detector) as c:  # calibration off: no rate until the first batch has run
         wait_ready(c)
         assert _rate(c) == 0
