@@ -13,7 +13,7 @@ import pytest
 from detector import Detector, DetectorSettings
 from detector.errors import HostError
 from tests.bundles import make_bundle
-from tests.test_service import _client, _wait_ready
+from tests.service_client import service_client, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def hard_client(tmp_path_factory, tiny_hosts):
     det = Detector.load(
         tmp / "bundle", DetectorSettings(cache_dir=tmp / "cache", host_path=host, max_chars=5000, backend="torch")
     )
-    with _client(det) as c:
-        _wait_ready(c)
+    with service_client(det) as c:
+        wait_ready(c)
         yield c
 
 
