@@ -12,7 +12,6 @@ attention_tokens = a / b), in the same token-of-compute units, plus the rate 1 /
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -20,8 +19,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from detector.batching import PassCost
-
-log = logging.getLogger(__name__)
 
 # Neutral filler, repeated to the longest row timed: a dense forward pass costs the same whatever the token ids.
 CALIBRATION_TEXT = "The committee met on Tuesday to review the quarterly report and agreed on the next steps. "
@@ -102,8 +99,8 @@ def fit_pass_cost(timings: Sequence[tuple[int, float]], base: PassCost) -> CostF
     overhead = c / a if a > 0 else float("inf")
     error = np.max(np.abs(a * lengths + b * lengths**2 + c - seconds) / seconds)
     if a <= 0 or overhead > MAX_OVERHEAD_TOKENS or error > MAX_RELATIVE_ERROR:
-        work = sum(base.of([int(n)]) for n in lengths)
-        return CostFit(base, float(seconds.sum() / work), tuple(timings), fitted=False)
+        kept = CostFit(base, 0.0, tuple(timings), fitted=False)
+        return replace(kept, seconds_per_token=kept.seconds / kept.work)
     attention = max(round(a / b), MIN_ATTENTION_TOKENS) if b > 0 else None
     cost = replace(base, call_overhead_tokens=round(overhead), attention_tokens=attention)
     return CostFit(cost, a, tuple(timings), fitted=True)
