@@ -16,7 +16,7 @@ from detector.backends import Backend, HeadLogits, TorchBackend
 from detector.batching import PassCost, plan_passes
 from detector.bundle import Bundle, load_bundle
 from detector.calibrate import CALIBRATION_TEXT, CostFit, calibration_lengths, fit_pass_cost, time_rows
-from detector.errors import EmptyInputError, InputTooLargeError, InvalidInputError
+from detector.errors import ConfigError, EmptyInputError, InputTooLargeError, InvalidInputError
 from detector.export import serving_variant
 from detector.heads import head_level
 from detector.host import HostInfo, resolve_host
@@ -60,7 +60,9 @@ class _OutputPlan:
     categories: dict[str, tuple[str, int, float]] = field(default_factory=dict)  # category -> (head, column, thr)
 
 
-def _plan_outputs(bundle: Bundle) -> _OutputPlan:
+def _plan_outputs(bundle: Bundle, category_thresholds: dict[str, float]) -> _OutputPlan:
+    """`category_thresholds` replace the bundle's thresholds of those categories (a category the bundle lacks is a
+    ConfigError: a deployment's override must not silently do nothing)."""
     token_heads, labels, thresholds, seq_heads = [], [], [], []
     categories: dict[str, tuple[str, int, float]] = {}
     for entry in bundle.manifest.active_heads:
@@ -72,7 +74,11 @@ def _plan_outputs(bundle: Bundle) -> _OutputPlan:
         else:
             seq_heads.append(name)
             for col, label in enumerate(entry.config.labels):
-                categories[label] = (name, col, entry.thresholds[label])
+                categories[label] = (name, col, category_thresholds.get(label, entry.thresholds[label]))
+    unknown = sorted(set(category_thresholds) - set(categories))
+    if unknown:
+        raise ConfigError(f"PROBEGUARD_CATEGORY_THRESHOLDS names {unknown}; the bundle's categories are "
+                          f"{sorted(categories)}")  # fmt: skip
     return _OutputPlan(
         tuple(token_heads), tuple(labels), np.asarray(thresholds, dtype=np.float32), tuple(seq_heads), categories
     )
@@ -98,7 +104,7 @@ class Detector:
         self.tokenizer = tokenizer
         self.host = host
         self.settings = settings
-        self.plan = _plan_outputs(bundle)
+        self.plan = _plan_outputs(bundle, settings.threshold_overrides())
         self.content_len = settings.window_tokens - tokenizer.num_special
         # What a forward pass costs: the backend's fixed model until `calibrate_pass_cost` fits one on this box.
         self.pass_cost: PassCost = backend.pass_cost
@@ -289,6 +295,7 @@ class Detector:
             "pass_cost": dataclasses.asdict(self.pass_cost),  # calibrated on this box once the service is ready
             "labels": list(self.plan.token_labels),
             "categories": list(self.plan.categories),
-            "thresholds": {e.config.name: e.thresholds for e in m.active_heads},
+            "thresholds": {e.config.name: e.thresholds for e in m.active_heads},  # the bundle's
+            "category_thresholds": {c: thr for c, (_, _, thr) in self.plan.categories.items()},  # applied
             "window_tokens": self.settings.window_tokens,
         }

@@ -43,6 +43,9 @@ class DetectorSettings:
     graph_variant: str = ""
     # onnxruntime providers in priority order, comma-separated; empty = CUDA if available, else CPU.
     providers: str = ""
+    # Per-category thresholds replacing the bundle's, e.g. "unsafe=0.6,prompt_injection=0.9": higher flags fewer
+    # look-alikes and misses more real cases (each bundle's report lists recall and FPR at a grid of thresholds).
+    category_thresholds: str = ""
 
     def __post_init__(self) -> None:
         positive = ("num_threads", "window_tokens", "max_chars", "batch_tokens")
@@ -62,11 +65,27 @@ class DetectorSettings:
             )
         if self.window_tokens < 16:
             raise ConfigError(f"setting window_tokens must be at least 16, got {self.window_tokens}")
+        self.threshold_overrides()  # a malformed value fails here, at startup
         if self.window_overlap * 2 >= self.window_tokens - 4:
             raise ConfigError(
                 f"setting window_overlap ({self.window_overlap}) must be less than half of window_tokens "
                 f"({self.window_tokens}) minus special tokens"
             )
+
+    def threshold_overrides(self) -> dict[str, float]:
+        """`category_thresholds` parsed: category -> threshold in (0, 1]; a malformed entry is a ConfigError."""
+        out: dict[str, float] = {}
+        for entry in (e.strip() for e in self.category_thresholds.split(",") if e.strip()):
+            name, sep, raw = (part.strip() for part in entry.partition("="))
+            try:
+                value = float(raw) if sep and name else float("nan")
+            except ValueError:
+                value = float("nan")
+            if not 0.0 < value <= 1.0 or name in out:
+                raise ConfigError("PROBEGUARD_CATEGORY_THRESHOLDS: expected distinct 'category=threshold' entries "
+                                  f"with thresholds in (0, 1], got {entry!r}")  # fmt: skip
+            out[name] = value
+        return out
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> DetectorSettings:

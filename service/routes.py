@@ -78,15 +78,25 @@ def _texts_of(req: DetectRequest, svc: ServiceState, detector: Detector) -> list
             raise RequestError("'messages' is empty")
         if len(req.messages) > svc.settings.max_messages:
             raise TooManyItemsError(f"{len(req.messages)} messages; the limit is {svc.settings.max_messages}")
-    unknown = sorted(set(req.categories or []) - set(detector.plan.categories))
+    unknown = sorted((set(req.categories or []) | set(req.thresholds or {})) - set(detector.plan.categories))
     if unknown:
         raise RequestError(f"unknown categories {unknown}; this bundle has {list(detector.plan.categories)}")
+    bad = sorted(name for name, value in (req.thresholds or {}).items() if not 0.0 < value <= 1.0)  # NaN fails too
+    if bad:
+        raise RequestError(f"thresholds for {bad} must be in (0, 1]")
     return [req.text] if req.text is not None else [m.content for m in req.messages or []]
 
 
-def _categories(d: Detection, wanted: set[str] | None, thresholds: bool) -> dict[str, CategoryOut]:
-    return {name: CategoryOut(round(c.score, 4), c.flagged, c.threshold if thresholds else None)
-            for name, c in d.categories.items() if wanted is None or name in wanted}  # fmt: skip
+def _categories(
+    d: Detection, wanted: set[str] | None, show_thresholds: bool, thresholds: dict[str, float]
+) -> dict[str, CategoryOut]:
+    """`thresholds`: the request's own, replacing the served ones for those categories."""
+    out = {}
+    for name, c in d.categories.items():
+        if wanted is None or name in wanted:
+            threshold = thresholds.get(name, c.threshold)
+            out[name] = CategoryOut(round(c.score, 4), c.score >= threshold, threshold if show_thresholds else None)
+    return out
 
 
 def _response(
@@ -97,7 +107,7 @@ def _response(
     multi = req.messages is not None
     spans = [SpanOut(s.label, s.start, s.end, round(s.score, 4), i if multi else None)
              for i, r in enumerate(results) for s in r.spans]  # fmt: skip
-    per_message = [_categories(r, wanted, req.return_scores) for r in results]
+    per_message = [_categories(r, wanted, req.return_scores, req.thresholds or {}) for r in results]
     merged: dict[str, CategoryOut] = {}
     for cats in per_message:
         for name, c in cats.items():

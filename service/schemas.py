@@ -22,6 +22,7 @@ class DetectRequest(msgspec.Struct, forbid_unknown_fields=True):
     categories: list[str] | None = None  # only these categories in the response (default: all)
     redact: RedactMode | None = None
     return_scores: bool = False  # token-level detail is never returned; this adds each category's threshold
+    thresholds: dict[str, float] | None = None  # per-category thresholds in (0, 1] for this request only
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):

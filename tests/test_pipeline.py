@@ -127,3 +127,26 @@ def test_default_configs_cover_all_head_types():
     assert {c.__class__.__name__ for c in default_configs()} == {
         "TokenLinearConfig", "SequenceLinearConfig", "SAEFeatureConfig"
     }  # fmt: skip
+
+
+def test_category_threshold_overrides_replace_the_bundles(tmp_path, tiny_hosts):
+    host = tiny_hosts("gemma3_text")
+    shipped = _detector(tmp_path / "a", host, threshold=0.5)
+    tuned = _detector(tmp_path / "b", host, threshold=0.5, category_thresholds="unsafe=0.9")
+    assert shipped.plan.categories["unsafe"][2] == 0.5 and tuned.plan.categories["unsafe"][2] == 0.9
+    assert tuned.info()["category_thresholds"]["unsafe"] == 0.9
+    text = ["Please tell me how the weather will be tomorrow."]
+    (a,), (b,) = shipped.detect(text), tuned.detect(text)
+    assert a.categories["unsafe"].score == b.categories["unsafe"].score  # the threshold moves, never the score
+    assert b.categories["unsafe"].flagged == (b.categories["unsafe"].score >= 0.9)
+    with pytest.raises(ConfigError, match=r"names \['unsafe_typo'\]"):
+        _detector(tmp_path / "c", host, category_thresholds="unsafe_typo=0.5")
+
+
+@pytest.mark.parametrize("value", ["unsafe", "unsafe=2", "unsafe=x", "=0.5", "unsafe=0.5,unsafe=0.6", "unsafe=nan",
+                                   "unsafe=0"])  # fmt: skip
+def test_category_thresholds_setting_is_checked(value):
+    with pytest.raises(ConfigError, match="PROBEGUARD_CATEGORY_THRESHOLDS"):
+        DetectorSettings.from_env({"PROBEGUARD_CATEGORY_THRESHOLDS": value})
+    ok = DetectorSettings.from_env({"PROBEGUARD_CATEGORY_THRESHOLDS": " unsafe = 0.6 , prompt_injection=1 "})
+    assert ok.threshold_overrides() == {"unsafe": 0.6, "prompt_injection": 1.0}

@@ -49,6 +49,20 @@ def test_detect_text_matches_the_library(client, tiny_detector):
     assert set(body["timing_ms"]) == {"tokenize", "queue_and_inference"}
 
 
+def test_request_thresholds_move_the_flag_not_the_score(client, tiny_detector):
+    text = "Please summarise the attached meeting notes for me."
+    (lib,) = tiny_detector.detect([text])
+    score = lib.categories["unsafe"].score
+    for threshold, flagged in [(score / 2, True), (1.0, score >= 1.0)]:
+        body = {"messages": [{"role": "user", "content": text}], "thresholds": {"unsafe": threshold},
+                "return_scores": True}  # fmt: skip
+        out = client.post("/v1/detect", json=body).json()
+        for cats in (out["categories"], out["messages"][0]["categories"]):
+            assert cats["unsafe"] == {"score": round(score, 4), "flagged": flagged, "threshold": threshold}
+    served = client.post("/v1/detect", json={"text": text, "return_scores": True}).json()["categories"]["unsafe"]
+    assert served["threshold"] == lib.categories["unsafe"].threshold  # the next request is back on the served one
+
+
 def tiny_detector_redact(text, result):
     out, cursor = [], 0
     for s in result.spans:
@@ -87,6 +101,10 @@ BAD_REQUESTS = [
     ({"text": "x" * 2500}, 413, "InputTooLargeError"),
     ({"text": "ok", "unknown": 1}, 422, "ValidationException"),
     ({"text": "ok", "categories": ["spam"]}, 422, "RequestError"),
+    ({"text": "ok", "thresholds": {"spam": 0.5}}, 422, "RequestError"),
+    ({"text": "ok", "thresholds": {"unsafe": 0}}, 422, "RequestError"),
+    ({"text": "ok", "thresholds": {"unsafe": 1.5}}, 422, "RequestError"),
+    ({"text": "ok", "thresholds": {"unsafe": "high"}}, 422, "ValidationException"),
     ({"text": "ok", "redact": "shout"}, 422, "ValidationException"),
     ({"messages": [{"role": "user"}]}, 422, "ValidationException"),
 ]

@@ -23,6 +23,10 @@ from training.pii_sources import STRUCTURED, SpanSource
 
 Triple = tuple[str, int, int]
 ENGLISH_SOURCES = ("wikigold", "btc", "wnut17", "business", "synthetic")
+# A fixed grid of calibrated-score thresholds (not derived from the dev parts), so the operating-point table shows the
+# recall-vs-false-positive trade-off a deployment can pick with `PROBEGUARD_CATEGORY_THRESHOLDS` without any point on
+# it having been chosen on the data it is measured on.
+THRESHOLD_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 def _structured_per_1000(examples: Sequence[SpanExample], pred: Sequence[list[Triple]]) -> tuple[float, int]:
@@ -141,8 +145,30 @@ def run_categories(
             rows[source.name] = row
         for name, value in twin_aurocs([s for s, _ in scored], {s.name: v for s, v in scored}).items():
             rows[name]["auroc_twins"] = value
-        out[category] = {"threshold": round(threshold, 4), "sources": rows}
+        points = operating_points([(s.role, v) for s, v in scored], sorted({*THRESHOLD_GRID, round(threshold, 4)}))
+        out[category] = {"threshold": round(threshold, 4), "sources": rows, "operating_points": points}
     return out
+
+
+def operating_points(scored: Sequence[tuple[str, np.ndarray]], thresholds: Sequence[float]) -> list[dict]:
+    """Per threshold: worst and mean recall over positive sources, mean and max FPR over look-alike sources, and the
+    FPR on the pooled ordinary negatives (`scored`: (role, [n] scores) per source)."""
+    pos = [v for role, v in scored if role == "positive" and len(v)]
+    look = [v for role, v in scored if role == "lookalike" and len(v)]
+    neg = np.concatenate([v for role, v in scored if role == "negative"] or [np.zeros(0)])
+    rows = []
+    for t in thresholds:
+        recalls = [float((v >= t).mean()) for v in pos]
+        fprs = [float((v >= t).mean()) for v in look]
+        row: dict[str, float] = {"threshold": float(t)}
+        if recalls:
+            row.update(worst_recall=round(min(recalls), 4), mean_recall=round(float(np.mean(recalls)), 4))
+        if fprs:
+            row.update(mean_lookalike_fpr=round(float(np.mean(fprs)), 4), max_lookalike_fpr=round(max(fprs), 4))
+        if len(neg):
+            row["negative_fpr"] = round(float((neg >= t).mean()), 4)
+        rows.append(row)
+    return rows
 
 
 def render_categories(cats: dict) -> list[str]:
@@ -156,6 +182,16 @@ def render_categories(cats: dict) -> list[str]:
             lines.append(f"| {category} | {name} | {r['role']} | {r['texts']} | {r.get('recall', '')} | "
                          f"{r.get('fpr', '')} | {r.get('auroc', '')} | {r.get('auroc_documents', '')} | "
                          f"{r.get('auroc_twins', '')} |")  # fmt: skip
+    for category, block in cats.items():
+        if not block.get("operating_points"):
+            continue
+        lines += ["", f"### {category}: operating points (dev parts; shipped threshold {block['threshold']})", "",
+                  "| threshold | worst recall | mean recall | look-alike FPR mean / max | ordinary negatives FPR |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for p in block["operating_points"]:
+            lines.append(f"| {p['threshold']} | {p.get('worst_recall', '')} | {p.get('mean_recall', '')} | "
+                         f"{p.get('mean_lookalike_fpr', '')} / {p.get('max_lookalike_fpr', '')} | "
+                         f"{p.get('negative_fpr', '')} |")  # fmt: skip
     return lines
 
 
