@@ -42,8 +42,9 @@ def test_real_pii_sources_split_by_sub_corpus_not_sentence():
 
 @pytest.mark.parametrize(
     ("file", "family"),
-    [("contrast_pairs.jsonl", "pairs"), ("contrast_pairs_b.jsonl", "pairs_b"), ("contrast_pairs_c.jsonl", "pairs_c")],
-)
+    [("contrast_pairs.jsonl", "pairs"), ("contrast_pairs_b.jsonl", "pairs_b"), ("contrast_pairs_c.jsonl", "pairs_c"),
+     ("contrast_pairs_d.jsonl", "pairs_d")],
+)  # fmt: skip
 def test_contrast_pairs_keep_both_twins_in_one_part(file: str, family: str):
     import json
 

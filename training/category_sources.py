@@ -9,12 +9,13 @@ unsafe
 : positives: `advbench` (AdvBench/MaliciousInstruct/TDC imperatives), `harmbench_val`, `hh_unsafe` (hh-rlhf red-team
   first turns the project labelled unsafe, rules in training/data/unsafe/LABELLING.md), and the project-written
   `pw_harm_questions`, `pw_harm_wrapped`, `pw_harm_chat`, `pw_harm_multilingual`, `pw_pairs_harm`, `pw_pairs_b_harm`,
-  `pw_pairs_c_harm`.
+  `pw_pairs_c_harm`, `pw_pairs_d_harm`.
   Look-alikes:
   `pw_benign_tech`, `pw_benign_safety`, `pw_benign_fiction_history`, `pw_benign_multilingual`, `hh_safe`,
-  `pw_pairs_benign` (the benign twins of `pw_pairs_harm`, one family: held out together), `pw_pairs_b_benign` and
-  `pw_pairs_c_benign` (the same for the second and third pair sets, each its own family). Negatives: `alpaca`,
-  `documents` (e-mails, tables, code, web pages, notes), `pii_messages` (business and template texts full of PII).
+  `pw_pairs_benign` (the benign twins of `pw_pairs_harm`, one family: held out together), `pw_pairs_b_benign`,
+  `pw_pairs_c_benign` and `pw_pairs_d_benign` (the same for the second to fourth pair sets, each its own family).
+  Negatives: `alpaca`, `documents` (e-mails, tables, code, web pages, notes), `pii_messages` (business and template
+  texts full of PII).
   Borderline hh-rlhf turns are used nowhere.
 
 prompt_injection (text that tries to override the instructions of the AI system reading it)
@@ -66,7 +67,8 @@ FAMILIES = {
     "hh_safe": "hh", "pw_direct": "direct", "pw_benign_meta": "direct", "bastion": "bastion",
     "bastion_traps": "bastion", "pw_template_injections": "templates", "pw_template_lookalikes": "templates",
     "pw_pairs_harm": "pairs", "pw_pairs_benign": "pairs", "pw_pairs_b_harm": "pairs_b", "pw_pairs_b_benign": "pairs_b",
-    "pw_pairs_c_harm": "pairs_c", "pw_pairs_c_benign": "pairs_c",
+    "pw_pairs_c_harm": "pairs_c", "pw_pairs_c_benign": "pairs_c", "pw_pairs_d_harm": "pairs_d",
+    "pw_pairs_d_benign": "pairs_d",
     # attacks_c.jsonl: four kinds of explicit override, held out together so no sibling hides how a new override fares
     **{f"inj:pw:override_{k}": "overrides" for k in ("exfiltration", "fake_authority", "reset", "action")},
 }  # fmt: skip
@@ -97,6 +99,7 @@ PAIR_SETS = {
     "contrast_pairs.jsonl": "pw_pairs",
     "contrast_pairs_b.jsonl": "pw_pairs_b",
     "contrast_pairs_c.jsonl": "pw_pairs_c",
+    "contrast_pairs_d.jsonl": "pw_pairs_d",
 }  # file -> source prefix
 
 
@@ -104,7 +107,8 @@ def contrast_pairs(file: str = "contrast_pairs.jsonl") -> list[CategorySource]:
     """The project's minimal pairs (training/data/unsafe/<file>): a harmful request and its benign twin with the same
     trigger words. Split by pair, so a dev twin's sibling is never trained on. Each file is written in its own style
     (set b: protective, medical, tech, idiom, fiction, casual-chat and multi-sentence pairs; set c: workplace, school,
-    news/law, animals, money, home chemistry, relationships, health, long-context and indirect pairs), so each is a
+    news/law, animals, money, home chemistry, relationships, health, long-context and indirect pairs; set d: gaming,
+    travel, elder care, vehicles, farming, sport, exams, religious groups, journalism and housing), so each is a
     family."""
     rows = _jsonl(DATA_DIR / "unsafe" / file)
     prefix = PAIR_SETS[file]
