@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from training.activations import ActivationStore
 
 BRIDGE = "\n\n"
 
@@ -25,7 +27,7 @@ BRIDGE = "\n\n"
 class EchoStore:
     """An activation store whose per-text rows keep only the last `keep[i]` tokens (the second copy; None: all)."""
 
-    def __init__(self, store, keep: Sequence[int | None]) -> None:
+    def __init__(self, store: ActivationStore, keep: Sequence[int | None]) -> None:
         self.store, self.keep = store, list(keep)
 
     def per_text(self, layer: int) -> list[np.ndarray]:
@@ -36,7 +38,9 @@ class EchoStore:
         return len(self.store)
 
 
-def echo_texts(texts: Sequence[str], n_tokens, max_tokens: int) -> tuple[list[str], list[int | None]]:
+def echo_texts(
+    texts: Sequence[str], n_tokens: Callable[[str], int], max_tokens: int
+) -> tuple[list[str], list[int | None]]:
     """Each text repeated after `BRIDGE` where both copies fit `max_tokens`, with the tokens to keep (the copy)."""
     bridge = n_tokens(BRIDGE)
     out, keep = [], []
