@@ -12,6 +12,7 @@ from detector.activations import Activations
 from detector.errors import ConfigError
 from detector.heads import AttentionPoolConfig, AttentionPoolHead, build_head
 from training.attention_select import (
+    AttentionRecipe,
     TokenSource,
     attention_scores,
     fit_attention,
@@ -22,7 +23,7 @@ from training.attention_select import (
 from training.category_sources import CategorySource
 
 D = 8
-EPOCHS = 80  # a few hundred texts: 5 steps an epoch, so more epochs than on real data
+RECIPE = AttentionRecipe(epochs=80)  # a few hundred texts: 5 steps an epoch, so more epochs than on real data
 
 
 def _random_head(seed: int = 0, labels: tuple[str, ...] = ("unsafe",)) -> AttentionPoolHead:
@@ -101,12 +102,33 @@ def test_more_fits_are_the_fits_of_the_next_seeds_side_by_side():
     acts = [rng.normal(size=(int(rng.integers(3, 9)), D)).astype(np.float32) for _ in range(40)]
     y = np.arange(40) % 2
     stats = (torch.zeros(D), torch.ones(D))
-    plain = fit_attention("unsafe", 1, acts, y, 5, stats, epochs=2)
-    two = fit_attention("unsafe", 1, acts, y, 5, stats, epochs=2, fits=2)
-    next_seed = fit_attention("unsafe", 1, acts, y, 6, stats, epochs=2)
+    plain = fit_attention("unsafe", 1, acts, y, 5, stats, AttentionRecipe(epochs=2))
+    two = fit_attention("unsafe", 1, acts, y, 5, stats, AttentionRecipe(epochs=2, fits=2))
+    next_seed = fit_attention("unsafe", 1, acts, y, 6, stats, AttentionRecipe(epochs=2))
     assert two.config.heads == 2 * plain.config.heads
     assert torch.equal(two.query[: plain.config.heads], plain.query)
     assert torch.equal(two.query[plain.config.heads :], next_seed.query)
+
+
+def test_queries_set_the_served_heads_width_and_each_fit_keeps_them():
+    rng = np.random.default_rng(1)
+    acts = [rng.normal(size=(int(rng.integers(3, 9)), D)).astype(np.float32) for _ in range(30)]
+    y = np.arange(30) % 2
+    stats = (torch.zeros(D), torch.ones(D))
+    wide = fit_attention("unsafe", 1, acts, y, 0, stats, AttentionRecipe(epochs=1, queries=16))
+    assert wide.config.heads == 16 and wide.query.shape == (16, D) and wide.weight.shape == (1, 16)
+    merged = fit_attention("unsafe", 1, acts, y, 0, stats, AttentionRecipe(epochs=1, fits=2, queries=3))
+    assert merged.config.heads == 6
+    rebuilt = build_head(merged.config, D)  # what a bundle loads: the width travels in the head's config
+    rebuilt.load_state_dict(merged.state_dict())
+    assert np.allclose(attention_scores(rebuilt.eval(), acts[:5]), attention_scores(merged, acts[:5]))
+
+
+@pytest.mark.parametrize("field", ["epochs", "fits", "queries"])
+@pytest.mark.parametrize("value", [0, -1, 2.0])
+def test_recipe_refuses_non_positive_or_non_integer_values(field, value):
+    with pytest.raises(ValueError, match=f"AttentionRecipe.{field}"):
+        AttentionRecipe(**{field: value})
 
 
 def _texts(rng: np.random.Generator, n: int, signal: bool, direction: np.ndarray) -> list[np.ndarray]:
@@ -132,7 +154,7 @@ def test_attention_finds_a_short_instruction_that_mean_pooling_dilutes():
     data = [part(f"inj{i}", "positive", _texts(rng, 60, True, direction)) for i in range(3)]
     data += [part("docs", "negative", _texts(rng, 200, False, direction)),
              part("mail", "negative", _texts(rng, 100, False, direction))]  # fmt: skip
-    result = loso_attention(data, target_fpr=0.05, seed=0, per_kind=True, epochs=EPOCHS)
+    result = loso_attention(data, target_fpr=0.05, seed=0, per_kind=True, recipe=RECIPE)
     assert min(r["auroc"] for r in result.values()) > 0.95 and min(r["recall"] for r in result.values()) > 0.6
     # mean pooling on the same held-out split cannot see a 3-token run in ~200 tokens of noise
     x = np.stack([a.mean(axis=0) for p in data for a in p.acts])
@@ -145,7 +167,7 @@ def test_attention_finds_a_short_instruction_that_mean_pooling_dilutes():
     assert mean_auroc < 0.8 < result["inj0"]["auroc"]
 
     head, threshold, info = fit_attention_category("prompt_injection", 1, data, 0.05, seed=0, per_kind=True,
-                                                       epochs=EPOCHS)  # fmt: skip
+                                                       recipe=RECIPE)  # fmt: skip
     assert info["calibration_auroc"] > 0.95 and 0 < threshold < 1
     fresh_pos, fresh_neg = _texts(rng, 40, True, direction), _texts(rng, 40, False, direction)
     probs = 1 / (1 + np.exp(-attention_scores(head, fresh_pos + fresh_neg)))  # Platt folded into the served head

@@ -17,6 +17,7 @@ from detector.sae import hook_name, layer_of_hook
 from detector.tokenize import HostTokenizer, whole_window
 from detector.truncate import load_truncated_host
 from training import activations
+from training.attention_select import AttentionRecipe
 from training.config import load_config
 from training.contrastive import bastion_rows, synthetic_injections
 from training.sae import load_saelens, sae_head, train_topk_sae
@@ -53,6 +54,14 @@ def test_default_config_loads_and_bad_keys_fail(tmp_path):
         bad.write_text(f"[categories]\nattention_fits = {fits}\n")
         with pytest.raises(ConfigError, match=r"categories\.attention_fits"):
             load_config(bad)
+    for key, value in (("attention_queries", "0"), ("injection_attention_queries", "65"), ("attention_queries", "4.0")):
+        bad.write_text(f"[categories]\n{key} = {value}\n")
+        with pytest.raises(ConfigError, match=rf"categories\.{key} must be (an integer in 1\.\.64|int)"):
+            load_config(bad)
+    bad.write_text("[categories]\nattention_queries = 8\nattention_fits = 2\nattention_epochs = 3\n")
+    cc = load_config(bad).categories
+    assert cc.attention_recipe("unsafe") == AttentionRecipe(epochs=3, fits=2, queries=8)
+    assert cc.attention_recipe("prompt_injection") == AttentionRecipe(epochs=3, fits=2, queries=4)
 
 
 def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeypatch):

@@ -31,11 +31,27 @@ from training.fit import (
     standardisation,
 )
 
-QUERIES = 4  # attention heads of the served head (see detector.heads.attention)
-EPOCHS = 20  # the default of categories.attention_epochs (training/config.py)
 LR = 1e-3
 WEIGHT_DECAY = 1e-3  # AdamW; 1e-2 and 1e-4 were no better offline
 BATCH = 64  # texts per step, batched by similar length
+
+
+@dataclass(frozen=True)
+class AttentionRecipe:
+    """How one attention-pooled head is fitted (categories.attention_*, training/config.py, has the measurements)."""
+
+    epochs: int = 20  # passes over the train texts
+    fits: int = 1  # heads from seeds seed, seed + 1, ... summed into one (`merge_heads`)
+    queries: int = 4  # attention queries per fit (detector.heads.attention), trained jointly
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "fits", "queries"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"AttentionRecipe.{key} must be a positive integer, got {value!r}")
+
+
+DEFAULT_RECIPE = AttentionRecipe()  # frozen: safe as an argument default
 
 
 @dataclass
@@ -66,23 +82,23 @@ def fit_attention(
     y: np.ndarray,
     seed: int,
     stats: tuple[torch.Tensor, torch.Tensor],
-    epochs: int = EPOCHS,
-    fits: int = 1,
+    recipe: AttentionRecipe = DEFAULT_RECIPE,
 ) -> AttentionPoolHead:
     """An uncalibrated one-label head fitted on per-text token activations `acts` ([n_tokens, d_model] each).
     `stats`: the input standardisation (`fit.standardisation` of ordinary negatives' tokens). Batches are padded
     once and visited in a new order each epoch (reading memory-mapped activations every epoch was 4x slower).
-    `fits` > 1: that many heads from seeds seed, seed + 1, ..., merged (`merge_heads`); one fit's seed alone moved a
-    source's dev recall by up to 0.18 (categories.attention_fits, training/config.py)."""
-    if fits > 1:
-        return merge_heads([fit_attention(name, layer, acts, y, seed + k, stats, epochs) for k in range(fits)])
-    d_model = acts[0].shape[1]
-    head = AttentionPoolHead(AttentionPoolConfig(name=name, layer=layer, labels=(name,), heads=QUERIES), d_model)
+    `recipe.fits` > 1: that many heads from seeds seed, seed + 1, ..., merged (`merge_heads`); one fit's seed alone
+    moved a source's dev recall by up to 0.18 (categories.attention_fits, training/config.py)."""
+    if recipe.fits > 1:
+        one = dataclasses.replace(recipe, fits=1)
+        return merge_heads([fit_attention(name, layer, acts, y, seed + k, stats, one) for k in range(recipe.fits)])
+    d_model, queries = acts[0].shape[1], recipe.queries
+    head = AttentionPoolHead(AttentionPoolConfig(name=name, layer=layer, labels=(name,), heads=queries), d_model)
     head.set_standardisation(*stats)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():  # nn.Linear's scale: queries start near uniform attention, values near zero scores
-        head.query.copy_((torch.rand(QUERIES, d_model, generator=gen) * 2 - 1) / d_model**0.5)
-        head.value.copy_((torch.rand(QUERIES, d_model, generator=gen) * 2 - 1) / d_model**0.5)
+        head.query.copy_((torch.rand(queries, d_model, generator=gen) * 2 - 1) / d_model**0.5)
+        head.value.copy_((torch.rand(queries, d_model, generator=gen) * 2 - 1) / d_model**0.5)
     head.weight.requires_grad_(False)  # stays ones: the values carry the scale (Platt scaling sets it afterwards)
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
@@ -91,7 +107,7 @@ def fit_attention(
     rows = _length_batches(np.array([len(a) for a in acts]), BATCH)
     batches = [(as_activations(layer, *pad_batch([acts[i] for i in r])), targets[r]) for r in rows]
     rng = np.random.default_rng(seed)
-    for _ in range(epochs):
+    for _ in range(recipe.epochs):
         for b in rng.permutation(len(batches)):
             batch, t = batches[b]
             logits = head(batch)[:, 0]  # [batch]
@@ -134,7 +150,11 @@ def attention_scores(head: AttentionPoolHead, acts: Sequence[np.ndarray], batch_
 
 
 def loso_attention(
-    data: Sequence[TokenSource], target_fpr: float, seed: int, per_kind: bool, epochs: int = EPOCHS, fits: int = 1
+    data: Sequence[TokenSource],
+    target_fpr: float,
+    seed: int,
+    per_kind: bool,
+    recipe: AttentionRecipe = DEFAULT_RECIPE,
 ) -> dict[str, dict]:
     """`fit.loso_table` for attention-pooled heads; every fold standardises with the kept negatives' statistics."""
     negatives, _, keep, _ = negative_split(data, seed)
@@ -144,7 +164,7 @@ def loso_attention(
     def fit_model(others: list[TokenSource], negatives: list[np.ndarray]) -> AttentionPoolHead:
         acts = [a for p in others for a in p.acts] + negatives
         y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
-        return fit_attention("loso", 0, acts, y, seed, stats, epochs, fits)  # 0 only names the layer
+        return fit_attention("loso", 0, acts, y, seed, stats, recipe)  # 0 only names the layer
 
     return loso_table(data, lambda p: list(p.acts), fit_model, attention_scores, target_fpr, seed, per_kind)
 
@@ -156,8 +176,7 @@ def fit_attention_category(
     target_fpr: float,
     seed: int,
     per_kind: bool,
-    epochs: int = EPOCHS,
-    fits: int = 1,
+    recipe: AttentionRecipe = DEFAULT_RECIPE,
 ) -> tuple[AttentionPoolHead, float, dict[str, float]]:
     """The served head: fitted on every source's train part; Platt scaling (folded into `weight`, `bias`) and the
     threshold at `target_fpr` on the negatives from out-of-fold scores of every train text (`fit.out_of_fold`)."""
@@ -167,12 +186,12 @@ def fit_attention_category(
     stats = standardisation([a for a, n in zip(acts, negative, strict=True) if n])  # ordinary negatives' tokens
 
     def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, epochs, fits)
+        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, recipe)
         return attention_scores(head, [acts[i] for i in test_rows])
 
     oof = out_of_fold(y, seed, fit_score)
-    head = fit_attention(name, layer, acts, y, seed, stats, epochs, fits)
+    head = fit_attention(name, layer, acts, y, seed, stats, recipe)
     w = head.weight.detach().numpy()[0].astype(np.float64)  # [heads] ones
     threshold, info = calibrate_category(head, w, float(head.bias.detach()[0]), oof, y, negative, kinds, target_fpr,
                                          per_kind)  # fmt: skip
-    return head, threshold, {**info, "attention_fits": fits}
+    return head, threshold, {**info, "attention_fits": recipe.fits, "attention_queries": recipe.queries}

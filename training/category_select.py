@@ -18,6 +18,7 @@ within `--tolerance` of the best are ties, broken by the mean held-out recall (`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,8 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from detector.heads import SequenceLinearConfig, SequenceLinearHead
 from training import fit
-from training.attention_select import EPOCHS as ATTENTION_EPOCHS
-from training.attention_select import TokenSource, loso_attention, token_sources
+from training.attention_select import DEFAULT_RECIPE, AttentionRecipe, TokenSource, loso_attention, token_sources
 from training.category_sources import CategorySource
 from training.fit import (
     calibrate_category,
@@ -196,9 +196,8 @@ def select(
     per_kind: bool = False,
     tolerance: float = 0.0,
     max_negative_fpr: float = 1.0,
-    attention_epochs: int = ATTENTION_EPOCHS,
+    attention: AttentionRecipe = DEFAULT_RECIPE,
     held_out: bool = True,
-    attention_fits: int = 1,
 ) -> tuple[list[PooledSource] | list[WindowedSource] | list[TokenSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
     pooled activations are concatenated); returns the winner's pooled (windowed, per-token) train parts, layers,
@@ -220,7 +219,7 @@ def select(
         key = candidate_key(layers, pooling)
         pooled[key] = candidate_parts(sources, harvest, layers, pooling)
         if pooling == ATTENTION:
-            res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention_epochs, attention_fits)
+            res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention)
         elif pooling == WINDOW_MAX:
             res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
         else:
@@ -257,8 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--harvest-layers", type=int, nargs="+", default=[],
                    help="layers the host reads (default: the candidates'); the cache is keyed by them, so pass a "
                         "training run's layers (e.g. 6 8 10) to reuse its activations")  # fmt: skip
+    p.add_argument("--attention-queries", type=int, default=DEFAULT_RECIPE.queries,
+                   help="queries per attention-pooled head (the default config: 16 for unsafe, 4 for "
+                        "prompt_injection; categories.attention_queries)")  # fmt: skip
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
+    attention = dataclasses.replace(DEFAULT_RECIPE, queries=args.attention_queries)
     read = sorted({*args.layers, *(k for s in args.layer_set for k in s)})
     if args.harvest_layers and not set(read) <= set(args.harvest_layers):
         p.error(f"--harvest-layers must include every candidate layer {read}")
@@ -271,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         *_, summary[category] = select(category, chosen, harvest, candidates, args.poolings, args.target_fpr,
                                        args.max_lookalike_fpr, args.regularization, args.seed,
                                        per_kind=args.per_kind_threshold, tolerance=args.tolerance,
-                                       max_negative_fpr=args.max_negative_fpr)  # fmt: skip
+                                       max_negative_fpr=args.max_negative_fpr, attention=attention)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

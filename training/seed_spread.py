@@ -14,6 +14,7 @@ prompt_injection fit on 2 cores, times --fits.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,8 +42,9 @@ def fit_rows(category: str, variant: str, seeds: Sequence[int], fits: int, layer
     dev = {s.name: (s.role, harvest([r.text for r in s.dev], f"dev {s.name}")[0].per_text(layer)) for s in sources}
     out: dict[str, dict] = {}
     for seed in seeds:
+        recipe = dataclasses.replace(cc.attention_recipe(category), fits=fits)
         head, threshold, _ = fit_attention_category(category, layer, train, cc.target_fpr, seed, cc.per_kind_threshold,
-                                                    cc.attention_epochs, fits)  # fmt: skip
+                                                    recipe)  # fmt: skip
         row: dict = {"threshold": round(threshold, 4)}
         for name, (role, acts) in dev.items():
             probs = 1.0 / (1.0 + np.exp(-attention_scores(head, acts)))  # Platt scaling is folded into the head

@@ -138,14 +138,13 @@ def select_category(
         cc.per_kind_threshold,
         cc.tolerance,
         cc.max_negative_fpr,
-        cc.attention_epochs,
+        cc.attention_recipe(category),
         held_out=not fixed or config.evaluate_fixed,
-        attention_fits=cc.attention_fits,
     )
     if pooling == category_select.ATTENTION:
+        recipe = cc.attention_recipe(category)
         head, threshold, info = fit_attention_category(category, layers[0], pooled, cc.target_fpr, config.seed,
-                                                       cc.per_kind_threshold, cc.attention_epochs,
-                                                       cc.attention_fits)  # fmt: skip
+                                                       cc.per_kind_threshold, recipe)  # fmt: skip
     elif pooling == category_select.WINDOW_MAX:
         head, threshold, info = fit_window_category(category, layers[0], pooled, cc.target_fpr, c,
                                                     config.seed, cc.per_kind_threshold)  # fmt: skip
