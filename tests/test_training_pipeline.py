@@ -176,6 +176,10 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     assert set(result.categories) == {"unsafe", "prompt_injection"}
     served = {e.config.name: e.type for e in det.bundle.manifest.active_heads}
     assert served["unsafe"] == served["prompt_injection"] == "attention_pool_linear"
+    # the config's default recipe reaches the served heads: categories.attention_queries (16) and the injection one (4)
+    widths = {e.config.name: e.config.heads for e in det.bundle.manifest.active_heads if e.config.name != "pii"}
+    assert widths == {"unsafe": 16, "prompt_injection": 4}
+    assert "16 attention queries per fit" in (out / "report.md").read_text()
 
     # The int8 variant: the same choices refit on the int8 host graph's activations, served on the int8 graph.
     refit = (

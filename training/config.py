@@ -124,10 +124,10 @@ class CategorySection:
     attention_fits: int = 1
     # Attention queries per fit of unsafe's head, trained jointly (each its own softmax over the tokens and its own
     # value direction). Held out by family (L8, 0.11.0's data with the fourth pair set, the selection's folds and
-    # threshold rule), 16 vs 4 queries at seeds 0 / 1: AUROC against benign twins higher on all six families, mean
-    # 0.927 / 0.925 vs 0.901 / 0.907; worst recall at the out-of-fold threshold 0.72 / 0.74 vs 0.56 / 0.61, mean
-    # 0.84 / 0.87 vs 0.74 / 0.77; look-alike FPR mean 13.1 / 14.2 vs 11.9 / 12.3 %. 8 queries: 0.916; 32: 0.927, more
-    # look-alikes flagged (README).
+    # threshold rule), 16 vs 4 queries at `--seed` 0 / 1 (category_select): AUROC against benign twins higher on all
+    # six families both times, mean 0.927 / 0.925 vs 0.901 / 0.907; worst recall at the out-of-fold threshold
+    # 0.72 / 0.71 vs 0.56 / 0.61, mean 0.84 / 0.84 vs 0.74 / 0.73; look-alike FPR mean 13.1 / 11.3 vs 11.9 / 11.0 %.
+    # 8 queries: 0.916; 32: 0.927, more look-alikes flagged (README).
     attention_queries: int = 16
     # The same for prompt_injection, not yet measured against 4 (0.11.0's head; 46 attack categories held out take
     # ~40 min a candidate).

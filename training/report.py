@@ -88,6 +88,8 @@ def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
     calibration = (f"threshold {sel['threshold']} (calibration AUROC {sel['calibration_auroc']}, recall "
                    f"{sel['calibration_recall']} at the target FPR; out-of-fold scores of every train row, "
                    f"{sel['calibration_negatives']} negatives of several kinds)")  # fmt: skip
+    if "attention_queries" in sel:
+        calibration += f"; {sel['attention_queries']} attention queries per fit"
     if sel.get("attention_fits", 1) > 1:
         calibration += f"; the head is the sum of {sel['attention_fits']} fits from consecutive seeds"
     if not sel["candidates"]:
