@@ -18,7 +18,6 @@ within `--tolerance` of the best are ties, broken by the mean held-out recall (`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -261,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "prompt_injection; categories.attention_queries)")  # fmt: skip
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
-    attention = dataclasses.replace(DEFAULT_RECIPE, queries=args.attention_queries)
+    attention = AttentionRecipe(queries=args.attention_queries)
     read = sorted({*args.layers, *(k for s in args.layer_set for k in s)})
     if args.harvest_layers and not set(read) <= set(args.harvest_layers):
         p.error(f"--harvest-layers must include every candidate layer {read}")

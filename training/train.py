@@ -123,7 +123,7 @@ def select_category(
     config: TrainConfig, category: str, sources, harvest, fixed: tuple[tuple[int, ...], str] | None = None
 ) -> tuple[Head, float, dict]:
     cc = config.categories
-    c = cc.regularization_for(category)
+    c, recipe = cc.regularization_for(category), cc.attention_recipe(category)
     pooled, layers, pooling, selection = category_select.select(
         category,
         sources,
@@ -138,11 +138,10 @@ def select_category(
         cc.per_kind_threshold,
         cc.tolerance,
         cc.max_negative_fpr,
-        cc.attention_recipe(category),
+        recipe,
         held_out=not fixed or config.evaluate_fixed,
     )
     if pooling == category_select.ATTENTION:
-        recipe = cc.attention_recipe(category)
         head, threshold, info = fit_attention_category(category, layers[0], pooled, cc.target_fpr, config.seed,
                                                        cc.per_kind_threshold, recipe)  # fmt: skip
     elif pooling == category_select.WINDOW_MAX:
