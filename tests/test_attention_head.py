@@ -19,8 +19,11 @@ from training.attention_select import (
     fit_attention_category,
     loso_attention,
     merge_heads,
+    twin_pairs,
 )
-from training.category_sources import CategorySource
+from training.category_sources import CategorySource, contrast_pairs
+from training.data import LabelledText
+from training.fit import loso_table
 
 D = 8
 RECIPE = AttentionRecipe(epochs=80)  # a few hundred texts: 5 steps an epoch, so more epochs than on real data
@@ -131,6 +134,60 @@ def test_recipe_refuses_non_positive_or_non_integer_values(field, value):
         AttentionRecipe(**{field: value})
 
 
+@pytest.mark.parametrize("value", [-0.5, 101.0, "1"])
+def test_recipe_refuses_a_pair_weight_outside_its_range(value):
+    with pytest.raises(ValueError, match=r"AttentionRecipe\.pair_weight"):
+        AttentionRecipe(pair_weight=value)
+
+
+def _pair_part(name: str, role: str, rows: list[LabelledText]) -> TokenSource:
+    acts = [np.zeros((2, D), dtype=np.float32) for _ in rows]
+    return TokenSource(CategorySource(name, "unsafe", role, rows, []), acts, np.array([r.label for r in rows]))
+
+
+def test_twin_pairs_index_both_twins_across_parts_and_skip_lone_rows():
+    harm = _pair_part("h", "positive", [LabelledText("a", 1, "h", "pair/1"), LabelledText("b", 1, "h", "pair/2"),
+                                        LabelledText("c", 1, "h")])  # fmt: skip
+    other = _pair_part("x", "positive", [LabelledText("d", 1, "x")])
+    benign = _pair_part("b", "lookalike", [LabelledText("e", 0, "b", "pair/2"), LabelledText("f", 0, "b", "pair/9")])
+    # rows in order: a b c | d | e f -> pair/2 is (1, 4); pair/1 and pair/9 have no twin in the fit
+    assert twin_pairs([harm, other, benign]).tolist() == [[1, 4]]
+    assert twin_pairs([other]).shape == (0, 2)
+
+
+def test_shipped_pair_sets_keep_twins_on_the_same_side_of_the_split():
+    harm, benign = contrast_pairs("contrast_pairs_d.jsonl")
+    pairs = twin_pairs([_pair_part(p.name, p.role, p.train) for p in (harm, benign)])
+    assert len(pairs) == len(harm.train) == len(benign.train)  # every train request has its twin in train
+    rows = harm.train + benign.train
+    assert all(rows[i].label == 1 and rows[j].label == 0 and rows[i].pair == rows[j].pair for i, j in pairs)
+    assert not {r.pair for r in harm.dev} & {r.pair for r in harm.train}
+
+
+def test_pair_loss_ranks_each_request_above_its_twin_where_bce_cannot_tell_them_apart():
+    """Harmful and benign twins share a loud topic direction; only a faint direction tells them apart, and ordinary
+    negatives lack the topic. BCE alone ranks by topic; the pair loss learns the faint direction."""
+    rng = np.random.default_rng(0)
+    topic, intent = np.eye(D, dtype=np.float32)[0] * 3, np.eye(D, dtype=np.float32)[1]
+
+    def text(*shift: np.ndarray) -> np.ndarray:
+        return (rng.normal(size=(6, D)) + sum(shift)).astype(np.float32)
+
+    n = 150
+    acts = [text(topic, intent) for _ in range(n)] + [text(topic) for _ in range(n)] + [text() for _ in range(2 * n)]
+    y = np.r_[np.ones(n), np.zeros(3 * n)].astype(int)
+    pairs = np.stack([np.arange(n), np.arange(n, 2 * n)], axis=1)  # request i and its twin n + i
+    stats = (torch.zeros(D), torch.ones(D))
+    fresh = [text(topic, intent) for _ in range(50)] + [text(topic) for _ in range(50)]
+
+    def twin_auroc(recipe: AttentionRecipe) -> float:
+        head = fit_attention("unsafe", 1, acts, y, 0, stats, recipe, pairs)
+        return roc_auc_score(np.r_[np.ones(50), np.zeros(50)], attention_scores(head, fresh))
+
+    plain, paired = twin_auroc(AttentionRecipe(epochs=30)), twin_auroc(AttentionRecipe(epochs=30, pair_weight=3.0))
+    assert paired > 0.75 and paired > plain + 0.15
+
+
 def _texts(rng: np.random.Generator, n: int, signal: bool, direction: np.ndarray) -> list[np.ndarray]:
     """Documents of 100-300 noise tokens; a positive has a 3-token instruction somewhere inside."""
     out = []
@@ -172,3 +229,29 @@ def test_attention_finds_a_short_instruction_that_mean_pooling_dilutes():
     fresh_pos, fresh_neg = _texts(rng, 40, True, direction), _texts(rng, 40, False, direction)
     probs = 1 / (1 + np.exp(-attention_scores(head, fresh_pos + fresh_neg)))  # Platt folded into the served head
     assert (probs[:40] >= threshold).mean() > 0.8 and (probs[40:] >= threshold).mean() < 0.2
+
+
+def test_loso_table_holds_out_only_the_families_asked_for():
+    rng = np.random.default_rng(3)
+
+    def part(name: str, role: str, family: str, shift: float) -> TokenSource:
+        acts = [rng.normal(shift, 1.0, size=(4, D)).astype(np.float32) for _ in range(30)]
+        src = CategorySource(name, "unsafe", role, [], [], family)
+        return TokenSource(src, acts, np.full(30, int(role == "positive")))
+
+    data = [part("a_harm", "positive", "a", 2.0), part("a_benign", "lookalike", "a", 1.0),
+            part("b_harm", "positive", "b", 2.0), part("solo", "positive", "", 2.0),
+            part("docs", "negative", "", 0.0), part("mail", "negative", "", 0.0)]  # fmt: skip
+    fitted: list[set[str]] = []
+
+    def fit(others: list[TokenSource], negatives: list[np.ndarray]) -> None:
+        fitted.append({p.source.name for p in others})
+
+    def score(_model: None, rows: list[np.ndarray]) -> np.ndarray:
+        return np.array([float(r.mean()) for r in rows])
+
+    table = loso_table(data, lambda p: list(p.acts), fit, score, 0.05, seed=0, per_kind=True, families={"a"})
+    assert set(table) == {"a_harm", "a_benign"} and table["a_harm"]["auroc_twins"] > 0.9
+    assert fitted == [{"b_harm", "solo"}] * 2  # one fold, two half-models, family a never fitted
+    everything = loso_table(data, lambda p: list(p.acts), fit, score, 0.05, seed=0, per_kind=True)
+    assert set(everything) == {"a_harm", "a_benign", "b_harm", "solo"}

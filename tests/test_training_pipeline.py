@@ -58,10 +58,14 @@ def test_default_config_loads_and_bad_keys_fail(tmp_path):
         bad.write_text(f"[categories]\n{key} = {value}\n")
         with pytest.raises(ConfigError, match=rf"categories\.{key} must be (an integer in 1\.\.64|int)"):
             load_config(bad)
-    bad.write_text("[categories]\nattention_queries = 8\nattention_fits = 2\nattention_epochs = 3\n")
+    for value in ("-1.0", "101.0"):
+        bad.write_text(f"[categories]\npair_weight = {value}\n")
+        with pytest.raises(ConfigError, match=r"categories\.pair_weight must be a number in \[0, 100\]"):
+            load_config(bad)
+    bad.write_text("[categories]\nattention_queries = 8\nattention_fits = 2\nattention_epochs = 3\npair_weight = 3.0\n")
     cc = load_config(bad).categories
-    assert cc.attention_recipe("unsafe") == AttentionRecipe(epochs=3, fits=2, queries=8)
-    assert cc.attention_recipe("prompt_injection") == AttentionRecipe(epochs=3, fits=2, queries=4)
+    assert cc.attention_recipe("unsafe") == AttentionRecipe(epochs=3, fits=2, queries=8, pair_weight=3.0)
+    assert cc.attention_recipe("prompt_injection") == AttentionRecipe(epochs=3, fits=2, queries=4, pair_weight=3.0)
 
 
 def test_activation_cache_matches_host_and_resumes(tmp_path, tiny_hosts, monkeypatch):

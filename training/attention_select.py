@@ -43,12 +43,17 @@ class AttentionRecipe:
     epochs: int = 20  # passes over the train texts
     fits: int = 1  # heads from seeds seed, seed + 1, ... summed into one (`merge_heads`)
     queries: int = 4  # attention queries per fit (detector.heads.attention), trained jointly
+    # Weight of a pairwise ranking loss on minimal pairs (softplus of benign twin's logit minus its harmful sibling's),
+    # added to the BCE on batches of pairs whose two texts are both in the fit (`twin_pairs`); 0: BCE only.
+    pair_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("epochs", "fits", "queries"):
             value = getattr(self, key)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"AttentionRecipe.{key} must be a positive integer, got {value!r}")
+        if not isinstance(self.pair_weight, int | float) or not 0 <= self.pair_weight <= 100:
+            raise ValueError(f"AttentionRecipe.pair_weight must be a number in [0, 100], got {self.pair_weight!r}")
 
 
 DEFAULT_RECIPE = AttentionRecipe()  # frozen: safe as an argument default
@@ -69,6 +74,26 @@ def token_sources(sources: Sequence[CategorySource], harvest, layer: int) -> lis
     return out
 
 
+def twin_pairs(parts: Sequence[TokenSource]) -> np.ndarray:
+    """[n_pairs, 2] (harmful row, benign row) indices into the parts' train rows concatenated in order, for every
+    minimal pair (`LabelledText.pair`) whose two texts are both among them; empty [0, 2] when none."""
+    rows = [r for part in parts for r in part.source.train]
+    by_key: dict[str, dict[int, int]] = {}
+    for i, r in enumerate(rows):
+        if r.pair:
+            by_key.setdefault(r.pair, {})[r.label] = i
+    pairs = [(both[1], both[0]) for both in by_key.values() if len(both) == 2]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _pairs_within(pairs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`pairs` whose two rows are both in `rows`, renumbered as positions in `rows`."""
+    position = np.full(int(max(pairs.max(initial=-1), rows.max(initial=-1))) + 1, -1, dtype=np.int64)
+    position[rows] = np.arange(len(rows))
+    mapped = position[pairs]  # [n_pairs, 2]
+    return mapped[(mapped >= 0).all(axis=1)]
+
+
 def _length_batches(lengths: np.ndarray, size: int) -> list[np.ndarray]:
     """Row indices in batches of `size` texts of similar length (sorted), so tweets are not padded to a document."""
     order = np.argsort(lengths, kind="stable")
@@ -83,15 +108,18 @@ def fit_attention(
     seed: int,
     stats: tuple[torch.Tensor, torch.Tensor],
     recipe: AttentionRecipe = DEFAULT_RECIPE,
+    pairs: np.ndarray | None = None,
 ) -> AttentionPoolHead:
     """An uncalibrated one-label head fitted on per-text token activations `acts` ([n_tokens, d_model] each).
+    `pairs`: [n_pairs, 2] (harmful, benign twin) row indices for `recipe.pair_weight`'s ranking loss.
     `stats`: the input standardisation (`fit.standardisation` of ordinary negatives' tokens). Batches are padded
     once and visited in a new order each epoch (reading memory-mapped activations every epoch was 4x slower).
     `recipe.fits` > 1: that many heads from seeds seed, seed + 1, ..., merged (`merge_heads`); one fit's seed alone
     moved a source's dev recall by up to 0.18 (categories.attention_fits, training/config.py)."""
     if recipe.fits > 1:
         one = dataclasses.replace(recipe, fits=1)
-        return merge_heads([fit_attention(name, layer, acts, y, seed + k, stats, one) for k in range(recipe.fits)])
+        fits = [fit_attention(name, layer, acts, y, seed + k, stats, one, pairs) for k in range(recipe.fits)]
+        return merge_heads(fits)
     d_model, queries = acts[0].shape[1], recipe.queries
     head = AttentionPoolHead(AttentionPoolConfig(name=name, layer=layer, labels=(name,), heads=queries), d_model)
     head.set_standardisation(*stats)
@@ -106,13 +134,24 @@ def fit_attention(
     targets = torch.from_numpy(y.astype(np.float32))
     rows = _length_batches(np.array([len(a) for a in acts]), BATCH)
     batches = [(as_activations(layer, *pad_batch([acts[i] for i in r])), targets[r]) for r in rows]
+    n_bce = len(batches)
+    if recipe.pair_weight > 0 and pairs is not None and len(pairs):
+        # each batch: BATCH // 2 pairs, harmful rows first then their twins in the same order
+        for start in range(0, len(pairs), BATCH // 2):
+            chunk = pairs[start : start + BATCH // 2]
+            order = np.concatenate([chunk[:, 0], chunk[:, 1]])
+            batches.append((as_activations(layer, *pad_batch([acts[i] for i in order])), targets[order]))
     rng = np.random.default_rng(seed)
     for _ in range(recipe.epochs):
         for b in rng.permutation(len(batches)):
             batch, t = batches[b]
             logits = head(batch)[:, 0]  # [batch]
-            weight = torch.where(t == 1, torch.tensor(positive_weight), torch.tensor(1.0))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, weight=weight)
+            if b >= n_bce:  # a batch of pairs: rank each harmful request above its benign twin
+                half = len(t) // 2
+                loss = recipe.pair_weight * torch.nn.functional.softplus(logits[half:] - logits[:half]).mean()
+            else:
+                weight = torch.where(t == 1, torch.tensor(positive_weight), torch.tensor(1.0))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -164,7 +203,7 @@ def loso_attention(
     def fit_model(others: list[TokenSource], negatives: list[np.ndarray]) -> AttentionPoolHead:
         acts = [a for p in others for a in p.acts] + negatives
         y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
-        return fit_attention("loso", 0, acts, y, seed, stats, recipe)  # 0 only names the layer
+        return fit_attention("loso", 0, acts, y, seed, stats, recipe, twin_pairs(others))  # 0 only names the layer
 
     return loso_table(data, lambda p: list(p.acts), fit_model, attention_scores, target_fpr, seed, per_kind)
 
@@ -184,14 +223,18 @@ def fit_attention_category(
     y = np.concatenate([part.y for part in data])
     negative, kinds = row_roles(data)
     stats = standardisation([a for a, n in zip(acts, negative, strict=True) if n])  # ordinary negatives' tokens
+    pairs = twin_pairs(data)
 
     def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, recipe)
+        kept = _pairs_within(pairs, train_rows)
+        head = fit_attention(name, layer, [acts[i] for i in train_rows], y[train_rows], seed, stats, recipe, kept)
         return attention_scores(head, [acts[i] for i in test_rows])
 
     oof = out_of_fold(y, seed, fit_score)
-    head = fit_attention(name, layer, acts, y, seed, stats, recipe)
+    head = fit_attention(name, layer, acts, y, seed, stats, recipe, pairs)
     w = head.weight.detach().numpy()[0].astype(np.float64)  # [heads] ones
     threshold, info = calibrate_category(head, w, float(head.bias.detach()[0]), oof, y, negative, kinds, target_fpr,
                                          per_kind)  # fmt: skip
-    return head, threshold, {**info, "attention_fits": recipe.fits, "attention_queries": recipe.queries}
+    fitted = {"attention_fits": recipe.fits, "attention_queries": recipe.queries, "pair_weight": recipe.pair_weight,
+              "twin_pairs": len(pairs)}  # fmt: skip
+    return head, threshold, {**info, **fitted}

@@ -258,9 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--attention-queries", type=int, default=DEFAULT_RECIPE.queries,
                    help="queries per attention-pooled head (the default config: 16 for unsafe, 4 for "
                         "prompt_injection; categories.attention_queries)")  # fmt: skip
+    p.add_argument("--pair-weight", type=float, default=DEFAULT_RECIPE.pair_weight,
+                   help="attention heads' ranking loss on minimal pairs (categories.pair_weight)")  # fmt: skip
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
-    attention = AttentionRecipe(queries=args.attention_queries)
+    attention = AttentionRecipe(queries=args.attention_queries, pair_weight=args.pair_weight)
     read = sorted({*args.layers, *(k for s in args.layer_set for k in s)})
     if args.harvest_layers and not set(read) <= set(args.harvest_layers):
         p.error(f"--harvest-layers must include every candidate layer {read}")

@@ -78,10 +78,14 @@ def _bucket(key: str) -> float:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
 
 
-def _split(name: str, category: str, role: str, texts: list[str], keys: list[str] | None = None) -> CategorySource:
+def _split(
+    name: str, category: str, role: str, texts: list[str], keys: list[str] | None = None, twins: bool = False
+) -> CategorySource:
+    """`keys`: what the train/dev split hashes (default: the text); `twins`: the keys are minimal-pair keys, kept on
+    the rows (`LabelledText.pair`) so a fit can pair a harmful request with its benign twin."""
     label = int(role == "positive")
-    rows = [LabelledText(t, label, name) for t in texts]
     keys = keys or texts
+    rows = [LabelledText(t, label, name, k if twins else "") for t, k in zip(texts, keys, strict=True)]
     train = [r for r, k in zip(rows, keys, strict=True) if _bucket(k) >= DEV_SHARE]
     dev = [r for r, k in zip(rows, keys, strict=True) if _bucket(k) < DEV_SHARE]
     return CategorySource(name, category, role, train, dev, FAMILIES.get(name, ""))
@@ -115,7 +119,8 @@ def contrast_pairs(file: str = "contrast_pairs.jsonl") -> list[CategorySource]:
     out = []
     for name, role, label in ((f"{prefix}_harm", "positive", 1), (f"{prefix}_benign", "lookalike", 0)):
         chosen = [r for r in rows if r["label"] == label]
-        out.append(_split(name, "unsafe", role, [r["text"] for r in chosen], [f"pair/{r['pair']}" for r in chosen]))
+        keys = [f"pair/{r['pair']}" for r in chosen]  # the split's key, unchanged since the first set (dev parts stay)
+        out.append(_split(name, "unsafe", role, [r["text"] for r in chosen], keys, twins=True))
     return out
 
 

@@ -132,6 +132,10 @@ class CategorySection:
     # The same for prompt_injection, not yet measured against 4 (0.11.0's head; 46 attack categories held out take
     # ~40 min a candidate).
     injection_attention_queries: int = 4
+    # Weight of a ranking loss on the minimal pairs in the fit (each harmful request scored above its benign twin,
+    # training.attention_select.twin_pairs), added to the attention heads' BCE; 0 turns it off. Pairs exist for unsafe
+    # only, so prompt_injection's heads are unaffected.
+    pair_weight: float = 0.0
 
     def __post_init__(self) -> None:
         known = (*POOLINGS, "window-max", "attention")
@@ -149,6 +153,8 @@ class CategorySection:
             value = getattr(self, key)
             if not isinstance(value, int) or not 1 <= value <= 64:
                 raise ConfigError(f"categories.{key} must be an integer in 1..64, got {value!r}")
+        if not isinstance(self.pair_weight, int | float) or not 0.0 <= self.pair_weight <= 100.0:
+            raise ConfigError(f"categories.pair_weight must be a number in [0, 100], got {self.pair_weight!r}")
         if not 0.0 <= self.tolerance < 1.0:
             raise ConfigError(f"categories.tolerance must be in [0, 1), got {self.tolerance}")
         if min(self.regularization, self.injection_regularization) <= 0.0:
@@ -165,7 +171,8 @@ class CategorySection:
 
     def attention_recipe(self, category: str) -> AttentionRecipe:
         queries = self.injection_attention_queries if category == "prompt_injection" else self.attention_queries
-        return AttentionRecipe(epochs=self.attention_epochs, fits=self.attention_fits, queries=queries)
+        return AttentionRecipe(epochs=self.attention_epochs, fits=self.attention_fits, queries=queries,
+                               pair_weight=self.pair_weight)  # fmt: skip
 
     def poolings_for(self, category: str) -> list[str]:
         return self.injection_poolings if category == "prompt_injection" and self.injection_poolings else self.poolings

@@ -47,6 +47,7 @@ class LabelledText:
     text: str
     label: int  # 1 = in the category (e.g. unsafe), 0 = not
     group: str = ""
+    pair: str = ""  # a minimal pair's key ("pair/<id>", ids unique across pair sets): a harmful request and its twin
 
 
 def _lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:

@@ -3,7 +3,7 @@ then calibrate (Platt scaling folded into the last linear layer) and choose thre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -273,17 +273,21 @@ def loso_table(
     target_fpr: float,
     seed: int,
     per_kind: bool,
+    families: Collection[str] | None = None,
 ) -> dict[str, dict]:
     """Leave one family out (`loso_folds`) for any category head type, one row per held-out part (`ensemble_row`,
     plus `auroc_twins` where the family has look-alike twins). Each fold fits two half-models (`threshold_halves`):
     each fits the fold's parts and one half of the kept negatives and sets its threshold on the other half; held-out
-    parts and the held-out negatives (`negative_split`) are scored against both."""
+    parts and the held-out negatives (`negative_split`) are scored against both. `families`: hold out only these
+    (`CategorySource.group`; a costly head measured where it matters), every other fold skipped."""
     negatives, neg_kind, keep, held = negative_split(data, seed)
     neg = [r for p in negatives for r in rows(p)]
     held_rows = [neg[i] for i in held]
     out: dict[str, dict] = {}
     held_scores: dict[str, np.ndarray] = {}
     for tests, others in loso_folds(data):
+        if families is not None and tests[0].source.group not in families:
+            continue
         models, negative_margins = [], []
         for fit_rows, threshold_rows in threshold_halves(keep, neg_kind, seed):
             model = fit(others, [neg[i] for i in fit_rows])

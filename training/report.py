@@ -90,6 +90,8 @@ def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
                    f"{sel['calibration_negatives']} negatives of several kinds)")  # fmt: skip
     if "attention_queries" in sel:
         calibration += f"; {sel['attention_queries']} attention queries per fit"
+    if sel.get("pair_weight", 0) > 0:
+        calibration += f"; ranking loss on {sel['twin_pairs']} minimal pairs at weight {sel['pair_weight']}"
     if sel.get("attention_fits", 1) > 1:
         calibration += f"; the head is the sum of {sel['attention_fits']} fits from consecutive seeds"
     if not sel["candidates"]:
