@@ -134,7 +134,8 @@ class CategorySection:
     injection_attention_queries: int = 4
     # Weight of a ranking loss on the minimal pairs in the fit (each harmful request scored above its benign twin,
     # training.attention_select.twin_pairs), added to the attention heads' BCE; 0 turns it off. Pairs exist for unsafe
-    # only, so prompt_injection's heads are unaffected.
+    # only, so prompt_injection's heads are unaffected. Held out by family (L8, 16 queries), 0 / 1 / 3: AUROC against
+    # twins mean 0.927 / 0.928 / 0.929, worst recall 0.72 / 0.71 / 0.71: no gain (README).
     pair_weight: float = 0.0
 
     def __post_init__(self) -> None:
