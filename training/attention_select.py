@@ -94,7 +94,7 @@ def _pairs_within(pairs: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return mapped[(mapped >= 0).all(axis=1)]
 
 
-def _length_batches(lengths: np.ndarray, size: int) -> list[np.ndarray]:
+def length_batches(lengths: np.ndarray, size: int) -> list[np.ndarray]:
     """Row indices in batches of `size` texts of similar length (sorted), so tweets are not padded to a document."""
     order = np.argsort(lengths, kind="stable")
     return [order[i : i + size] for i in range(0, len(order), size)]
@@ -132,7 +132,7 @@ def fit_attention(
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
     positive_weight = float((y == 0).sum()) / max(float((y == 1).sum()), 1.0)
     targets = torch.from_numpy(y.astype(np.float32))
-    rows = _length_batches(np.array([len(a) for a in acts]), BATCH)
+    rows = length_batches(np.array([len(a) for a in acts]), BATCH)
     batches = [(as_activations(layer, *pad_batch([acts[i] for i in r])), targets[r]) for r in rows]
     n_bce = len(batches)
     if recipe.pair_weight > 0 and pairs is not None and len(pairs):
@@ -182,7 +182,7 @@ def attention_scores(head: AttentionPoolHead, acts: Sequence[np.ndarray], batch_
     """[n] text logits of `head` (first label), batched by length."""
     out = np.empty(len(acts), dtype=np.float64)
     with torch.no_grad():
-        for rows in _length_batches(np.array([len(a) for a in acts]), batch_size):
+        for rows in length_batches(np.array([len(a) for a in acts]), batch_size):
             h, mask = pad_batch([acts[i] for i in rows])
             out[rows] = head(as_activations(head.config.layer, h, mask))[:, 0].double().numpy()
     return out

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from detector.heads import AttentionPoolConfig, AttentionPoolHead
-from training.attention_select import BATCH, TokenSource, _length_batches, token_sources
+from training.attention_select import BATCH, TokenSource, length_batches, token_sources
 from training.fit import as_activations, loso_table, negative_split, pad_batch, standardisation
 
 TWIN_FAMILIES = ("hh", "multilingual", "pairs", "pairs_b", "pairs_c", "pairs_d")  # families with benign twins
@@ -96,7 +96,7 @@ class BlockAttention(nn.Module):
 
 
 def _batches(acts: Sequence[np.ndarray], size: int) -> list[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    return [(rows, *pad_batch([acts[i] for i in rows])) for rows in _length_batches(np.array([len(a) for a in acts]),
+    return [(rows, *pad_batch([acts[i] for i in rows])) for rows in length_batches(np.array([len(a) for a in acts]),
                                                                                      size)]  # fmt: skip
 
 
@@ -140,6 +140,7 @@ def block_scores(model: BlockAttention, acts: Sequence[np.ndarray]) -> np.ndarra
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from detector.settings import DetectorSettings
     from training.category_sources import category_sources
     from training.pii_harvest import harvester
 
@@ -157,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
-    torch.set_num_threads(max(1, int(__import__("os").environ.get("PROBEGUARD_NUM_THREADS", "1"))))
+    torch.set_num_threads(DetectorSettings.from_env().num_threads)
     sources = [s for s in category_sources(args.seed) if s.category == "unsafe"]
     data: list[TokenSource] = token_sources(sources, harvester([args.layer]), args.layer)
     host = default_block_host(args.layer)
