@@ -222,6 +222,8 @@ def test_attention_finds_a_short_instruction_that_mean_pooling_dilutes():
     mean_auroc = roc_auc_score(np.r_[np.ones(60), np.zeros(negatives.sum())],
                                mean_clf.decision_function(np.r_[x[test], x[negatives]]))  # fmt: skip
     assert mean_auroc < 0.8 < result["inj0"]["auroc"]
+    partial = loso_attention(data, target_fpr=0.05, seed=0, per_kind=True, recipe=RECIPE, families={"inj0"})
+    assert partial == {"inj0": result["inj0"]}  # the same fold, the others skipped
 
     head, threshold, info = fit_attention_category("prompt_injection", 1, data, 0.05, seed=0, per_kind=True,
                                                        recipe=RECIPE)  # fmt: skip

@@ -12,7 +12,7 @@ Measured offline before this module (unsafe, L8, held out by family, 4 queries, 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,8 +194,10 @@ def loso_attention(
     seed: int,
     per_kind: bool,
     recipe: AttentionRecipe = DEFAULT_RECIPE,
+    families: Collection[str] | None = None,
 ) -> dict[str, dict]:
-    """`fit.loso_table` for attention-pooled heads; every fold standardises with the kept negatives' statistics."""
+    """`fit.loso_table` for attention-pooled heads; every fold standardises with the kept negatives' statistics.
+    `families`: hold out only these (`fit.loso_table`)."""
     negatives, _, keep, _ = negative_split(data, seed)
     neg_acts = [a for p in negatives for a in p.acts]
     stats = standardisation([neg_acts[i] for i in keep])
@@ -205,7 +207,7 @@ def loso_attention(
         y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
         return fit_attention("loso", 0, acts, y, seed, stats, recipe, twin_pairs(others))  # 0 only names the layer
 
-    return loso_table(data, lambda p: list(p.acts), fit_model, attention_scores, target_fpr, seed, per_kind)
+    return loso_table(data, lambda p: list(p.acts), fit_model, attention_scores, target_fpr, seed, per_kind, families)
 
 
 def fit_attention_category(

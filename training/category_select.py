@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,12 +197,14 @@ def select(
     max_negative_fpr: float = 1.0,
     attention: AttentionRecipe = DEFAULT_RECIPE,
     held_out: bool = True,
+    held_out_families: Collection[str] | None = None,
 ) -> tuple[list[PooledSource] | list[WindowedSource] | list[TokenSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
     pooled activations are concatenated); returns the winner's pooled (windowed, per-token) train parts, layers,
     pooling and every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate and
     `attention` an `AttentionPoolHead` one (single layers only). `held_out=False` takes a single candidate as chosen
-    without its leave-one-out table (a refit of a fixed choice); more than one candidate is then a ValueError."""
+    without its leave-one-out table (a refit of a fixed choice); more than one candidate is then a ValueError.
+    `held_out_families`: attention candidates hold out only these (a partial table, for comparison per source)."""
     keys = [(layers, pooling) for layers in candidates for pooling in poolings
             if not (pooling in SINGLE_LAYER and len(layers) > 1)]  # fmt: skip
     if not held_out:
@@ -218,7 +220,7 @@ def select(
         key = candidate_key(layers, pooling)
         pooled[key] = candidate_parts(sources, harvest, layers, pooling)
         if pooling == ATTENTION:
-            res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention)
+            res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention, held_out_families)
         elif pooling == WINDOW_MAX:
             res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
         else:
@@ -260,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "prompt_injection; categories.attention_queries)")  # fmt: skip
     p.add_argument("--pair-weight", type=float, default=DEFAULT_RECIPE.pair_weight,
                    help="attention heads' ranking loss on minimal pairs (categories.pair_weight)")  # fmt: skip
+    p.add_argument("--hold-out", nargs="+", metavar="FAMILY",
+                   help="attention candidates: hold out only these families or sources (a partial table, to compare "
+                        "per source with an earlier full one)")  # fmt: skip
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
     attention = AttentionRecipe(queries=args.attention_queries, pair_weight=args.pair_weight)
@@ -275,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         *_, summary[category] = select(category, chosen, harvest, candidates, args.poolings, args.target_fpr,
                                        args.max_lookalike_fpr, args.regularization, args.seed,
                                        per_kind=args.per_kind_threshold, tolerance=args.tolerance,
-                                       max_negative_fpr=args.max_negative_fpr, attention=attention)  # fmt: skip
+                                       max_negative_fpr=args.max_negative_fpr, attention=attention,
+                                       held_out_families=set(args.hold_out) if args.hold_out else None)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0
