@@ -10,6 +10,7 @@ import logging
 import re
 from contextvars import ContextVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
@@ -99,10 +100,23 @@ def status_for(exc: BaseException) -> int:
     return 500
 
 
+def body_not_utf8(exc: BaseException) -> bool:
+    """A body that is not UTF-8: Python's UnicodeDecodeError, or (msgspec >= 0.23, which checks UTF-8 while decoding)
+    a msgspec.DecodeError naming UTF-8 somewhere in the chain of causes Litestar wraps it in (ClientException)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # Litestar wraps twice; the bound keeps a cyclic chain finite
+        if seen is None:
+            return False
+        if isinstance(seen, UnicodeDecodeError) or (isinstance(seen, msgspec.DecodeError) and "UTF-8" in str(seen)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _public_message(exc: BaseException, status: int) -> str:
     if isinstance(exc, NotAuthorizedException):
         return "unauthorized"
-    if isinstance(exc, UnicodeDecodeError):
+    if body_not_utf8(exc):
         return "request body is not valid UTF-8"
     if isinstance(exc, RecursionError):
         return "request body is nested too deeply"

@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 
+import msgspec
 import pytest
+from litestar.exceptions import ClientException
 
 from detector import Detector, DetectorSettings
 from detector.errors import HostError
+from service.errors import body_not_utf8
 from tests.bundles import make_bundle
 from tests.service_client import service_client, wait_ready
 
@@ -134,3 +137,20 @@ def test_canary_never_leaks_from_any_route(hard_client, caplog):
     assert "Quillon" not in c.get("/schema/openapi.json").text
     server_logs = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records if r.name != "httpx")
     assert "Quillon" not in server_logs and "canary-mail" not in server_logs
+
+
+def _raised_from(cause: BaseException) -> BaseException:
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise ClientException("decode failed") from inner
+    except ClientException as outer:
+        return outer
+
+
+def test_a_non_utf8_body_is_named_whichever_layer_noticed_it():
+    assert body_not_utf8(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"))  # Python's own decode
+    assert body_not_utf8(_raised_from(msgspec.DecodeError("Invalid UTF-8 encoded string")))  # msgspec >= 0.23
+    assert not body_not_utf8(_raised_from(msgspec.DecodeError("Expected `object`, got `int`")))
+    assert not body_not_utf8(ClientException("bad request"))
