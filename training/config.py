@@ -129,9 +129,9 @@ class CategorySection:
     # 0.72 / 0.71 vs 0.56 / 0.61, mean 0.84 / 0.84 vs 0.74 / 0.73; look-alike FPR mean 13.1 / 11.3 vs 11.9 / 11.0 %.
     # 8 queries: 0.916; 32: 0.927, more look-alikes flagged (README).
     attention_queries: int = 16
-    # The same for prompt_injection (0.11.0's head: 4). 16, held out on 16 of its attack families (category_select
-    # --hold-out, 2026-12-06): AUROC against clean documents up on 14 of 16 (BIPIA Language Translation 0.70 -> 0.86),
-    # recall up on 13; the next refit should take 16 (README).
+    # The same for prompt_injection (0.11.0's head: 4). 16, with 12 families (16 attack sources) held out
+    # (category_select --hold-out, 2026-12-06): AUROC against clean documents up on 14 of 16 sources (BIPIA Language
+    # Translation 0.70 -> 0.86), recall up on 13; the next refit should take 16 (README).
     injection_attention_queries: int = 4
     # Weight of a ranking loss on the minimal pairs in the fit (each harmful request scored above its benign twin,
     # training.attention_select.twin_pairs), added to the attention heads' BCE; 0 turns it off. Pairs exist for unsafe
