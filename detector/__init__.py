@@ -1,6 +1,6 @@
 """probeguard detector: PII spans and unsafe categories from probes on a truncated host model."""
 
-from detector.errors import (
+from probeguard.detector.errors import (
     BundleCorruptError,
     BundleError,
     BundleHostMismatchError,
@@ -14,11 +14,11 @@ from detector.errors import (
     InvalidInputError,
     ProbeguardError,
 )
-from detector.labels import CATEGORIES, PII_LABELS
-from detector.pipeline import CategoryScore, Detection, Detector
-from detector.redact import Redactor
-from detector.settings import DetectorSettings
-from detector.spans import Span
+from probeguard.detector.labels import CATEGORIES, PII_LABELS
+from probeguard.detector.pipeline import CategoryScore, Detection, Detector
+from probeguard.detector.redact import Redactor
+from probeguard.detector.settings import DetectorSettings
+from probeguard.detector.spans import Span
 
 __all__ = [
     "CATEGORIES",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from detector.errors import ConfigError
+from probeguard.detector.errors import ConfigError
 
 
 @dataclass(frozen=True)

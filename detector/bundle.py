@@ -3,8 +3,8 @@ on load.
 
 Every check names the file and the field that failed. A bundle that does not match its host, its checksums or its own
 schema is refused: the detector never falls back to something else. Format 2 stores each SAE once, as an artifact of
-its own that any number of SAE-feature heads name; a format-1 bundle (SAE encoders inside each head) is converted on
-load by `detector.bundle_v1`.
+its own that any number of SAE-feature heads name. Format 1 (SAE encoders inside each head, probeguard-base 0.2.0 and
+older) is refused with the release that last read it.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from detector.bundle_v1 import upgrade_v1
-from detector.errors import BundleCorruptError, BundleHostMismatchError, BundleNotFoundError, ConfigError
-from detector.heads import Head, SAEFeatureConfig, build_head, config_from_dict, head_level
-from detector.heads.base import HeadConfig
-from detector.host import HostInfo, sha256_file
-from detector.sae import CFG_FILE, WEIGHTS_FILE, SparseAutoencoder, read_sae_folder, write_sae_folder
+from probeguard.detector.errors import BundleCorruptError, BundleHostMismatchError, BundleNotFoundError, ConfigError
+from probeguard.detector.heads import Head, SAEFeatureConfig, build_head, config_from_dict, head_level
+from probeguard.detector.heads.base import HeadConfig
+from probeguard.detector.host import HostInfo, sha256_file
+from probeguard.detector.sae import CFG_FILE, WEIGHTS_FILE, SparseAutoencoder, read_sae_folder, write_sae_folder
 
 FORMAT_VERSION = 2
+# Format-1 bundles were converted on load until the commit that removed the converter (git history keeps it).
+FORMAT_1_HINT = "; format 1 (probeguard-base 0.2.0 and older) was last read by commit aba5b5d: retrain the bundle"
 MANIFEST = "manifest.json"
 HEADS_FILE = "heads.safetensors"
 SAES_DIR = "saes"
@@ -159,8 +160,8 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
         raise _corrupt(where, "top level must be a JSON object")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
-        raise _corrupt(where, f"field format_version is {version!r}, this detector reads 1 (converted) and "
-                              f"{FORMAT_VERSION}")  # fmt: skip
+        raise _corrupt(where, f"field format_version is {version!r}, this detector reads {FORMAT_VERSION}"
+                              + (FORMAT_1_HINT if version == 1 else ""))  # fmt: skip
     host_raw = _require(data, "host", dict, where)
     host = HostRef(
         id=_require(host_raw, "id", str, where + " host"),
@@ -257,19 +258,10 @@ def load_bundle(path: Path) -> Bundle:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _corrupt(str(manifest_path), f"not valid JSON ({type(exc).__name__})") from None
-    saes: dict[str, SparseAutoencoder] = {}
-    if isinstance(data, dict) and data.get("format_version") == 1:  # SAE encoders inside heads: convert in memory
-        declared = data.get("files") if isinstance(data.get("files"), dict) else {}
-        _check_sha256(heads_path, (declared.get(HEADS_FILE) or {}).get("sha256"), f"files.{HEADS_FILE}")
-        data, tensors, saes = upgrade_v1(data, _read_tensors(heads_path), str(manifest_path))
-        manifest = _parse_manifest(data, str(manifest_path))
-    else:
-        manifest = _parse_manifest(data, str(manifest_path))
-        _check_sha256(heads_path, manifest.heads_sha256, f"files.{HEADS_FILE}")
-        tensors = _read_tensors(heads_path)
-    for entry in manifest.saes:
-        if entry.name not in saes:
-            saes[entry.name] = _load_sae(path, entry)
+    manifest = _parse_manifest(data, str(manifest_path))
+    _check_sha256(heads_path, manifest.heads_sha256, f"files.{HEADS_FILE}")
+    tensors = _read_tensors(heads_path)
+    saes = {entry.name: _load_sae(path, entry) for entry in manifest.saes}
     bundle = Bundle(path, manifest, tensors, saes)
     _check_saes(bundle, str(manifest_path))
     _check_tensors(bundle, str(heads_path))

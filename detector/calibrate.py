@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from detector.batching import PassCost
+from probeguard.detector.batching import PassCost
 
 # Neutral filler, repeated to the longest row timed: a dense forward pass costs the same whatever the token ids.
 CALIBRATION_TEXT = "The committee met on Tuesday to review the quarterly report and agreed on the next steps. "

@@ -1,4 +1,4 @@
-"""The library's own subcommands: detect, info, doctor (wired into `probeguard` by `probeguard.cli`)."""
+"""The library's own subcommands: detect, info, doctor, prepare (wired into `probeguard` by `probeguard.cli`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from detector.errors import InputError
-from detector.paths import default_bundle_path
-from detector.redact import REDACT_MODES, Redactor
-from detector.settings import DetectorSettings
+from probeguard.detector.errors import InputError
+from probeguard.detector.paths import BUNDLE_HELP, default_bundle_path
+from probeguard.detector.redact import REDACT_MODES, Redactor
+from probeguard.detector.settings import DetectorSettings
 
 log = logging.getLogger("probeguard")
 FLUSH_TEXTS = 128  # JSONL rows scored (and written) together; bounds memory, not the forward pass size
@@ -37,13 +37,15 @@ def _settings(args: argparse.Namespace) -> DetectorSettings:
         host_path=host_model_arg(args),
         num_threads=getattr(args, "threads", None),
         cache_dir=getattr(args, "cache_dir", None),
+        backend=getattr(args, "backend", None),
     )
 
 
 def _load_detector(args: argparse.Namespace):  # -> Detector (imported lazily: torch is slow to import)
-    from detector.pipeline import Detector
+    from probeguard.detector.pipeline import Detector
 
-    return Detector.load(args.bundle or default_bundle_path(), _settings(args))
+    settings = _settings(args)
+    return Detector.load(default_bundle_path(args.bundle, settings), settings)
 
 
 def _read_jsonl(stream: BinaryIO) -> Iterator[tuple[int, Any, str | None, str | None]]:
@@ -127,11 +129,11 @@ def run_detect(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from detector.bundle import load_bundle
-    from detector.heads import head_level
-    from detector.host import default_host_state
+    from probeguard.detector.bundle import load_bundle
+    from probeguard.detector.heads import head_level
+    from probeguard.detector.host import default_host_state
 
-    bundle = load_bundle(args.bundle or default_bundle_path())
+    bundle = load_bundle(default_bundle_path(args.bundle))
     m = bundle.manifest
     settings = _settings(args)
     info = {
@@ -155,14 +157,50 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"host    {m.host.id}  sha256 {m.host.sha256[:16]}…  layers read {list(m.layers)} of {m.host.num_layers}")
         for h in info["heads"]:
             state = "" if h["active"] else "  (inactive)"
-            print(f"head    {h['name']:<16} {h['type']:<16} layer {h['layer']:<3} {', '.join(h['labels'])}{state}")
+            layers = "+".join(str(k) for k in h["layers"])
+            thresholds = ", ".join(f"{label} {h['thresholds'][label]:.3g}" for label in h["labels"])
+            print(f"head    {h['name']:<16} {h['type']:<22} layer {layers:<5} {thresholds}{state}")
         for sae in info["saes"]:
             print(f"sae     {sae['name']:<16} {sae['activation']:<16} layer {sae['layer']:<3} d_sae {sae['d_sae']}")
     return 0
 
 
+def run_prepare(args: argparse.Namespace) -> int:
+    """Fill the cache ahead of serving: convert the host and export the bundle's graph, then list what is there. A
+    service (or replica) started on that cache, even mounted read-only, converts and exports nothing."""
+    import time
+
+    from probeguard.detector.pipeline import Detector
+
+    settings = _settings(args)
+    started = time.perf_counter()
+    detector = Detector.load(default_bundle_path(args.bundle, settings), settings)
+    info = detector.info()
+    cache = settings.cache_dir.resolve()
+    graph = getattr(detector.backend, "path", None)  # the ONNX backend's graph file; torch serves the host as is
+    folders = [p for p in (detector.host.path.resolve().parent, graph and Path(graph).resolve().parent)
+               if p is not None and p.is_relative_to(cache)]  # fmt: skip
+    files = sorted(p for f in folders for p in f.rglob("*") if p.is_file() and p.name != ".lock")
+    report = {
+        "cache": str(cache),
+        "bundle": f"{info['bundle']['name']}/{info['bundle']['version']}",
+        "backend": detector.backend.name,
+        "seconds": round(time.perf_counter() - started, 1),
+        "megabytes": round(sum(p.stat().st_size for p in files) / 2**20, 1),
+        "folders": [str(f.relative_to(cache)) for f in folders],
+        "files": [str(p.relative_to(cache)) for p in files],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"prepared {report['cache']} for {report['bundle']} ({report['backend']}) in {report['seconds']} s: "
+              f"{len(files)} files, {report['megabytes']} MB")  # fmt: skip
+        print(f"serve with PROBEGUARD_CACHE={report['cache']}; the folder may be mounted read-only")
+    return 0
+
+
 def run_doctor(args: argparse.Namespace) -> int:
-    from detector.doctor import check_machine
+    from probeguard.detector.doctor import check_machine
 
     return check_machine(_settings(args), args.bundle, as_json=args.json)
 
@@ -178,7 +216,7 @@ def _positive_int(raw: str) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", type=Path, help="bundle folder (default: $PROBEGUARD_BUNDLE or the newest packaged one)")
+    p.add_argument("--bundle", help=BUNDLE_HELP)
     add_host_model_arg(p)
     p.add_argument("--cache-dir", type=Path, help="cache folder (default: $PROBEGUARD_CACHE or ~/.cache/probeguard)")
     p.add_argument("--threads", type=_positive_int, help="inference threads (default: $PROBEGUARD_NUM_THREADS or 1)")
@@ -199,6 +237,12 @@ def configure_detect(p: argparse.ArgumentParser) -> None:
 
 def configure_info(p: argparse.ArgumentParser) -> None:
     _common(p)
+    p.add_argument("--json", action="store_true")
+
+
+def configure_prepare(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--backend", choices=("onnx", "torch"), help="default: $PROBEGUARD_BACKEND or onnx")
     p.add_argument("--json", action="store_true")
 
 

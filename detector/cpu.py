@@ -1,9 +1,8 @@
 """What this CPU offers int8 inference: the speed of the int8 variant depends on it more than on anything we control.
 
 onnxruntime's uint8 x int8 MatMul (MLAS) multiplies with VNNI's VPDPBUSD where the CPU has it (AVX-512 VNNI or
-AVX-VNNI), else with AVX2's VPMADDUBSW + VPMADDWD. Measured on a 2-core AMD EPYC box with AVX2 and no VNNI
-(onnxruntime 1.32, one thread, M=256 K=640 N=2048): int8 1.8-2.1x fp32 per MatMul, and the whole int8 pipeline
-1.72x fp32 (`loadtest.variants`, 0.11.0); on an AVX-512 VNNI box the same recipe measured 2.2-2.3x (README).
+AVX-VNNI), else with AVX2's VPMADDUBSW + VPMADDWD, which is markedly slower per MatMul (measured figures:
+CHANGELOG.md, int8 variants).
 """
 
 from __future__ import annotations

@@ -8,12 +8,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from detector.cpu import int8_path
-from detector.errors import ProbeguardError
-from detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
-from detector.settings import DetectorSettings
+from probeguard.detector.cpu import int8_path
+from probeguard.detector.errors import ProbeguardError
+from probeguard.detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
+from probeguard.detector.settings import DetectorSettings
 
 PARITY_TOLERANCE = 1e-4
 _PARITY_TEXTS = (
@@ -44,8 +43,8 @@ def parity_max_abs_diff(host: HostInfo, depth: int) -> tuple[float, int]:
     """Max |truncated(layer depth) - full.hidden_states[depth]| over real tokens of a padded batch."""
     import torch
 
-    from detector.tokenize import HostTokenizer, whole_window
-    from detector.truncate import load_full_host, load_host_config, load_truncated_host, num_host_layers
+    from probeguard.detector.tokenize import HostTokenizer, whole_window
+    from probeguard.detector.truncate import load_full_host, load_host_config, load_truncated_host, num_host_layers
 
     total = num_host_layers(load_host_config(host.path))
     depth = min(depth, total - 1)  # hidden_states[L] is after the final norm; compare below it
@@ -60,7 +59,7 @@ def parity_max_abs_diff(host: HostInfo, depth: int) -> tuple[float, int]:
     return float(diff), depth
 
 
-def check_machine(settings: DetectorSettings, bundle_path: Path | None, as_json: bool = False) -> int:
+def check_machine(settings: DetectorSettings, bundle_path: str | None, as_json: bool = False) -> int:
     import torch
 
     torch.set_num_threads(settings.num_threads)
@@ -89,11 +88,11 @@ def check_machine(settings: DetectorSettings, bundle_path: Path | None, as_json:
                 f"CPU int8 path {int8_path()} (int8 variant ~1.7x fp32 without VNNI, ~2.2x with)")  # fmt: skip
 
     def bundle() -> str:
-        from detector.bundle import load_bundle
-        from detector.paths import default_bundle_path
-        from detector.truncate import load_host_config, num_host_layers
+        from probeguard.detector.bundle import load_bundle
+        from probeguard.detector.paths import default_bundle_path
+        from probeguard.detector.truncate import load_host_config, num_host_layers
 
-        loaded = load_bundle(bundle_path or default_bundle_path())
+        loaded = load_bundle(default_bundle_path(bundle_path, settings))
         state["depth"] = max(loaded.manifest.layers)
         info = state.get("host")
         if isinstance(info, HostInfo):

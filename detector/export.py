@@ -28,12 +28,12 @@ from pathlib import Path
 
 import torch
 
-from detector.bundle import MANIFEST, Bundle
-from detector.errors import BundleHostMismatchError, ConfigError, HostError
-from detector.host import HostInfo, exclusive_lock
-from detector.model import ProbeModel
-from detector.quantize import RECIPE, quantize_rowwise
-from detector.truncate import TruncatedHost
+from probeguard.detector.bundle import MANIFEST, Bundle
+from probeguard.detector.errors import BundleHostMismatchError, ConfigError, HostError
+from probeguard.detector.host import HostInfo, exclusive_lock
+from probeguard.detector.model import ProbeModel
+from probeguard.detector.quantize import RECIPE, quantize_rowwise
+from probeguard.detector.truncate import TruncatedHost
 
 log = logging.getLogger(__name__)
 VARIANTS: tuple[str, ...] = ("fp32", "int8", "fp16")
@@ -79,8 +79,8 @@ def activations_of(variant: str) -> str:
 def serving_variant(trained_on: str, requested: str, backend: str) -> str:
     """The graph variant a bundle is served with: `requested`, or (empty) the one its heads were trained on.
 
-    A mismatch is refused: heads trained on fp32 activations and served on int8 lost all prompt_injection recall
-    (measured, bundle 0.4.0), and int8-trained heads on fp32 would be as wrong the other way. fp16 (CUDA) serves an
+    A mismatch is refused: heads read the activations of the arithmetic they were fitted on, and fp32 heads on int8
+    activations (or the other way round) score something else. fp16 (CUDA) serves an
     fp32 bundle; the torch backend computes fp32 only."""
     if trained_on == "fp32":
         if requested in ("", "fp32", "fp16"):
@@ -192,6 +192,8 @@ def _ensure(
     if variant not in VARIANTS:
         raise ConfigError(f"graph variant must be one of {list(VARIANTS)}, got {variant!r}")
     final = root / "model.onnx"
+    if final.is_file():  # exported (renamed into place last): no lock, no write, so a prepared cache can be read-only
+        return final
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.errors import HostError
+from probeguard.detector.errors import HostError
 
 log = logging.getLogger(__name__)
 
@@ -96,20 +96,28 @@ def ensure_default_host(cache_dir: Path) -> HostInfo:
     """Return the converted default host, assembling and converting it on first use."""
     root = default_host_dir(cache_dir)
     hf_dir, meta_path = root / "hf", root / "host.json"
+    if meta_path.is_file() and hf_dir.is_dir():  # converted (host.json is written last): no lock, no write, so a
+        return _checked_default_host(root)  # prepared cache can be mounted read-only
     with exclusive_lock(root / ".lock"):
         if not (meta_path.is_file() and hf_dir.is_dir()):
             _convert_default_host(root)
-        try:
-            record = json.loads(meta_path.read_text())
-            expected = str(record["weights_sha256"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise HostError(f"{meta_path} is unreadable ({type(exc).__name__}); delete {root} to rebuild") from None
-        actual = weights_sha256(hf_dir)
-        if actual != expected:
-            raise HostError(
-                f"converted host weights in {hf_dir} do not match {meta_path} field weights_sha256 "
-                f"(expected {expected[:12]}…, found {actual[:12]}…); delete {root} to rebuild"
-            )
+        return _checked_default_host(root)
+
+
+def _checked_default_host(root: Path) -> HostInfo:
+    """The converted default host in `root`, after checking its weights against the digest recorded at conversion."""
+    hf_dir, meta_path = root / "hf", root / "host.json"
+    try:
+        record = json.loads(meta_path.read_text())
+        expected = str(record["weights_sha256"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise HostError(f"{meta_path} is unreadable ({type(exc).__name__}); delete {root} to rebuild") from None
+    actual = weights_sha256(hf_dir)
+    if actual != expected:
+        raise HostError(
+            f"converted host weights in {hf_dir} do not match {meta_path} field weights_sha256 "
+            f"(expected {expected[:12]}…, found {actual[:12]}…); delete {root} to rebuild"
+        )
     return HostInfo(id=DEFAULT_HOST_ID, path=hf_dir, sha256=expected)
 
 

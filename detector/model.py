@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from detector.activations import Activations, content_mask_from
-from detector.errors import ConfigError
-from detector.heads import Head
-from detector.sae import SparseAutoencoder
-from detector.truncate import TruncatedHost
+from probeguard.detector.activations import Activations, content_mask_from
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.heads import Head
+from probeguard.detector.sae import SparseAutoencoder
+from probeguard.detector.truncate import TruncatedHost
 
 
 class ProbeModel(nn.Module):

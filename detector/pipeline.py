@@ -12,19 +12,19 @@ from typing import Any
 
 import numpy as np
 
-from detector.backends import Backend, HeadLogits, TorchBackend
-from detector.batching import PassCost, plan_passes
-from detector.bundle import Bundle, load_bundle
-from detector.calibrate import CALIBRATION_TEXT, CostFit, calibration_lengths, fit_pass_cost, time_rows
-from detector.errors import ConfigError, EmptyInputError, InputTooLargeError, InvalidInputError
-from detector.export import serving_variant
-from detector.heads import head_level
-from detector.host import HostInfo, resolve_host
-from detector.model import ProbeModel
-from detector.settings import DetectorSettings
-from detector.spans import Span, decode_spans
-from detector.tokenize import EncodedText, HostTokenizer, Window, plan_windows, whole_window
-from detector.truncate import load_host_config, load_truncated_host, num_host_layers
+from probeguard.detector.backends import Backend, HeadLogits, TorchBackend
+from probeguard.detector.batching import PassCost, plan_passes
+from probeguard.detector.bundle import Bundle, load_bundle
+from probeguard.detector.calibrate import CALIBRATION_TEXT, CostFit, calibration_lengths, fit_pass_cost, time_rows
+from probeguard.detector.errors import ConfigError, EmptyInputError, InputTooLargeError, InvalidInputError
+from probeguard.detector.export import serving_variant
+from probeguard.detector.heads import head_level
+from probeguard.detector.host import HostInfo, resolve_host
+from probeguard.detector.model import ProbeModel
+from probeguard.detector.settings import DetectorSettings
+from probeguard.detector.spans import Span, decode_spans
+from probeguard.detector.tokenize import EncodedText, HostTokenizer, Window, plan_windows, whole_window
+from probeguard.detector.truncate import load_host_config, load_truncated_host, num_host_layers
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ class Detector:
         backend: Backend
         variant = serving_variant(bundle.manifest.host.activations, settings.graph_variant, settings.backend)
         if settings.backend == "onnx":
-            from detector.backends.onnx import OnnxBackend
-            from detector.export import ensure_graph
+            from probeguard.detector.backends.onnx import OnnxBackend
+            from probeguard.detector.export import ensure_graph
 
             # The torch host is built only when the graph must be exported; a cached graph needs no torch weights.
             graph = ensure_graph(build_model, bundle, host, settings.cache_dir, variant)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.errors import HostError
+from probeguard.detector.errors import HostError
 
 RECIPE = "int8-rowwise-act-7bit-weight-host-only-v3"
 WEIGHT_MAX = 63  # 7-bit weights: no int16 saturation on x86 without VNNI (see module docstring)

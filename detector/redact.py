@@ -8,8 +8,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Literal
 
-from detector.errors import ConfigError
-from detector.spans import Span
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.spans import Span
 
 RedactMode = Literal["mask", "replace", "hash"]
 REDACT_MODES: tuple[str, ...] = ("mask", "replace", "hash")

@@ -19,8 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from detector.config import JsonConfig
-from detector.errors import BundleCorruptError, ConfigError
+from probeguard.detector.errors import BundleCorruptError, ConfigError
+from probeguard.detector.typed_config import JsonConfig
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.config import read_env
-from detector.errors import ConfigError
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.typed_config import read_env
 
 
 def default_cache_dir() -> Path:
@@ -21,7 +21,16 @@ def default_cache_dir() -> Path:
 @dataclass(frozen=True)
 class DetectorSettings:
     # Where the assembled GGUF, the converted safetensors host and built graphs live; must be writable once.
-    cache_dir: Path = field(default_factory=default_cache_dir, metadata={"env": "PROBEGUARD_CACHE"})
+    cache_dir: Path = field(
+        default_factory=default_cache_dir,
+        metadata={"env": "PROBEGUARD_CACHE", "default": "`$XDG_CACHE_HOME/probeguard` or `~/.cache/probeguard`"},
+    )
+    # Bundle served when a command is given none: a path (an existing path wins) or '<name>/<version>' (or '<name>':
+    # its newest version) from models_dir, then the shipped bundles. Empty = the newest shipped probeguard-base.
+    bundle: str = ""
+    # Folder of '<name>/<version>/' bundles you trained (outside the package), searched before the shipped ones by
+    # `bundle` and by /admin/reload. None = the shipped bundles only.
+    models_dir: Path | None = None
     # Host model folder (any Hugging Face model); None = the bundle's host (default: packaged Gemma 3 270M).
     host_path: Path | None = None
     # torch intra-op threads; 1 is safest on small shared boxes, more only helps with idle cores.

@@ -23,7 +23,7 @@ from itertools import takewhile
 
 import numpy as np
 
-from detector.validators import DEFAULT_VALIDATORS, ValidatorRegistry, complete_structured
+from probeguard.detector.validators import DEFAULT_VALIDATORS, ValidatorRegistry, complete_structured
 
 _TRAILING = ".,;:!?)]}>\"'»“”’"
 _LEADING = "([{<\"'«“‘"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from detector.errors import HostError, InvalidInputError
+from probeguard.detector.errors import HostError, InvalidInputError
 
 
 @dataclass(frozen=True)

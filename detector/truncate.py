@@ -19,7 +19,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
-from detector.errors import HostError
+from probeguard.detector.errors import HostError
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from detector import Detector, DetectorSettings
-from detector.paths import default_bundle_path
-from training.evaluate import entity_scores, span_triples
-from training.peer import PRESIDIO_LABELS, PRESIDIO_THRESHOLD, presidio_engine, presidio_spans
-from training.synth import generate_examples
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.paths import default_bundle_path
+from probeguard.training.evaluate import entity_scores, span_triples
+from probeguard.training.peer import PRESIDIO_LABELS, PRESIDIO_THRESHOLD, presidio_engine, presidio_spans
+from probeguard.training.synth import generate_examples
 
 
 def held_out_texts(n: int) -> list:

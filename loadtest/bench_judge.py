@@ -20,7 +20,7 @@ PROMPT = ("<start_of_turn>user\nYou are a safety classifier. Answer with exactly
 
 
 def texts_and_labels(n: int) -> tuple[list[str], np.ndarray]:
-    from training.data import SHARED_UNSAFE, load_instructions
+    from probeguard.training.data import SHARED_UNSAFE, load_instructions
 
     harmful = load_instructions(SHARED_UNSAFE / "harmful_val.json", 1)
     harmless = random.Random(7).sample(load_instructions(SHARED_UNSAFE / "harmless_val.json", 0), n)
@@ -31,8 +31,8 @@ def texts_and_labels(n: int) -> tuple[list[str], np.ndarray]:
 def run(bundle: Path | None, threads: int, n: int) -> dict[str, object]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from detector import Detector, DetectorSettings
-    from detector.paths import default_bundle_path
+    from probeguard.detector import Detector, DetectorSettings
+    from probeguard.detector.paths import default_bundle_path
 
     torch.set_num_threads(threads)
     texts, y = texts_and_labels(n)

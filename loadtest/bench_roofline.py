@@ -45,12 +45,12 @@ def flops_per_token(config, depth: int, seq: int, head_weights: int) -> float:
 
 def run(bundle: Path | None, threads: int, batch: int = 16, seq: int = 128) -> dict[str, object]:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    from detector import Detector, DetectorSettings
-    from detector.bundle import load_bundle
-    from detector.export import serving_variant
-    from detector.tokenize import TokenBatch, Window
-    from detector.truncate import load_host_config
-    from loadtest.variants import default_entries
+    from probeguard.detector import Detector, DetectorSettings
+    from probeguard.detector.bundle import load_bundle
+    from probeguard.detector.export import serving_variant
+    from probeguard.detector.tokenize import TokenBatch, Window
+    from probeguard.detector.truncate import load_host_config
+    from probeguard.loadtest.variants import default_entries
 
     peak = gemm_peak_gflops()
     out: dict[str, object] = {"gemm_peak_gflops_1_thread": round(peak, 1), "formula": FORMULA, "batch": batch,

@@ -1,6 +1,6 @@
 """Core timings of the detector on this machine, printed as one JSON object.
 
-    python -m loadtest.core_timings [--cold] [--threads 1] [--repeats 5]
+    python -m probeguard.loadtest.core_timings [--cold] [--threads 1] [--repeats 5]
 
 - load: Detector.load of the default bundle (warm = converted host already cached; --cold converts into a fresh
   temporary cache first, which is what a fresh machine pays once);
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from detector import Detector, DetectorSettings
-from detector.host import DEFAULT_HOST_ID, resolve_host
-from detector.paths import default_bundle_path
-from detector.truncate import load_full_host
-from loadtest.server import rss_mb
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.host import DEFAULT_HOST_ID, resolve_host
+from probeguard.detector.paths import default_bundle_path
+from probeguard.detector.truncate import load_full_host
+from probeguard.loadtest.server import rss_mb
 
 
 def _median_ms(fn, repeats: int) -> float:

@@ -1,6 +1,6 @@
 """What each layer costs and buys: host speed truncated at K beside each head's held-out-source accuracy at K.
 
-    python -m loadtest.layers [--bundle B] [--threads 1]
+    python -m probeguard.loadtest.layers [--bundle B] [--threads 1]
 
 Speed: the torch host truncated after K blocks, one batch of 8 x 256-token rows, best of 3 (tokens per second).
 Accuracy: the bundle's own leave-one-source-out selection figures (`metrics.json`): for the PII head the worst
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from detector.host import DEFAULT_HOST_ID, resolve_host
-from detector.paths import default_bundle_path
-from detector.settings import DetectorSettings
-from detector.truncate import load_host_config, load_truncated_host
+from probeguard.detector.host import DEFAULT_HOST_ID, resolve_host
+from probeguard.detector.paths import default_bundle_path
+from probeguard.detector.settings import DetectorSettings
+from probeguard.detector.truncate import load_host_config, load_truncated_host
 
 
 def host_speed(layer: int, threads: int) -> float:

@@ -1,7 +1,7 @@
 """Load generator for the sidecar (loopback only): closed loop (fixed concurrency) or open loop (fixed arrival rate).
 
-    python -m loadtest.loadgen --url http://127.0.0.1:8000 --mode closed --concurrency 8 --duration 20
-    python -m loadtest.loadgen --mode open --rate 50 --duration 20 --mix short:0.7,medium:0.2,long:0.1
+    python -m probeguard.loadtest.loadgen --url http://127.0.0.1:8000 --mode closed --concurrency 8 --duration 20
+    python -m probeguard.loadtest.loadgen --mode open --rate 50 --duration 20 --mix short:0.7,medium:0.2,long:0.1
 
 Prints one JSON object (p50/p90/p99/max latency, throughput, error and 429 rates); --out also writes it to a file.
 Bounded: every run stops after --duration seconds (and --max-requests); it refuses any non-loopback target.

@@ -1,6 +1,6 @@
 """Service overhead and throughput on this machine, printed as one JSON object.
 
-    python -m loadtest.service_bench [--bundle B] [--threads 1] [--requests 100] [--duration 15]
+    python -m probeguard.loadtest.service_bench [--bundle B] [--threads 1] [--requests 100] [--duration 15]
 
 1. raw: `Detector.detect` in this process (ONNX backend) for a ~30-token and a ~512-token text, p50/p99;
 2. http: the same texts through a real `probeguard serve` on a free loopback port, one request at a time;
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import httpx
 
-from loadtest.loadgen import LONG, SHORT, closed_loop
-from loadtest.server import running_server
+from probeguard.loadtest.loadgen import LONG, SHORT, closed_loop
+from probeguard.loadtest.server import running_server
 
 
 def _pcts(samples: list[float]) -> dict[str, float]:
@@ -33,8 +33,8 @@ def _pcts(samples: list[float]) -> dict[str, float]:
 
 
 def raw_figures(bundle: Path | None, threads: int, n: int) -> dict[str, object]:
-    from detector import Detector, DetectorSettings
-    from detector.paths import default_bundle_path
+    from probeguard.detector import Detector, DetectorSettings
+    from probeguard.detector.paths import default_bundle_path
 
     det = Detector.load(bundle or default_bundle_path(), DetectorSettings.from_env(backend="onnx", num_threads=threads))
     out: dict[str, object] = {"backend": det.backend.name, "tokens": {}}

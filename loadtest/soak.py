@@ -1,7 +1,7 @@
 """Overload soak (loopback only, bounded): start `probeguard serve`, drive it past capacity, watch memory, then check
 that it recovers.
 
-    python -m loadtest.soak [--bundle B] [--rate 200 | --times-capacity 2] [--duration 60]
+    python -m probeguard.loadtest.soak [--bundle B] [--rate 200 | --times-capacity 2] [--duration 60]
 
 `--times-capacity X` first measures capacity (closed loop, 4 clients, 20 s, same mix) and offers X times it.
 Prints one JSON object: status counts under overload (expect 200s and 429s with Retry-After, no 5xx, no unanswered
@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtest.loadgen import closed_loop, open_loop
-from loadtest.server import rss_mb, running_server
+from probeguard.loadtest.loadgen import closed_loop, open_loop
+from probeguard.loadtest.server import rss_mb, running_server
 
 MIX = [("short", 0.6), ("medium", 0.3), ("long", 0.1)]
 

@@ -2,7 +2,7 @@
 false-positive rate per category source, each bundle at its shipped thresholds and on the graph its heads were
 trained on (fp32 bundle on the fp32 graph, int8 bundle on the int8 graph).
 
-    python -m loadtest.variants [--serve PATH[:VARIANT] ...] [--max-per-source 150] [--threads 1] [--json F]
+    python -m probeguard.loadtest.variants [--serve PATH[:VARIANT] ...] [--max-per-source 150] [--threads 1] [--json F]
 
 Default: the newest fp32-trained bundle (the reference), the default bundle, the newest int8-trained one (each
 once). Every entry scores the same dev texts (each source's dev part, the first --max-per-source of them; never
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from detector import Detector, DetectorSettings
-from detector.bundle import load_bundle
-from detector.cpu import int8_path
-from detector.export import serving_variant
-from detector.paths import default_bundle_path, shipped_bundles
-from training.category_sources import category_sources
-from training.devsuite import run_categories, run_pii
-from training.pii_harvest import build_pii_sources
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.bundle import load_bundle
+from probeguard.detector.cpu import int8_path
+from probeguard.detector.export import serving_variant
+from probeguard.detector.paths import default_bundle_path, shipped_bundles
+from probeguard.training.category_sources import category_sources
+from probeguard.training.devsuite import run_categories, run_pii
+from probeguard.training.pii_harvest import build_pii_sources
 
 BOUND = 0.01  # the accuracy bound: F1 and recall within 0.01 of the fp32 reference
 # What the paired intervals leave out (README, "The attention head's own seed is as large as the int8 gap").

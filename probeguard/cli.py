@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
-from detector.errors import ConfigError, ProbeguardError
+from probeguard.detector.errors import ConfigError, ProbeguardError
 
-_OWN_PACKAGES = frozenset({"detector", "service", "training", "loadtest", "probeguard"})
+_OWN_PACKAGES = frozenset({"probeguard"})  # a missing module of our own is a bug, never a missing extra
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,18 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("detect", "score a text, or a JSONL file of {id, text} rows", "detector.commands",
+    Command("detect", "score a text, or a JSONL file of {id, text} rows", "probeguard.detector.commands",
             "configure_detect", "run_detect"),
-    Command("info", "describe a bundle: host, layers, heads, labels, thresholds", "detector.commands",
+    Command("info", "describe a bundle: host, layers, heads, labels, thresholds", "probeguard.detector.commands",
             "configure_info", "run_info"),
     Command("doctor", "check host, cache, runtime and truncated-vs-full parity; non-zero on failure",
-            "detector.commands", "configure_doctor", "run_doctor"),
-    Command("serve", "serve a bundle over HTTP (the sidecar)", "service.cli"),
-    Command("train", "train a bundle from a TOML config", "training.train", extra="train"),
-    Command("eval", "score a bundle on labelled data or the dev suite (Presidio beside)", "training.eval_cli",
-            extra="train"),
+            "probeguard.detector.commands", "configure_doctor", "run_doctor"),
+    Command("prepare", "fill a cache ahead of serving (host converted, graph exported): replicas start in seconds",
+            "probeguard.detector.commands", "configure_prepare", "run_prepare"),
+    Command("serve", "serve a bundle over HTTP (the sidecar)", "probeguard.service.cli"),
+    Command("train", "train a bundle from a TOML config", "probeguard.training.train", extra="train"),
+    Command("eval", "score a bundle on labelled data or the dev suite (Presidio beside)",
+            "probeguard.training.eval_cli", extra="train"),
 )  # fmt: skip
 
 

@@ -16,13 +16,13 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from detector import ConfigError, Detector
-from service.batcher import MicroBatcher
-from service.errors import REQUEST_ID, error_response
-from service.metrics import Metrics
-from service.routes import ROUTES
-from service.settings import ServiceSettings
-from service.state import (
+from probeguard.detector import ConfigError, Detector
+from probeguard.service.batcher import MicroBatcher
+from probeguard.service.errors import REQUEST_ID, error_response
+from probeguard.service.metrics import Metrics
+from probeguard.service.routes import ROUTES
+from probeguard.service.settings import ServiceSettings
+from probeguard.service.state import (
     WARMUP_TEXT,
     ServiceState,
     calibrate_detector,

@@ -10,15 +10,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from detector import Detector, DetectorSettings
-from detector.paths import default_bundle_path
-from service.settings import ServiceSettings
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.paths import BUNDLE_HELP, default_bundle_path
+from probeguard.service.settings import ServiceSettings
 
 log = logging.getLogger("probeguard.service")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", type=Path, help="bundle folder (default: $PROBEGUARD_BUNDLE or newest probeguard-base)")
+    p.add_argument("--bundle", help=BUNDLE_HELP)
     p.add_argument(
         "--host",
         dest="bind_host",
@@ -34,15 +34,15 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from service.app import create_app
-    from service.logs import configure_json_logging
+    from probeguard.service.app import create_app
+    from probeguard.service.logs import configure_json_logging
 
     configure_json_logging()
     settings = ServiceSettings.from_env(bind_host=args.bind_host, port=args.port)
     det_settings = DetectorSettings.from_env(backend=args.backend, num_threads=args.threads)
 
     def loader(path: Path | None) -> Detector:
-        return Detector.load(path or args.bundle or default_bundle_path(), det_settings)
+        return Detector.load(path or default_bundle_path(args.bundle, det_settings), det_settings)
 
     detector = loader(None)  # a bad bundle, host or cache stops here with a clear error and exit code 2
     app = create_app(settings, detector, loader)

@@ -14,7 +14,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 
-from detector.errors import (
+from probeguard.detector.errors import (
     BundleError,
     ConfigError,
     EmptyInputError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from service.errors import REFUSAL_REASONS
+from probeguard.service.errors import REFUSAL_REASONS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_ITEMS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
-from pathlib import Path
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -17,10 +16,16 @@ from litestar.openapi.spec import Example
 from litestar.params import JSONBody
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from detector import Detection, Detector
-from detector.paths import models_dir
-from service.errors import AdminDisabledError, DrainingError, ReloadFailedError, RequestError, TooManyItemsError
-from service.schemas import (
+from probeguard.detector import Detection, Detector
+from probeguard.detector.paths import bundle_by_name, is_bundle_name
+from probeguard.service.errors import (
+    AdminDisabledError,
+    DrainingError,
+    ReloadFailedError,
+    RequestError,
+    TooManyItemsError,
+)
+from probeguard.service.schemas import (
     BatchRequest,
     BatchResponse,
     CategoryOut,
@@ -30,7 +35,7 @@ from service.schemas import (
     MessageResult,
     SpanOut,
 )
-from service.state import ServiceState, reload_detector
+from probeguard.service.state import ServiceState, reload_detector
 
 _ERROR_EXAMPLE = [Example(value={"error": {"type": "EmptyInputError", "message": "text 0 is empty or whitespace only"},
                                  "request_id": "4f2a9c1e0b7d3a65"})]  # fmt: skip
@@ -195,27 +200,19 @@ async def metrics(request: Request) -> Response:
 
 
 class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
-    bundle: str | None = None  # "<name>/<version>" under models/; null or absent ({}) = the configured bundle
-
-
-def resolve_bundle_name(name: str) -> Path:
-    """A bundle named over the API must resolve inside models/ (no absolute paths, no traversal)."""
-    parts = Path(name).parts
-    if not name or Path(name).is_absolute() or any(p in ("..", ".", "") for p in parts) or len(parts) != 2:
-        raise RequestError("bundle must be '<name>/<version>' under models/")
-    root = models_dir().resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root):
-        raise RequestError("bundle must be '<name>/<version>' under models/")
-    return path
+    # "<name>/<version>" (or "<name>": its newest) in PROBEGUARD_MODELS_DIR, then the shipped bundles; null or absent
+    # ({}) = the configured bundle. Never a path: the admin API cannot name a folder outside those.
+    bundle: str | None = None
 
 
 @post("/admin/reload", guards=[require_admin], status_code=200, summary="Swap to a new bundle atomically",
       responses=_ADMIN_ERRORS)  # fmt: skip
 async def admin_reload(request: Request, data: JSONBody[ReloadRequest]) -> dict[str, str]:
     svc = _svc(request)
-    path = resolve_bundle_name(data.bundle) if data.bundle is not None else None
-    try:
+    if data.bundle is not None and not is_bundle_name(data.bundle):
+        raise RequestError("bundle must be '<name>/<version>' or '<name>' of a bundle in the models folders")
+    try:  # a well-formed name that names no bundle fails like any other reload: 409, the old bundle keeps serving
+        path = bundle_by_name(data.bundle, svc.detector.settings.models_dir) if data.bundle is not None else None
         new = await reload_detector(svc, path)
     except Exception as exc:  # any failure keeps the old bundle; the type (never a path's content) is reported
         raise ReloadFailedError(

@@ -6,8 +6,8 @@ import logging
 import os
 from dataclasses import dataclass
 
-from detector.config import read_env
-from detector.errors import ConfigError
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.typed_config import read_env
 
 log = logging.getLogger("probeguard.service")
 # Old name of PROBEGUARD_BIND_HOST; "host" means the host model everywhere else, so it is read with a warning only.
@@ -18,6 +18,7 @@ DEPRECATED_BIND_VARIABLE = "PROBEGUARD_HOST"
 class ServiceSettings:
     # Address to listen on. Loopback by default: a sidecar should not listen on a public interface unless told to.
     bind_host: str = "127.0.0.1"
+    # TCP port to listen on.
     port: int = 8000
     # Extra wait for company before an idle batcher runs; 0 = no added latency. Under load batches still form:
     # requests that arrive while a batch runs are taken together by the next one.
@@ -34,15 +35,16 @@ class ServiceSettings:
     # box and graph (detector.calibrate), which also gives the first requests a measured rate; off = the backend's fixed
     # constants (fitted on one box's fp32 graph; a guess on GPU) and no wait estimate until the first batch has run.
     calibrate_cost: bool = True
-    # (Requests are batched up to the detector's padding-aware budget, PROBEGUARD_BATCH_TOKENS, detector/settings.py.)
-    # Hard bound on tokens in the queue, at least that budget: bounds memory whatever the measured rate says.
+    # Hard bound on tokens waiting in the queue (at least PROBEGUARD_BATCH_TOKENS, the work one forward pass takes):
+    # bounds memory whatever the measured rate says; over it the answer is 429.
     queue_tokens: int = 16384
     # A request still queued after this many seconds is answered 503 instead of run: its client has likely gone.
     queue_timeout_s: float = 10.0
     # Largest request body in bytes, enforced before parsing.
     max_body_bytes: int = 1_048_576
-    # Messages per request / items per batch request; bounds the work one request can ask for.
+    # Messages per /v1/detect request; bounds the work one request can ask for (413 over it).
     max_messages: int = 64
+    # Items per /v1/detect/batch request (413 over it).
     max_batch_items: int = 64
     # Bearer token for /v1 and /admin routes; empty = no auth (then /admin is disabled).
     auth_token: str = ""

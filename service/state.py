@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector import Detector, Redactor
-from service.batcher import BatchStats, MicroBatcher
-from service.metrics import Metrics
-from service.settings import ServiceSettings
+from probeguard.detector import Detector, Redactor
+from probeguard.service.batcher import BatchStats, MicroBatcher
+from probeguard.service.metrics import Metrics
+from probeguard.service.settings import ServiceSettings
 
 log = logging.getLogger("probeguard.service")
 WARMUP_TEXT = "Warm-up: contact Jane Doe at jane@example.org."
@@ -37,6 +37,12 @@ def publish_bundle_info(state: ServiceState) -> None:
     info = state.detector.info()
     state.metrics.bundle.info({"name": info["bundle"]["name"], "version": info["bundle"]["version"],
                                "host": info["host"]["id"], "provider": info["backend"]})  # fmt: skip
+    # Every label and category the bundle can report starts at 0, so a dashboard panel is never empty on a healthy
+    # service and a rate() sees the first detection (label values are the bundle's names, never user text).
+    for label in state.detector.plan.token_labels:
+        state.metrics.detections.labels(label=label)
+    for category in state.detector.plan.categories:
+        state.metrics.flags.labels(category=category)
 
 
 def record_batch(state: ServiceState) -> Callable[[BatchStats], None]:

@@ -8,11 +8,20 @@ from pathlib import Path
 
 import torch
 
-from detector.bundle import Bundle, HostRef, save_bundle
-from detector.heads import Head, HeadConfig, SAEFeatureConfig, SequenceLinearConfig, TokenLinearConfig, build_head
-from detector.host import host_from_folder
-from detector.sae import SAEConfig, SparseAutoencoder
-from detector.truncate import load_host_config
+from probeguard.detector.bundle import Bundle, HostRef, save_bundle
+from probeguard.detector.heads import (
+    AttentionPoolConfig,
+    Head,
+    HeadConfig,
+    SAEFeatureConfig,
+    SequenceLinearConfig,
+    TokenLinearConfig,
+    TokenMLPConfig,
+    build_head,
+)
+from probeguard.detector.host import host_from_folder
+from probeguard.detector.sae import SAEConfig, SparseAutoencoder
+from probeguard.detector.truncate import load_host_config
 
 TOKEN_LABELS = ("PERSON", "EMAIL", "PHONE")
 
@@ -24,6 +33,16 @@ def host_ref(host_folder: Path) -> HostRef:
 
 
 def default_configs(token_layer: int = 2, lookahead: int = 1) -> list[HeadConfig]:
+    """The served head types (the default bundle's mix): a token MLP for PII, attention-pooled category heads."""
+    return [
+        TokenMLPConfig(name="pii", layer=token_layer, labels=TOKEN_LABELS, lookahead=lookahead, hidden=8),
+        AttentionPoolConfig(name="unsafe", layer=1, labels=("unsafe",), heads=4),
+        AttentionPoolConfig(name="injection", layer=1, labels=("prompt_injection",), heads=2),
+    ]
+
+
+def sae_configs(token_layer: int = 2, lookahead: int = 1) -> list[HeadConfig]:
+    """The head types with their own code paths beyond the served mix: linear token and pooled heads, an SAE head."""
     return [
         TokenLinearConfig(name="pii", layer=token_layer, labels=TOKEN_LABELS, lookahead=lookahead),
         SequenceLinearConfig(name="unsafe", layer=1, labels=("unsafe",), pooling="mean"),

@@ -50,8 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write tests/data/golden_answers.json")
     args = parser.parse_args()
-    from detector import Detector, DetectorSettings
-    from detector.paths import default_bundle_path
+    from probeguard.detector import Detector, DetectorSettings
+    from probeguard.detector.paths import default_bundle_path
 
     detector = Detector.load(default_bundle_path(), DetectorSettings.from_env(backend="onnx"))
     rows = corpus()

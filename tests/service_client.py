@@ -8,9 +8,9 @@ from pathlib import Path
 
 from litestar.testing import TestClient
 
-from detector import Detector, DetectorSettings
-from service.app import create_app
-from service.settings import ServiceSettings
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.service.app import create_app
+from probeguard.service.settings import ServiceSettings
 from tests.bundles import make_bundle
 
 

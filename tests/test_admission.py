@@ -8,18 +8,26 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from litestar.testing import TestClient
 
-from detector import Detector
+from probeguard.detector import Detector
 from tests.service_client import load_service_detector, service_client, wait_ready
 
 
 @pytest.fixture(scope="module")
 def tiny_detector(tmp_path_factory, tiny_hosts) -> Detector:
     return load_service_detector(tmp_path_factory.mktemp("admission"), tiny_hosts("gemma3_text"))
+
+
+def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for a condition another thread makes true (polled; fails after `timeout_s`)."""
+    stop = time.perf_counter() + timeout_s
+    while not condition():
+        assert time.perf_counter() < stop, "condition never became true"
+        time.sleep(0.002)
 
 
 def _rate(client: TestClient) -> float:
@@ -43,23 +51,27 @@ def test_startup_calibration_fits_the_pass_cost_and_seeds_the_rate(tiny_detector
 def test_requests_that_waited_too_long_are_answered_not_run(tiny_detector, monkeypatch):
     import threading
 
-    gate = threading.Event()
+    gate, entered = threading.Event(), threading.Event()
     real = tiny_detector.backend.forward
 
     def slow(batch):
+        entered.set()
         gate.wait(5)
         return real(batch)
 
     with service_client(tiny_detector, queue_timeout_s=0.2) as c:
         wait_ready(c)
+        batcher = c.app.state["service"].batcher
         monkeypatch.setattr(tiny_detector.backend, "forward", slow)
         import concurrent.futures
 
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(c.post, "/v1/detect", json={"text": "first"})]
-            time.sleep(0.15)  # the first batch is running (blocked) before the others arrive
+            assert entered.wait(5), "the first batch is running (blocked) before the others arrive"
             futures += [pool.submit(c.post, "/v1/detect", json={"text": f"request {i}"}) for i in range(2)]
-            time.sleep(0.6)  # the others pass their deadline in the queue
+            _until(lambda: len(batcher._queue) == 2)  # both queued behind the blocked batch
+            deadline = max(job.deadline for job in batcher._queue)
+            _until(lambda: time.perf_counter() > deadline)  # ... and past their queue deadline
             gate.set()
             codes = sorted(f.result().status_code for f in futures)
         assert codes == [200, 503, 503]
@@ -71,7 +83,7 @@ def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
     import asyncio
     import dataclasses
 
-    from service.batcher import BatchStats, MicroBatcher
+    from probeguard.service.batcher import BatchStats, MicroBatcher
 
     sentence = "Anna Schmidt lives at 221B Baker Street in London. "
     encode = tiny_detector.encode
@@ -106,7 +118,7 @@ def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
 
 
 def test_a_batch_lasts_at_most_its_share_of_the_budget(tiny_detector):
-    from service.batcher import BATCH_SHARE, MicroBatcher
+    from probeguard.service.batcher import BATCH_SHARE, MicroBatcher
 
     batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5)
     assert batcher.batch_work_limit(tiny_detector) == tiny_detector.settings.batch_tokens  # nothing measured yet
@@ -115,18 +127,20 @@ def test_a_batch_lasts_at_most_its_share_of_the_budget(tiny_detector):
 
 
 @contextlib.contextmanager
-def _gated(detector: Detector) -> Iterator[threading.Event]:
-    """`detector.detect_encoded` blocks until the yielded event is set (at most 5 s): a batcher stays busy on it."""
-    gate = threading.Event()
+def _gated(detector: Detector) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """`detector.detect_encoded` blocks until the first yielded event is set (at most 5 s): a batcher stays busy on
+    it. The second is set once a batch is blocked there (the batcher is running)."""
+    gate, entered = threading.Event(), threading.Event()
     real = detector.detect_encoded
 
     def blocked(*args, **kwargs):
+        entered.set()
         gate.wait(5)
         return real(*args, **kwargs)
 
     detector.detect_encoded = blocked  # type: ignore[method-assign]
     try:
-        yield gate
+        yield gate, entered
     finally:
         del detector.detect_encoded
 
@@ -135,10 +149,10 @@ def test_admission_by_estimated_wait(tiny_detector):
     """Over the latency budget a request is refused at once with a Retry-After computed from the work ahead."""
     import asyncio
 
-    from service.batcher import MicroBatcher
-    from service.errors import QueueFullError
+    from probeguard.service.batcher import MicroBatcher
+    from probeguard.service.errors import QueueFullError
 
-    async def run(gate: threading.Event) -> tuple[float, int, int]:
+    async def run(gate: threading.Event, entered: threading.Event) -> tuple[float, int, int]:
         batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5)
         batcher.start()
         assert batcher.admit() == 0.0, "nothing measured, nothing queued: admitted"
@@ -146,7 +160,7 @@ def test_admission_by_estimated_wait(tiny_detector):
         text = "Anna Schmidt lives at 221B Baker Street in London. " * 3
         encoded = tiny_detector.encode([text])
         first = asyncio.ensure_future(batcher.submit(tiny_detector, [text], encoded))
-        await asyncio.sleep(0.05)  # the first batch is running (blocked on the gate)
+        assert await asyncio.to_thread(entered.wait, 5), "the first batch is running (blocked on the gate)"
         queued = []
         while batcher.estimated_wait_s() <= 0.5:  # fill the queue up to the budget
             queued.append(asyncio.ensure_future(batcher.submit(tiny_detector, [text], encoded)))
@@ -163,10 +177,12 @@ def test_admission_by_estimated_wait(tiny_detector):
         await batcher.close()
         return wait, retry, len(queued)
 
-    with _gated(tiny_detector) as gate:
-        wait, retry, n_queued = asyncio.run(run(gate))
-    assert wait > 0.5 and n_queued >= 1
-    assert retry == max(1, math.ceil(wait - 0.5))
+    with _gated(tiny_detector) as gates:
+        wait, retry, n_queued = asyncio.run(run(*gates))
+    # The queue was filled one request (well under 100 tokens, 0.1 s at 1000 tokens/s) at a time until the wait
+    # passed 0.5 s, so it is over the budget by less than 0.1 s: retry after one second.
+    assert 0.5 < wait < 0.6 and n_queued >= 1
+    assert retry == 1
 
 
 def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detector):
@@ -174,20 +190,20 @@ def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detec
     short one is admitted; idle: the same long request runs."""
     import asyncio
 
-    from service.batcher import MicroBatcher
-    from service.errors import QueueFullError
+    from probeguard.service.batcher import MicroBatcher
+    from probeguard.service.errors import QueueFullError
 
     short = "Anna Schmidt lives at 221B Baker Street in London."
     long = short * 35  # under the tiny detector's 2,000 characters
 
-    async def run(gate: threading.Event) -> tuple[float, int, float]:
+    async def run(gate: threading.Event, entered: threading.Event) -> tuple[float, int, float]:
         batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5, answer_deadline_s=1.0)
         batcher.start()
         batcher.meter.tokens_per_s = 500.0  # the long text alone: over 1 s
         (long_enc,) = tiny_detector.encode([long])
         long_work = tiny_detector.batch_cost(tiny_detector.window_lengths([long_enc]))
         first = asyncio.ensure_future(batcher.submit(tiny_detector, [short], tiny_detector.encode([short])))
-        await asyncio.sleep(0.05)  # running, blocked on the gate: the service is busy
+        assert await asyncio.to_thread(entered.wait, 5), "running, blocked on the gate: the service is busy"
         admitted = asyncio.ensure_future(batcher.submit(tiny_detector, [short], tiny_detector.encode([short])))
         await asyncio.sleep(0)
         wait = batcher.estimated_wait_s()
@@ -204,10 +220,68 @@ def test_admission_by_answer_deadline_refuses_the_longest_texts_first(tiny_detec
         await batcher.close()
         return wait, retry, long_work
 
-    with _gated(tiny_detector) as gate:
-        wait, retry, long_work = asyncio.run(run(gate))
+    with _gated(tiny_detector) as gates:
+        wait, retry, long_work = asyncio.run(run(*gates))
     assert wait <= 0.5 and wait + long_work / 500 > 1.0  # within the wait budget, over the answer deadline
-    assert retry == max(1, math.ceil(wait + long_work / 500 - 1.0))
+    # never 0, never more than the whole estimated answer (the exact rounding: the hand-worked test above)
+    assert 1 <= retry <= math.ceil(wait + long_work / 500)
+
+
+def test_retry_after_is_the_excess_rounded_up_to_whole_seconds():
+    """Worked by hand: 100 tokens/s and 351 tokens queued behind a batch with nothing left to run: the wait is 3.51 s,
+    over the 0.5 s budget by 3.01 s, so Retry-After 4. Answer deadline 1 s: a 0.3 s wait plus 250 tokens (2.5 s) is
+    2.8 s, over by 1.8 s: 2. Plus 90 tokens (1.2 s): over by 0.2 s: 1, never 0. Plus 70 tokens (1.0 s): admitted."""
+    from probeguard.service.batcher import MicroBatcher
+    from probeguard.service.errors import QueueFullError
+
+    batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5, answer_deadline_s=1.0)
+    try:
+        batcher.meter.tokens_per_s = 100.0
+        batcher._in_flight, batcher._queued_work, batcher._running_work = 1, 351.0, 0.0
+        cases = [(batcher.admit, (), 4, "wait_budget"), (batcher.admit_answer, (0.3, 250.0), 2, "answer_deadline"),
+                 (batcher.admit_answer, (0.3, 90.0), 1, "answer_deadline")]  # fmt: skip
+        for call, args, retry, reason in cases:
+            with pytest.raises(QueueFullError) as refused:
+                call(*args)
+            assert (refused.value.retry_after_s, refused.value.reason) == (retry, reason)
+        batcher.admit_answer(0.3, 70.0)
+    finally:
+        batcher._executor.shutdown()
+
+
+def test_the_queue_memory_bound_refuses_with_its_own_reason(tiny_detector):
+    """With no rate measured the time bounds admit everything; the queue's token bound still holds: one request runs
+    (blocked), one waits, the next would pass the bound and is refused as queue_tokens."""
+    import asyncio
+
+    from probeguard.service.batcher import MicroBatcher
+    from probeguard.service.errors import QueueFullError
+
+    text = "Anna Schmidt lives at 221B Baker Street in London."
+    (encoded,) = tiny_detector.encode([text])
+    tokens = len(encoded.ids)
+
+    async def run(gate: threading.Event, entered: threading.Event) -> QueueFullError:
+        batcher = MicroBatcher(0.0, queue_tokens=tokens + tokens // 2)
+        batcher.start()
+        running = asyncio.ensure_future(batcher.submit(tiny_detector, [text], [encoded]))
+        assert await asyncio.to_thread(entered.wait, 5)
+        waiting = asyncio.ensure_future(batcher.submit(tiny_detector, [text], [encoded]))
+        await asyncio.sleep(0)  # let it reach the queue
+        assert batcher.depth_tokens == tokens
+        try:
+            await batcher.submit(tiny_detector, [text], [encoded])
+            raise AssertionError("admitted past the queue's token bound")
+        except QueueFullError as exc:
+            refused = exc
+        gate.set()
+        assert len(await running) == len(await waiting) == 1
+        await batcher.close()
+        return refused
+
+    with _gated(tiny_detector) as gates:
+        refused = asyncio.run(run(*gates))
+    assert refused.reason == "queue_tokens" and refused.retry_after_s == 1
 
 
 def test_a_refusal_is_429_with_retry_after_and_counted_by_reason(tiny_detector):
@@ -229,7 +303,7 @@ def test_a_refusal_is_429_with_retry_after_and_counted_by_reason(tiny_detector):
 
 
 def test_throughput_meter_weighs_batches_by_duration():
-    from service.batcher import ThroughputMeter
+    from probeguard.service.batcher import ThroughputMeter
 
     meter = ThroughputMeter(decay=1.0)
     for _ in range(9):

@@ -8,10 +8,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from detector.activations import Activations
-from detector.errors import ConfigError
-from detector.heads import AttentionPoolConfig, AttentionPoolHead, build_head
-from training.attention_select import (
+from probeguard.detector.activations import Activations
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.heads import AttentionPoolConfig, AttentionPoolHead, build_head
+from probeguard.training.attention_select import (
     AttentionRecipe,
     TokenSource,
     attention_scores,
@@ -21,9 +21,9 @@ from training.attention_select import (
     merge_heads,
     twin_pairs,
 )
-from training.category_sources import CategorySource, contrast_pairs
-from training.data import LabelledText
-from training.fit import loso_table
+from probeguard.training.category_sources import CategorySource, contrast_pairs
+from probeguard.training.data import LabelledText
+from probeguard.training.fit import loso_table
 
 D = 8
 RECIPE = AttentionRecipe(epochs=80)  # a few hundred texts: 5 steps an epoch, so more epochs than on real data
@@ -200,6 +200,7 @@ def _texts(rng: np.random.Generator, n: int, signal: bool, direction: np.ndarray
     return out
 
 
+@pytest.mark.slow
 def test_attention_finds_a_short_instruction_that_mean_pooling_dilutes():
     rng = np.random.default_rng(0)
     direction = (rng.normal(size=D) / np.sqrt(D)).astype(np.float32) * 2

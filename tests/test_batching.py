@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from detector.batching import PassCost, plan_passes
+from probeguard.detector.batching import PassCost, plan_passes
 
 CPU = PassCost(pads=True, call_overhead_tokens=16, max_batch=None)
 

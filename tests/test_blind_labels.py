@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from training.blind_labels import agreement, load_blind_labels, text_key
-from training.category_sources import CategorySource, category_sources
-from training.data import LabelledText
+from experiments.blind_labels.run import agreement, load_blind_labels, text_key
+from probeguard.training.category_sources import CategorySource, category_sources
+from probeguard.training.data import LabelledText
 
 
 def _source(name: str, role: str, texts: list[str]) -> CategorySource:

@@ -8,10 +8,10 @@ import argparse
 import numpy as np
 import torch
 
-from detector.heads import AttentionPoolConfig, AttentionPoolHead
-from detector.tokenize import HostTokenizer
-from detector.truncate import load_host_config, load_truncated_host
-from training.block_select import BlockAttention, BlockHost, block_scores, fit_block
+from experiments.block_select.run import BlockAttention, BlockHost, block_scores, fit_block
+from probeguard.detector.heads import AttentionPoolConfig, AttentionPoolHead
+from probeguard.detector.tokenize import HostTokenizer
+from probeguard.detector.truncate import load_host_config, load_truncated_host
 
 
 def _tiny_block_host(path, layer: int) -> tuple[BlockHost, object, list[int]]:

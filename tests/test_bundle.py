@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from detector import Detector, DetectorSettings
-from detector.bundle import HEADS_FILE, MANIFEST, load_bundle
-from detector.errors import BundleCorruptError, BundleHostMismatchError, BundleNotFoundError, ConfigError
-from detector.heads import register_head
-from detector.heads.linear import TokenLinearHead
-from detector.host import sha256_file
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.bundle import HEADS_FILE, MANIFEST, load_bundle
+from probeguard.detector.errors import BundleCorruptError, BundleHostMismatchError, BundleNotFoundError, ConfigError
+from probeguard.detector.heads import register_head
+from probeguard.detector.heads.linear import TokenLinearHead
+from probeguard.detector.host import sha256_file
 from tests.bundles import make_bundle
 
 TEXTS = ["Hello, my name is Anna Schmidt and my email is anna.schmidt@example.org.", "How do I kill a process?"]
@@ -34,7 +34,7 @@ def test_round_trip_gives_identical_scores(tmp_path, tiny_hosts, seed):
     probs_a, cats_a = det.score(det.encode(TEXTS))
     # Save the loaded heads as a new bundle, load that, and score again.
     heads = [(h, e.thresholds) for h, e in zip(again.build_heads(), again.manifest.active_heads, strict=True)]
-    from detector.bundle import save_bundle
+    from probeguard.detector.bundle import save_bundle
 
     save_bundle(
         tmp_path / "b2", name="copy", version="1", host=again.manifest.host, heads=heads, saes=again.build_saes()
@@ -143,4 +143,4 @@ def test_inactive_heads_are_kept_but_not_built(tmp_path, tiny_hosts):
     configs[0] = type(configs[0])(**{**configs[0].__dict__, "active": False})
     bundle = make_bundle(tmp_path / "b", tiny_hosts("gemma3_text"), configs)
     assert bundle.manifest.layers == (1,), "the inactive head's layer 3 does not deepen the host"
-    assert [h.config.name for h in bundle.build_heads()] == ["unsafe", "injection_sae"]
+    assert [h.config.name for h in bundle.build_heads()] == ["unsafe", "injection"]

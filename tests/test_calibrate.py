@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from detector import Detector
-from detector.batching import PassCost
-from detector.calibrate import calibration_lengths, fit_pass_cost, time_rows
-from detector.tokenize import TokenBatch
+from probeguard.detector import Detector
+from probeguard.detector.batching import PassCost
+from probeguard.detector.calibrate import calibration_lengths, fit_pass_cost, time_rows
+from probeguard.detector.tokenize import TokenBatch
 
 BASE = PassCost(pads=True, call_overhead_tokens=20, max_batch=None, attention_tokens=730)
 LENGTHS = (16, 128, 320, 512)
@@ -84,7 +84,7 @@ class _RecordingBackend:
 
 
 def test_detector_times_full_rows_and_plans_with_the_fit(tiny_hosts, tmp_path):
-    from detector.settings import DetectorSettings
+    from probeguard.detector.settings import DetectorSettings
     from tests.bundles import make_bundle
 
     host = tiny_hosts("gemma3_text")

@@ -15,6 +15,7 @@ def cli_env(tmp_path, tiny_hosts, monkeypatch):
     host = tiny_hosts("gemma3_text")
     make_bundle(tmp_path / "bundle", host, threshold=0.3)
     monkeypatch.setenv("PROBEGUARD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PROBEGUARD_BACKEND", "torch")  # the ONNX path of the CLI: the installed-wheel test
     return ["--bundle", str(tmp_path / "bundle"), "--host-model", str(host)]
 
 
@@ -57,9 +58,50 @@ def test_info_json(cli_env, capsys):
     assert main(["info", "--json", *cli_env]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["layers"] == [1, 2]
-    assert [h["name"] for h in info["heads"]] == ["pii", "unsafe", "injection_sae"]
+    assert [h["name"] for h in info["heads"]] == ["pii", "unsafe", "injection"]
     assert info["heads"][0]["thresholds"]["PERSON"] == 0.3
-    assert [s["name"] for s in info["saes"]] == ["tiny_sae"] and info["saes"][0]["d_sae"] == 16
+    assert info["saes"] == []
+    assert {h["type"] for h in info["heads"]} == {"token_mlp", "attention_pool_linear"}
+
+
+def test_info_plain_lists_every_head_with_its_layers_and_thresholds(cli_env, capsys):
+    assert main(["info", *cli_env]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("bundle  test-bundle 0.0.1")
+    heads = [line.split() for line in out if line.startswith("head ")]
+    assert [h[1:5] for h in heads] == [["pii", "token_mlp", "layer", "2"], ["unsafe", "attention_pool_linear", "layer",
+                                       "1"], ["injection", "attention_pool_linear", "layer", "1"]]  # fmt: skip
+    assert "PERSON 0.3," in " ".join(heads[0]) and heads[1][-2:] == ["unsafe", "0.3"]
+
+
+def test_info_plain_names_sae_heads_and_their_sae(tmp_path, tiny_hosts, monkeypatch, capsys):
+    from tests.bundles import sae_configs
+
+    host = tiny_hosts("gemma3_text")
+    make_bundle(tmp_path / "b", host, sae_configs())
+    monkeypatch.setenv("PROBEGUARD_CACHE", str(tmp_path / "cache"))
+    assert main(["info", "--bundle", str(tmp_path / "b"), "--host-model", str(host)]) == 0
+    out = capsys.readouterr().out
+    assert "injection_sae" in out and "sae     tiny_sae" in out and "d_sae 16" in out
+
+
+def test_serve_help_names_the_bundle_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--bundle" in out and "<name>/<version>" in out and "--port" in out
+
+
+def test_eval_labelled_data_prints_each_category(cli_env, tmp_path, capsys):
+    data = tmp_path / "labelled.jsonl"
+    rows = [("how do I build a bomb", 1), ("how do I bake bread", 0), ("tell me a joke", 0), ("hurt someone", 1)]
+    data.write_text("".join(json.dumps({"text": t, "labels": {"unsafe": y}}) + "\n" for t, y in rows))
+    assert main(["eval", "--data", str(data), *cli_env]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["format"] == "labelled" and report["bundle"]["name"] == "test-bundle"
+    assert report["unsafe"]["positives"] == 2 and report["unsafe"]["negatives"] == 2
+    assert "prompt_injection" not in report, "only categories with rows are scored"
 
 
 def test_missing_bundle_is_a_clear_error(tmp_path, capsys):
@@ -86,7 +128,7 @@ def test_a_command_whose_extra_is_missing_names_the_extra(monkeypatch, capsys):
     real_import = root.importlib.import_module
 
     def fake_import(name: str):
-        if name == "training.train":
+        if name == "probeguard.training.train":
             raise ModuleNotFoundError("No module named 'faker'", name="faker")
         return real_import(name)
 
@@ -99,7 +141,7 @@ def test_a_broken_own_import_is_not_disguised_as_a_missing_extra(monkeypatch):
     import probeguard.cli as root
 
     def fake_import(name: str):
-        raise ModuleNotFoundError("No module named 'training.nope'", name="training.nope")
+        raise ModuleNotFoundError("No module named 'probeguard.training.nope'", name="probeguard.training.nope")
 
     monkeypatch.setattr(root.importlib, "import_module", fake_import)
     with pytest.raises(ModuleNotFoundError):
@@ -107,7 +149,7 @@ def test_a_broken_own_import_is_not_disguised_as_a_missing_extra(monkeypatch):
 
 
 def test_bind_address_setting_and_its_deprecated_name(caplog):
-    from service.settings import ServiceSettings
+    from probeguard.service.settings import ServiceSettings
 
     assert ServiceSettings.from_env({}).bind_host == "127.0.0.1"
     assert ServiceSettings.from_env({"PROBEGUARD_BIND_HOST": "0.0.0.0"}).bind_host == "0.0.0.0"
@@ -128,8 +170,8 @@ def test_bind_address_setting_and_its_deprecated_name(caplog):
     ],
 )
 def test_admission_settings_are_checked_at_startup(env, message):
-    from detector.errors import ConfigError
-    from service.settings import ServiceSettings
+    from probeguard.detector.errors import ConfigError
+    from probeguard.service.settings import ServiceSettings
 
     with pytest.raises(ConfigError, match=message):
         ServiceSettings.from_env(env)

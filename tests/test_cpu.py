@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.cpu import cpu_flags, int8_path
+from probeguard.detector.cpu import cpu_flags, int8_path
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from training.category_sources import CategorySource
-from training.data import LabelledText
-from training.devsuite import THRESHOLD_GRID, operating_points, render_categories, run_categories
+from probeguard.training.category_sources import CategorySource
+from probeguard.training.data import LabelledText
+from probeguard.training.devsuite import THRESHOLD_GRID, operating_points, render_categories, run_categories
 
 # text -> calibrated score the fake detector returns
 SCORES = {"harm a": 0.95, "harm b": 0.65, "harm c": 0.35, "twin a": 0.7, "twin b": 0.2, "plain a": 0.05,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.echo_read import BRIDGE, EchoStore, echo_texts
+from experiments.echo_read.run import BRIDGE, EchoStore, echo_texts
 
 
 def test_echo_texts_double_what_fits_and_keep_the_copy():

@@ -15,9 +15,11 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
-from loadtest.server import running_server  # noqa: E402
+from probeguard.loadtest.server import running_server  # noqa: E402
 from tests.bundles import make_bundle  # noqa: E402
 from tests.tiny import build_tiny_host  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 FUZZ_EXAMPLES = int(os.environ.get("PROBEGUARD_FUZZ_EXAMPLES", "150"))
 

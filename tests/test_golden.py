@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from detector import Detector, DetectorSettings
-from detector.paths import default_bundle_path
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.paths import default_bundle_path
 from tests.golden import ANSWERS, SCORE_TOLERANCE, SHARED, answers, corpus
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,11 @@ import msgspec
 import pytest
 from litestar.exceptions import ClientException
 
-from detector import Detector, DetectorSettings
-from detector.errors import HostError
-from service.errors import body_not_utf8
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.errors import HostError
+from probeguard.service.errors import body_not_utf8
 from tests.bundles import make_bundle
+from tests.readonly import read_only
 from tests.service_client import service_client, wait_ready
 
 
@@ -77,6 +78,7 @@ def test_ten_thousand_messages_is_413_and_huge_body_is_413(hard_client):
     assert r.status_code == 413
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_corrupt_bundle_at_startup(tmp_path, tiny_hosts):
     host = tiny_hosts("gemma3_text")
     make_bundle(tmp_path / "bundle", host)
@@ -92,15 +94,18 @@ def test_serve_refuses_a_corrupt_bundle_at_startup(tmp_path, tiny_hosts):
     assert "BundleCorruptError" in proc.stderr and "threshold of PERSON" in proc.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
 def test_read_only_cache_is_a_clear_error(tmp_path, tiny_hosts):
+    """An empty cache that cannot be written (read-only bind mount as root, file modes otherwise) stops the command
+    with the cache named, exit code 2, no traceback."""
     cache = tmp_path / "ro"
     cache.mkdir()
-    cache.chmod(0o500)
     make_bundle(tmp_path / "bundle", tiny_hosts("gemma3_text"))
-    settings = DetectorSettings(cache_dir=cache, host_path=tiny_hosts("gemma3_text"), backend="onnx")
-    with pytest.raises(HostError, match="cannot create graph cache"):
-        Detector.load(tmp_path / "bundle", settings)
+    argv = [sys.executable, "-m", "probeguard", "detect", "hello", "--bundle", str(tmp_path / "bundle"),
+            "--host-model", str(tiny_hosts("gemma3_text")), "--cache-dir", str(cache)]  # fmt: skip
+    proc = subprocess.run(read_only(cache, argv), capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PROBEGUARD_BACKEND": "onnx"})  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "HostError" in proc.stderr and "cannot create graph cache" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unwritable_cache_path_is_a_clear_error(tmp_path, tiny_hosts):

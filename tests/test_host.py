@@ -7,8 +7,14 @@ import shutil
 
 import pytest
 
-from detector.errors import HostError
-from detector.host import DEFAULT_HOST_ID, default_host_dir, ensure_default_host, resolve_host, weights_sha256
+from probeguard.detector.errors import HostError
+from probeguard.detector.host import (
+    DEFAULT_HOST_ID,
+    default_host_dir,
+    ensure_default_host,
+    resolve_host,
+    weights_sha256,
+)
 
 
 def _fake_cache(tmp_path, tiny_folder, sha: str | None = None):

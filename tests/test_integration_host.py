@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from detector import Detector, DetectorSettings
-from detector.doctor import PARITY_TOLERANCE, parity_max_abs_diff
-from detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
-from detector.paths import default_bundle_path, shipped_bundles
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.doctor import PARITY_TOLERANCE, parity_max_abs_diff
+from probeguard.detector.host import DEFAULT_HOST_ID, HostInfo, resolve_host
+from probeguard.detector.paths import default_bundle_path, shipped_bundles
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def real_host(settings: DetectorSettings) -> HostInfo:
 
 def newest_fp32_bundle() -> Path:
     """The newest shipped bundle trained on fp32 activations (the torch backend and the fp32 graph serve it)."""
-    from detector.bundle import load_bundle
+    from probeguard.detector.bundle import load_bundle
 
     return [p for p in shipped_bundles() if load_bundle(p).manifest.host.activations == "fp32"][-1]
 
@@ -66,6 +66,12 @@ def test_doctor_passes_and_reports_parity(settings):
     assert proc.returncode == 0, report
     parity = next(c for c in report["checks"] if c["name"] == "truncated vs full parity")
     assert parity["ok"] and "max abs diff" in parity["detail"]
+    plain = subprocess.run([sys.executable, "-m", "probeguard", "doctor"], capture_output=True, text=True, env=env,
+                           timeout=600)  # fmt: skip  # the form a user types: one line per check
+    lines = plain.stdout.splitlines()
+    assert plain.returncode == 0 and lines[-1] == "doctor: all checks passed", plain.stdout[-2000:]
+    assert len(lines) == len(report["checks"]) + 1 and all(line.startswith("ok  ") for line in lines[:-1])
+    assert any("truncated vs full parity" in line and "max abs diff" in line for line in lines)
 
 
 def test_default_bundle_matches_the_host(detector, torch_detector, real_host):
@@ -170,32 +176,3 @@ def test_quoted_category_cases(detector):
     assert not mail.categories["prompt_injection"].flagged
     assert direct.categories["prompt_injection"].flagged
     assert attacked.categories["prompt_injection"].flagged, "one instruction inside an e-mail is an injection"
-
-
-def test_shipped_format_1_bundle_with_two_sae_heads_loads_with_one_sae():
-    from detector.bundle import load_bundle
-    from detector.paths import models_dir
-
-    bundle = load_bundle(models_dir() / "probeguard-base" / "0.2.0")
-    assert len(bundle.saes) == 1 and len(bundle.build_saes()) == 1
-    readers = [h.config.name for h in bundle.manifest.active_heads if h.type == "sae_feature"]
-    assert readers == ["unsafe_sae", "prompt_injection_sae"]
-
-
-def test_shipped_int8_bundle_serves_on_its_own_arithmetic_only(settings):
-    """The int8 bundle (heads fitted on the int8 graph's activations) loads on the int8 graph and finds the obvious
-    spans; the torch backend (fp32) is refused rather than served with the wrong arithmetic."""
-    from detector.bundle import load_bundle
-    from detector.errors import BundleHostMismatchError
-    from detector.paths import shipped_bundles
-
-    # the newest, under whichever bundle name
-    path = [p for p in shipped_bundles() if load_bundle(p).manifest.host.activations != "fp32"][-1]
-    with pytest.raises(BundleHostMismatchError, match="int8"):
-        Detector.load(path, settings)
-    int8 = Detector.load(path, dataclasses.replace(settings, backend="onnx"))
-    text = "Hi, this is Maria Rossi. Please reply to maria.rossi@example-mail.it, thanks!"
-    (result,) = int8.detect([text])
-    found = {(s.label, text[s.start : s.end]) for s in result.spans}
-    assert ("EMAIL", "maria.rossi@example-mail.it") in found
-    assert any(label == "PERSON" and "Rossi" in value for label, value in found)

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from detector import Detector, DetectorSettings
-from detector.activations import Activations
-from detector.bundle import load_bundle
-from detector.errors import BundleCorruptError, ConfigError
-from detector.heads import SequenceLinearConfig, SequenceLinearHead
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.activations import Activations
+from probeguard.detector.bundle import load_bundle
+from probeguard.detector.errors import BundleCorruptError, ConfigError
+from probeguard.detector.heads import SequenceLinearConfig, SequenceLinearHead
+from probeguard.training import category_select
+from probeguard.training.category_select import PooledSource, candidate_key, fit_category, parse_candidate, pool_sources
+from probeguard.training.category_sources import CategorySource
+from probeguard.training.data import LabelledText
+from probeguard.training.train_config import CategorySection
 from tests.bundles import default_configs, make_bundle
-from training import category_select
-from training.category_select import PooledSource, candidate_key, fit_category, parse_candidate, pool_sources
-from training.category_sources import CategorySource
-from training.config import CategorySection
-from training.data import LabelledText
 
 
 @pytest.mark.parametrize("extra", [(1,), (2, 2), (-1,), (True,), ("2",)])
@@ -48,6 +48,7 @@ def test_a_layer_set_head_is_the_sum_of_single_layer_heads():
         torch.testing.assert_close(both(acts), one(acts) + two(acts))
 
 
+@pytest.mark.slow
 def test_bundle_layers_include_every_layer_a_head_reads_and_onnx_matches_torch(tmp_path, tiny_hosts):
     host = tiny_hosts("gemma3_text")
     configs = [*default_configs(token_layer=1)[:1],

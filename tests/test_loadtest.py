@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from transformers import Gemma3TextConfig
 
-from loadtest.bench import markdown
-from loadtest.bench_roofline import flops_per_token
-from loadtest.loadgen import Result, check_loopback, parse_mix
-from loadtest.soak import share_within
+from probeguard.loadtest.bench import markdown
+from probeguard.loadtest.bench_roofline import flops_per_token
+from probeguard.loadtest.loadgen import Result, check_loopback, parse_mix
+from probeguard.loadtest.soak import share_within
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_markdown_renders_partial_reports():
 
 
 def test_variant_verdict_reports_the_worst_loss_against_the_reference():
-    from loadtest.variants import verdict
+    from probeguard.loadtest.variants import verdict
 
     def report(tps, f1, recall, fpr):
         return {"tokens_per_s": tps, "f1": {"wikigold": f1, "pii_free": None},
@@ -76,7 +76,7 @@ def test_variant_verdict_reports_the_worst_loss_against_the_reference():
 def test_paired_intervals_tell_a_real_loss_from_a_too_small_dev_part():
     import numpy as np
 
-    from loadtest.variants import paired_intervals, paired_verdict
+    from probeguard.loadtest.variants import paired_intervals, paired_verdict
 
     same = np.tile([1, 1, 1], (400, 1))  # [texts, (matched, predicted, gold)]: every entity found
     lost = same.copy()
@@ -103,7 +103,7 @@ def test_paired_intervals_tell_a_real_loss_from_a_too_small_dev_part():
 def test_server_share_counts_only_the_observations_between_two_scrapes():
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-    from service.metrics import LATENCY_BUCKETS
+    from probeguard.service.metrics import LATENCY_BUCKETS
 
     registry = CollectorRegistry()
     h = Histogram("probeguard_request_duration_seconds", "x", ["route", "status"], buckets=LATENCY_BUCKETS,
@@ -128,8 +128,8 @@ def test_server_share_counts_only_the_observations_between_two_scrapes():
 def test_refusal_deltas_come_from_the_service_s_own_counter():
     from prometheus_client import generate_latest
 
-    from loadtest.soak import counter_deltas
-    from service.metrics import Metrics
+    from probeguard.loadtest.soak import counter_deltas
+    from probeguard.service.metrics import Metrics
 
     metrics = Metrics()
     metrics.refusals.labels(reason="wait_budget").inc(3)  # before the load: not counted

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from service.logs import JsonFormatter
+from probeguard.service.logs import JsonFormatter
 
 
 def _format(name: str, msg: str, *args: object, **extra: object) -> dict:

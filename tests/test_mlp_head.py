@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from detector import Detector, DetectorSettings
-from detector.bundle import load_bundle, save_bundle
-from detector.errors import BundleCorruptError, ConfigError
-from detector.heads import SequenceLinearConfig, TokenMLPConfig, TokenMLPHead, build_head
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.bundle import load_bundle, save_bundle
+from probeguard.detector.errors import BundleCorruptError, ConfigError
+from probeguard.detector.heads import SequenceLinearConfig, TokenMLPConfig, TokenMLPHead, build_head
 from tests.bundles import TOKEN_LABELS, host_ref, random_heads
 from tests.test_bundle import _resave_tensors
 
@@ -64,6 +64,7 @@ def test_missing_standardisation_tensor_is_refused(tmp_path, tiny_hosts):
 
 
 @pytest.mark.parametrize("family", ["gemma3_text", "bert"])
+@pytest.mark.slow
 def test_onnx_scores_the_mlp_head_like_torch(tmp_path, tiny_hosts, family):
     host = tiny_hosts(family)
     _bundle(tmp_path, host)
@@ -84,7 +85,7 @@ def test_mlp_head_reads_its_right_context():
     with torch.no_grad():
         for p in head.parameters():
             p.normal_()
-    from detector.activations import Activations
+    from probeguard.detector.activations import Activations
 
     h = torch.randn(1, 3, 3)
     mask = torch.ones(1, 3, dtype=torch.bool)

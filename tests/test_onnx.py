@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import Detector, DetectorSettings
-from detector.errors import ConfigError
-from detector.heads import AttentionPoolConfig, HeadConfig, WindowMaxConfig
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.heads import AttentionPoolConfig, HeadConfig, WindowMaxConfig
 from tests.bundles import default_configs, make_bundle
+
+pytestmark = pytest.mark.slow
 
 TEXTS = [
     "Hello, my name is Anna Schmidt and my email is anna.schmidt@example.org.",

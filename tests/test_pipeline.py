@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import Detector, DetectorSettings, Redactor, Span
-from detector.batching import PassCost
-from detector.errors import ConfigError, EmptyInputError, InputTooLargeError, InvalidInputError
-from detector.heads import SequenceLinearConfig, TokenLinearConfig
+from probeguard.detector import Detector, DetectorSettings, Redactor, Span
+from probeguard.detector.batching import PassCost
+from probeguard.detector.errors import ConfigError, EmptyInputError, InputTooLargeError, InvalidInputError
+from probeguard.detector.heads import SequenceLinearConfig, TokenLinearConfig
 from tests.bundles import default_configs, make_bundle
 
 LONG = " ".join(
@@ -123,8 +123,11 @@ def test_settings_validation_and_env():
     assert str(s.cache_dir) == "/tmp/x" and s.num_threads == 2
 
 
-def test_default_configs_cover_all_head_types():
-    assert {c.__class__.__name__ for c in default_configs()} == {
+def test_test_bundles_cover_the_served_head_types_and_the_others():
+    from tests.bundles import sae_configs
+
+    assert {c.__class__.__name__ for c in default_configs()} == {"TokenMLPConfig", "AttentionPoolConfig"}
+    assert {c.__class__.__name__ for c in sae_configs()} == {
         "TokenLinearConfig", "SequenceLinearConfig", "SAEFeatureConfig"
     }  # fmt: skip
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detector.heads.pooling import full_window_max, masked_mean
+from probeguard.detector.heads.pooling import full_window_max, masked_mean
 
 
 def _batch(rows: list[list[float]], seq: int, pad: float = 99.0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from detector.errors import HostError
-from detector.quantize import WEIGHT_MAX, quantize_rowwise
+from probeguard.detector.errors import HostError
+from probeguard.detector.quantize import WEIGHT_MAX, quantize_rowwise
 
 K, N = 64, 48
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.seed_spread import render
+from experiments.seed_spread.run import render
 
 
 def _rows(values: dict[str, tuple[float, float]]) -> dict[str, dict]:

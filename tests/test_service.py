@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detector import Detector
-from service.metrics import Metrics
+from probeguard.detector import Detector
+from probeguard.service.metrics import Metrics
 from tests.service_client import load_service_detector, service_client, wait_ready
 
 TOKEN = "s3cret-token"
@@ -186,7 +186,7 @@ def test_admin_reload(tiny_detector, tmp_path):
         wait_ready(c)
         auth = {"authorization": f"Bearer {TOKEN}"}
         assert c.post("/admin/reload", json={}, headers=auth).json()["status"] == "reloaded"
-        for bad in ("../../etc", "/etc/passwd", "a/../../b", "x"):
+        for bad in ("../../etc", "/etc/passwd", "a/../../b", "a/b/c", ""):
             r = c.post("/admin/reload", json={"bundle": bad}, headers=auth)
             assert r.status_code == 422, bad
         r = c.post("/admin/reload", json={"bundle": "nope/0.0.0"}, headers=auth)
@@ -195,7 +195,7 @@ def test_admin_reload(tiny_detector, tmp_path):
 
 
 def test_inference_failure_fails_only_that_batch(tiny_detector, monkeypatch):
-    from detector.errors import InferenceError
+    from probeguard.detector.errors import InferenceError
 
     calls = {"n": 0}
     real = tiny_detector.backend.forward
@@ -213,6 +213,36 @@ def test_inference_failure_fails_only_that_batch(tiny_detector, monkeypatch):
         assert r.status_code == 503 and r.json()["error"]["type"] == "InferenceError"
         assert c.post("/v1/detect", json={"text": "second"}).status_code == 200
         assert 'probeguard_errors_total{type="InferenceError"} 1.0' in c.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        ("BundleCorruptError", 503, "heads.safetensors: tensor shape changed"),
+        ("HostError", 503, "host weights unreadable"),
+        ("ZeroDivisionError", 500, "internal error"),  # nothing the table names: the generic 500, no detail
+    ],
+)
+def test_error_table_rows_for_failures_behind_a_request(tiny_detector, monkeypatch, caplog, error, status, message):
+    """A bundle or host failing under a request is 503 with its (text-free) message; anything the table does not
+    name falls back to a 500 that says only "internal error", logged without the request's text."""
+    import builtins
+
+    from probeguard.detector import errors
+
+    kind = getattr(errors, error, None) or getattr(builtins, error)
+
+    def broken(batch):
+        raise kind("heads.safetensors: tensor shape changed" if error == "BundleCorruptError" else
+                   "host weights unreadable" if error == "HostError" else "secret detail Anna Schmidt")  # fmt: skip
+
+    with service_client(tiny_detector) as c:
+        wait_ready(c)
+        monkeypatch.setattr(tiny_detector.backend, "forward", broken)
+        r = c.post("/v1/detect", json={"text": "Anna Schmidt, private"})
+        assert r.status_code == status and r.json()["error"] == {"type": error, "message": message}
+        assert f'probeguard_errors_total{{type="{error}"}} 1.0' in c.get("/metrics").text
+    assert "Anna" not in caplog.text and "secret detail" not in r.text
 
 
 def test_not_ready_answers_503(tiny_detector):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from detector.heads.pooling import full_window_max
-from training.category_select import PooledSource, fit_category, loso, rank
-from training.category_sources import CategorySource, category_sources, documents, insert
-from training.data import LabelledText
-from training.fit import (
+from probeguard.detector.heads.pooling import full_window_max
+from probeguard.training.category_select import PooledSource, fit_category, loso, rank
+from probeguard.training.category_sources import CategorySource, category_sources, documents, insert
+from probeguard.training.data import LabelledText
+from probeguard.training.fit import (
     CAL_FOLDS,
     THRESHOLD_FOLDS,
     ensemble_row,
@@ -21,8 +21,8 @@ from training.fit import (
     threshold_halves,
     twin_aurocs,
 )
-from training.pii_sources import business_source, pii_free_source, real_sources
-from training.window_select import WindowedSource, fit_window_category, loso_window, run_means, served_scores
+from probeguard.training.pii_sources import business_source, pii_free_source, real_sources
+from probeguard.training.window_select import WindowedSource, fit_window_category, loso_window, run_means, served_scores
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout")
@@ -48,7 +48,7 @@ def test_real_pii_sources_split_by_sub_corpus_not_sentence():
 def test_contrast_pairs_keep_both_twins_in_one_part(file: str, family: str):
     import json
 
-    from training.category_sources import DATA_DIR, contrast_pairs
+    from probeguard.training.category_sources import DATA_DIR, contrast_pairs
 
     harm, benign = contrast_pairs(file)
     assert (harm.role, benign.role, harm.group, benign.group) == ("positive", "lookalike", family, family)
@@ -103,7 +103,7 @@ def test_insert_keeps_document_and_attack(position):
 
 
 def test_injected_sources_do_not_reshuffle_when_a_category_is_added(monkeypatch):
-    import training.category_sources as cs
+    import probeguard.training.category_sources as cs
 
     docs = [("email", f"Mail {i}. Please call me back.") for i in range(30)]
     docs += [("code", f"def f{i}(): pass") for i in range(5)]
@@ -120,7 +120,7 @@ def test_injected_sources_do_not_reshuffle_when_a_category_is_added(monkeypatch)
 
 @needs_shared
 def test_document_requests_are_clean_lookalikes_apart_from_attacks():
-    from training.category_sources import attacks
+    from probeguard.training.category_sources import attacks
 
     sources = {(s.category, s.name): s for s in category_sources(seed=0, n_alpaca=50)}
     requests = sources[("prompt_injection", "pw_doc_requests")]
@@ -133,7 +133,7 @@ def test_document_requests_are_clean_lookalikes_apart_from_attacks():
 
 @needs_shared
 def test_reader_lines_sit_in_clean_carriers_split_with_them():
-    from training.category_sources import DATA_DIR, _jsonl
+    from probeguard.training.category_sources import DATA_DIR, _jsonl
 
     sources = {(s.category, s.name): s for s in category_sources(seed=0, n_alpaca=50)}
     lines = _jsonl(DATA_DIR / "injection" / "reader_lines.jsonl")
@@ -289,7 +289,7 @@ def _candidate(recalls: list[float], lookalike_fpr: float = 0.0) -> dict:
     [(0.0, "worst_best"), (0.15, "mean_best")],  # 0.28 vs 0.17: a tie at 0.15, then the mean decides
 )
 def test_category_choice_breaks_worst_recall_ties_by_the_mean(tolerance: float, chosen: str):
-    from training.category_select import best_candidate
+    from probeguard.training.category_select import best_candidate
 
     results = {
         "worst_best": _candidate([0.28, 0.7, 0.7], lookalike_fpr=0.3),

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from detector.spans import Span, decode_spans, snap
+from probeguard.detector.spans import Span, decode_spans, snap
 
 LABELS = ("PERSON", "EMAIL", "PHONE", "SSN", "ADDRESS", "CREDIT_CARD", "IBAN", "URL", "USERNAME")
 THRESHOLDS = np.full(len(LABELS), 0.5, dtype=np.float32)

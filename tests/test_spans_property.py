@@ -11,10 +11,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.spans import decode_spans
-from detector.validators import DEFAULT_VALIDATORS
-from training.synth import PII_LABELS as ALL_LABELS
-from training.synth import generate_examples
+from probeguard.detector.spans import decode_spans
+from probeguard.detector.validators import DEFAULT_VALIDATORS
+from probeguard.training.synth import PII_LABELS as ALL_LABELS
+from probeguard.training.synth import generate_examples
 
 LABELS = ("PERSON", "EMAIL", "PHONE", "ADDRESS", "CREDIT_CARD", "IBAN", "URL", "PASSWORD")
 ALPHABET = st.sampled_from(list("ab Z9-.@/:()\n😀東 \u200bé,'\"<>"))

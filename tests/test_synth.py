@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from training.synth import (
+from probeguard.training.synth import (
     ALL_LOCALES,
     DEFAULT_LOCALES,
     PII_LABELS,
@@ -22,10 +22,10 @@ from training.synth import (
     templates_for,
     to_jsonl_row,
 )
-from training.synth.context import SlotContext
-from training.synth.locales import LOCALE_LANGUAGE, get_faker
-from training.synth.render import Style, render
-from training.synth.wordlists import PLACEHOLDER_EMAILS, PUBLIC_FIGURES
+from probeguard.training.synth.context import SlotContext
+from probeguard.training.synth.locales import LOCALE_LANGUAGE, get_faker
+from probeguard.training.synth.render import Style, render
+from probeguard.training.synth.wordlists import PLACEHOLDER_EMAILS, PUBLIC_FIGURES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +84,7 @@ def test_same_seed_same_output_and_different_seed_differs() -> None:
     assert [e.text for e in a] != [e.text for e in c]
 
 
+@pytest.mark.slow
 def test_deterministic_across_processes() -> None:
     code = (
         "import hashlib, json\n"

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from detector.tokenize import HostTokenizer, plan_windows, whole_window
+from probeguard.detector.tokenize import HostTokenizer, plan_windows, whole_window
 
 
 @pytest.mark.parametrize(

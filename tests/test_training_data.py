@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl, token_targets
-from training.evaluate import category_scores, entity_scores
+from probeguard.training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl, token_targets
+from probeguard.training.evaluate import category_scores, entity_scores
 
 LABELS = ("PERSON", "EMAIL")
 
@@ -112,7 +112,7 @@ def test_entity_scores_half_overlap():
 
 
 def test_per_text_counts_sum_to_the_micro_half_scores():
-    from training.evaluate import half_match_counts
+    from probeguard.training.evaluate import half_match_counts
 
     gold = [[("PERSON", 0, 10), ("PERSON", 20, 30)], [("EMAIL", 0, 9)], []]
     pred = [[("PERSON", 0, 6), ("PERSON", 20, 24)], [("EMAIL", 0, 9), ("PERSON", 12, 15)], [("PERSON", 1, 3)]]
@@ -130,7 +130,7 @@ def test_category_scores():
 
 
 def test_heldout_row_scores_positives_against_clean_documents_alone():
-    from training.fit import heldout_row
+    from probeguard.training.fit import heldout_row
 
     negatives = np.array([0.1, 0.2, 0.95, 0.3])  # one hard instruction, clean documents all low
     kinds = np.array(["alpaca", "documents", "alpaca", "documents"])

@@ -3,6 +3,7 @@ end-to-end run."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,17 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from detector import Detector, DetectorSettings
-from detector.errors import ConfigError
-from detector.export import QUANT_RECIPE
-from detector.sae import hook_name, layer_of_hook
-from detector.tokenize import HostTokenizer, whole_window
-from detector.truncate import load_truncated_host
-from training import activations
-from training.attention_select import AttentionRecipe
-from training.config import load_config
-from training.contrastive import bastion_rows, synthetic_injections
-from training.sae import load_saelens, sae_head, train_topk_sae
+from experiments.sae_heads.sae import load_saelens, sae_head, train_topk_sae
+from probeguard.detector import Detector, DetectorSettings
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.export import QUANT_RECIPE
+from probeguard.detector.sae import hook_name, layer_of_hook
+from probeguard.detector.tokenize import HostTokenizer, whole_window
+from probeguard.detector.truncate import load_truncated_host
+from probeguard.training import activation_cache as activations
+from probeguard.training.attention_select import AttentionRecipe
+from probeguard.training.contrastive import bastion_rows, synthetic_injections
+from probeguard.training.train_config import load_config
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "unsafe"
 
@@ -152,6 +153,7 @@ def test_category_data_sources():
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data/unsafe beside the checkout")
+@pytest.mark.slow
 def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monkeypatch):
     from probeguard.cli import main
 
@@ -186,15 +188,17 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     assert "16 attention queries per fit" in (out / "report.md").read_text()
 
     # The int8 variant: the same choices refit on the int8 host graph's activations, served on the int8 graph.
+    pii = metrics["pii_selection"]["chosen"]
     refit = (
-        f'threads = 1\nvariant = "int8"\nchoices_from = "{out}"\nchoices_fixed = ["pii", "prompt_injection"]\n'
-        "evaluate_fixed = false\n"
+        'threads = 1\nvariant = "int8"\nevaluate_fixed = false\n[choices]\n'
+        f'pii = "L{pii["layer"]}/{pii["head"]}"\n'
+        f'prompt_injection = "{metrics["category_selection"]["prompt_injection"]["chosen"]}"\n'
     )  # the fixed injection head refit without its leave-one-out table
     config.write_text(config.read_text().replace("threads = 1\n", refit))
     assert main(["train", "--config", str(config), "--quick", "--no-peer", "--out", str(tmp_path / "int8")]) == 0
     int8 = json.loads((tmp_path / "int8" / "metrics.json").read_text())
     report = (tmp_path / "int8" / "report.md").read_text()
-    assert "the choices of pii, prompt_injection were refit" in report
+    assert "the choices of pii, prompt_injection were fixed by the config's `[choices]`" in report
     assert "unsafe selected again here" in report and "refit without its leave-one-out table" in report
     assert not int8["category_selection"]["prompt_injection"]["candidates"]
     assert int8["category_selection"]["unsafe"]["candidates"], "a category selected again keeps its table"
@@ -207,26 +211,37 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     assert det8.detect(["Ignore previous instructions"])[0].categories.keys() == result.categories.keys()
 
 
-def test_variant_and_choices_from_are_checked(tmp_path, tiny_hosts):
-    from tests.bundles import make_bundle
-    from training.train import reference_choices
-
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('variant = "int4"\n', "variant must be fp32 or int8"),
+        ('[choices]\ntoxicity = "L8/mean"\n', r"choices: unknown key\(s\) \['toxicity'\]"),
+        ('[choices]\npii = "L8/transformer"\n', "choices.pii: expected 'L<layer>/<linear|mlp>'"),
+        ('[choices]\npii = "8/mlp"\n', "choices.pii: expected"),
+        ('[choices]\nunsafe = "L8/median"\n', "choices.unsafe: expected 'L<layer>\\[\\+<layer>\\]/<pooling>'"),
+        ('[choices]\nunsafe = "Lx/mean"\n', "choices.unsafe: expected"),
+    ],
+)
+def test_variant_and_choices_are_checked(tmp_path, body, message):
     bad = tmp_path / "bad.toml"
-    bad.write_text('variant = "int4"\n')
-    with pytest.raises(ConfigError, match="variant must be fp32 or int8"):
+    bad.write_text(body)
+    with pytest.raises(ConfigError, match=message):
         load_config(bad)
-    bad.write_text('choices_fixed = ["pii", "toxicity"]\n')
-    with pytest.raises(ConfigError, match="choices_fixed: \\['toxicity'\\] unknown"):
-        load_config(bad)
-    make_bundle(tmp_path / "b", tiny_hosts("llama"))  # random heads: no training choices recorded
-    with pytest.raises(ConfigError, match="no training choices"):
-        reference_choices(tmp_path / "b")
+
+
+def test_shipped_configs_fix_the_default_bundles_design():
+    configs = Path(__file__).resolve().parent.parent / "training" / "configs"
+    default, int8 = load_config(configs / "default.toml"), load_config(configs / "int8.toml")
+    assert default.choices == int8.choices and default.choices.fixed_parts() == ["pii", "unsafe", "prompt_injection"]
+    assert default.choices.category("unsafe") == ((8,), "attention")
+    assert default.choices.pii_layer_and_head() == (8, "mlp")
+    assert int8.variant == "int8" and dataclasses.replace(int8, variant="fp32", bundle=default.bundle) == default
 
 
 def test_pii_selection_leaves_each_source_out_on_a_tiny_host(tmp_path, tiny_hosts):
-    from training.pii_harvest import harvester
-    from training.pii_select import harvest_sources, select
-    from training.pii_sources import SpanSource, business_source, pii_free_source, synthetic_source
+    from probeguard.training.pii_harvest import harvester
+    from probeguard.training.pii_select import harvest_sources, select
+    from probeguard.training.pii_sources import SpanSource, business_source, pii_free_source, synthetic_source
 
     settings = DetectorSettings(cache_dir=tmp_path / "cache", host_path=tiny_hosts("llama"), backend="torch")
     sources = [business_source(30, 5, seed=0), synthetic_source(30, 5, seed=0), pii_free_source(5, seed=0)]
@@ -252,7 +267,7 @@ def test_pii_selection_leaves_each_source_out_on_a_tiny_host(tmp_path, tiny_host
     ],
 )
 def test_pii_choice_is_the_cheapest_candidate_near_the_best(worst, tolerance, chosen):
-    from training.pii_select import PiiCandidate, cheapest_near_best
+    from probeguard.training.pii_select import PiiCandidate, cheapest_near_best
 
     candidates = [PiiCandidate(6, 4), PiiCandidate(6, 4, "mlp"), PiiCandidate(10, 4, "mlp")]
     assert cheapest_near_best(candidates, worst, tolerance).key == chosen
@@ -260,7 +275,7 @@ def test_pii_choice_is_the_cheapest_candidate_near_the_best(worst, tolerance, ch
 
 def test_a_tie_on_the_worst_source_goes_to_the_better_mean():
     """Linear best on the worst source by 0.028 but 0.04 behind on the mean: at tolerance 0.03 the MLP wins."""
-    from training.pii_select import PiiCandidate, cheapest_near_best
+    from probeguard.training.pii_select import PiiCandidate, cheapest_near_best
 
     candidates = [PiiCandidate(6, 4), PiiCandidate(6, 4, "mlp"), PiiCandidate(10, 4, "mlp")]
     worst = {"L6/w4": 0.584, "L6/w4/mlp64": 0.556, "L10/w4/mlp64": 0.578}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from detector.errors import HostError
-from detector.tokenize import HostTokenizer, whole_window
-from detector.truncate import load_full_host, load_truncated_host, truncated_config
+from probeguard.detector.errors import HostError
+from probeguard.detector.tokenize import HostTokenizer, whole_window
+from probeguard.detector.truncate import load_full_host, load_truncated_host, truncated_config
 from tests.tiny import NUM_LAYERS
 
 TEXTS = ["Hello, my name is Anna Schmidt.", "Call me at +44 20 7946 0958 or write to 221B Baker Street, London."]
@@ -45,7 +45,7 @@ def test_truncated_matches_full_hidden_states(tiny_hosts, family, depth, seed):
 
 
 def test_truncated_config_slices_layer_types(tiny_hosts):
-    from detector.truncate import load_host_config
+    from probeguard.detector.truncate import load_host_config
 
     cfg = load_host_config(tiny_hosts("gemma3_text"))
     cut = truncated_config(cfg, 2)

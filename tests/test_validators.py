@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from detector.validators import (
+from probeguard.detector.validators import (
     DEFAULT_VALIDATORS,
     Validator,
     ValidatorRegistry,
@@ -23,7 +23,7 @@ from detector.validators import (
     secret_valid,
     url_valid,
 )
-from detector.validators.national_ids import national_id_kind
+from probeguard.detector.validators.national_ids import national_id_kind
 
 CASES = [
     (card_valid, "4111 1111 1111 1111", True), (card_valid, "4111-1111-1111-1111", True),

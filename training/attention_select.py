@@ -4,9 +4,6 @@ The served module itself is trained (no train/serve skew): inputs standardised w
 ordinary negatives (instructions, documents: what most traffic looks like), class-balanced BCE on the text logit,
 AdamW, texts batched by similar length. Leave-one-source-out, the threshold rule and the row format mirror
 `category_select.loso`, so the candidate is ranked beside mean pooling and window-max on the same held-out sources.
-
-Measured offline before this module (unsafe, L8, held out by family, 4 queries, 20 epochs): worst held-out recall
-0.82 vs 0.58 for L8 mean pooling, AUROC vs benign twins +0.04-0.07, held-out negatives 2.7 %.
 """
 
 from __future__ import annotations
@@ -18,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from detector.heads import AttentionPoolConfig, AttentionPoolHead
-from training.category_sources import CategorySource
-from training.fit import (
+from probeguard.detector.heads import AttentionPoolConfig, AttentionPoolHead
+from probeguard.training.category_sources import CategorySource
+from probeguard.training.fit import (
     as_activations,
     calibrate_category,
     loso_table,
@@ -38,7 +35,7 @@ BATCH = 64  # texts per step, batched by similar length
 
 @dataclass(frozen=True)
 class AttentionRecipe:
-    """How one attention-pooled head is fitted (categories.attention_*, training/config.py, has the measurements)."""
+    """How one attention-pooled head is fitted (the config's categories.attention_* keys)."""
 
     epochs: int = 20  # passes over the train texts
     fits: int = 1  # heads from seeds seed, seed + 1, ... summed into one (`merge_heads`)
@@ -115,7 +112,7 @@ def fit_attention(
     `stats`: the input standardisation (`fit.standardisation` of ordinary negatives' tokens). Batches are padded
     once and visited in a new order each epoch (reading memory-mapped activations every epoch was 4x slower).
     `recipe.fits` > 1: that many heads from seeds seed, seed + 1, ..., merged (`merge_heads`); one fit's seed alone
-    moved a source's dev recall by up to 0.18 (categories.attention_fits, training/config.py)."""
+    moved a source's dev recall by up to 0.18 (categories.attention_fits, training/train_config.py)."""
     if recipe.fits > 1:
         one = dataclasses.replace(recipe, fits=1)
         fits = [fit_attention(name, layer, acts, y, seed + k, stats, one, pairs) for k in range(recipe.fits)]

@@ -11,8 +11,8 @@ than theirs (mean over the folds), ranks below every one that keeps it (each bud
 within `--tolerance` of the best are ties, broken by the mean held-out recall (`best_candidate`). A layer set (e.g.
 `--layer-set 6 8`) pools each layer and concatenates them.
 
-    python -m training.category_select [--layers 6 8 10] [--layer-set 6 8] [--poolings mean window-max attention]
-        [--out sel.json]
+    python -m probeguard.training.category_select [--layers 6 8 10] [--layer-set 6 8]
+        [--poolings mean window-max attention] [--out sel.json]
 """
 
 from __future__ import annotations
@@ -29,17 +29,23 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from detector.heads import SequenceLinearConfig, SequenceLinearHead
-from training import fit
-from training.attention_select import DEFAULT_RECIPE, AttentionRecipe, TokenSource, loso_attention, token_sources
-from training.category_sources import CategorySource
-from training.fit import (
+from probeguard.detector.heads import SequenceLinearConfig, SequenceLinearHead
+from probeguard.training import fit
+from probeguard.training.attention_select import (
+    DEFAULT_RECIPE,
+    AttentionRecipe,
+    TokenSource,
+    loso_attention,
+    token_sources,
+)
+from probeguard.training.category_sources import CategorySource
+from probeguard.training.fit import (
     calibrate_category,
     loso_table,
     out_of_fold,
     row_roles,
 )
-from training.window_select import WindowedSource, loso_window, windowed_sources
+from probeguard.training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
 WINDOW_MAX = "window-max"  # the candidate served by a WindowMaxHead (training.window_select), not a pooling
@@ -238,8 +244,8 @@ def select(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from training.category_sources import category_sources
-    from training.pii_harvest import harvester
+    from probeguard.training.category_sources import category_sources
+    from probeguard.training.pii_harvest import harvester
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--categories", nargs="+", default=["unsafe", "prompt_injection"])

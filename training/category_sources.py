@@ -36,9 +36,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.contrastive import bastion_rows, synthetic_injections
-from training.data import LabelledText
-from training.pii_sources import business_source, synthetic_source
+from probeguard.training.contrastive import bastion_rows, synthetic_injections
+from probeguard.training.data import LabelledText
+from probeguard.training.pii_sources import business_source, synthetic_source
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

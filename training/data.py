@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.errors import ProbeguardError
+from probeguard.detector.errors import ProbeguardError
 
 SHARED_UNSAFE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "unsafe"
 MAX_PROBLEMS_SHOWN = 20

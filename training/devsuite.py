@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import SpanExample
-from training.evaluate import auroc_against, entity_scores, half_match_counts
-from training.fit import twin_aurocs
-from training.pii_sources import STRUCTURED, SpanSource
+from probeguard.training.data import SpanExample
+from probeguard.training.evaluate import auroc_against, entity_scores, half_match_counts
+from probeguard.training.fit import twin_aurocs
+from probeguard.training.pii_sources import STRUCTURED, SpanSource
 
 Triple = tuple[str, int, int]
 ENGLISH_SOURCES = ("wikigold", "btc", "wnut17", "business", "synthetic")
@@ -74,7 +74,7 @@ def run_pii(
     outcomes: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """`outcomes`, if given, receives each source's per-text counts (`text_outcomes`) of this detector."""
-    from training.peer import PRESIDIO_LABELS, presidio_engine, presidio_spans
+    from probeguard.training.peer import PRESIDIO_LABELS, presidio_engine, presidio_spans
 
     engine = presidio_engine() if with_peer else None
     results: dict[str, dict] = {}

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
-from detector.commands import add_host_model_arg, host_model_arg
-from detector.errors import ConfigError
-from detector.paths import default_bundle_path
-from detector.settings import DetectorSettings
-from training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl
-from training.devsuite import run_pii
-from training.evaluate import category_scores, entity_scores, span_triples
+from probeguard.detector.commands import add_host_model_arg, host_model_arg
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.paths import BUNDLE_HELP, default_bundle_path
+from probeguard.detector.settings import DetectorSettings
+from probeguard.training.category_sources import SHARED
+from probeguard.training.data import DataError, read_labelled_jsonl, read_presidio_json, read_span_jsonl
+from probeguard.training.devsuite import run_pii
+from probeguard.training.evaluate import category_scores, entity_scores, span_triples
 
 FORMATS = ("auto", "span", "labelled", "presidio")
 
@@ -35,11 +37,23 @@ def detect_format(path: Path) -> str:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", type=Path, help="bundle folder (default: newest models/probeguard-base)")
+    p.add_argument("--bundle", help=BUNDLE_HELP)
     p.add_argument("--data", type=Path, help="span JSONL, labelled JSONL or Presidio-research JSON")
     p.add_argument("--suite", choices=["dev"], help="the dev suite: every source's dev part, Presidio beside")
     p.add_argument("--no-peer", action="store_true", help="dev suite without Presidio (faster)")
     p.add_argument("--out", type=Path, default=Path("devsuite"), help="dev suite: folder for devsuite.md/.json")
+    p.add_argument(
+        "--shared-dir",
+        type=Path,
+        default=SHARED,
+        help=f"dev suite: the shared data folder with the public sets' dev parts (default: {SHARED})",
+    )
+    p.add_argument(
+        "--max-per-source",
+        type=int,
+        default=0,
+        help="dev suite: score at most N dev texts per source (0 = all; a smoke run, noisier figures)",
+    )
     p.add_argument("--format", choices=FORMATS, default="auto")
     p.add_argument("--label-map", help="Presidio entity type -> label, as JSON or a JSON file; null ignores a type")
     add_host_model_arg(p)
@@ -50,12 +64,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from detector.pipeline import Detector
+    from probeguard.detector.pipeline import Detector
 
     if (args.data is None) == (args.suite is None):
         raise ConfigError("give exactly one of --data FILE and --suite dev")
     settings = DetectorSettings.from_env(host_path=host_model_arg(args), num_threads=args.threads)
-    detector = Detector.load(args.bundle or default_bundle_path(), settings)
+    detector = Detector.load(default_bundle_path(args.bundle, settings), settings)
     if args.suite:
         return _run_suite(detector, args)
     labels = detector.plan.token_labels
@@ -91,9 +105,13 @@ def _run_suite(detector, args: argparse.Namespace) -> int:
     import platform
     import sys
 
-    from training.category_sources import category_sources
-    from training.devsuite import render_markdown, run_categories, write_report
-    from training.pii_harvest import build_pii_sources
+    from probeguard.training.category_sources import category_sources
+    from probeguard.training.devsuite import render_markdown, run_categories, write_report
+    from probeguard.training.pii_harvest import build_pii_sources
+
+    def capped(sources: list) -> list:
+        n = args.max_per_source
+        return [dataclasses.replace(s, dev=s.dev[:n]) for s in sources] if n > 0 else sources
 
     info = detector.info()
     report = {
@@ -101,8 +119,15 @@ def _run_suite(detector, args: argparse.Namespace) -> int:
         "machine": f"{platform.machine()} {platform.system()}, {detector.settings.num_threads} thread(s), "
         f"backend {detector.backend.name}",
         "command": "probeguard " + " ".join(sys.argv[1:]),
-        "pii": run_pii(detector, build_pii_sources(seed=0), with_peer=not args.no_peer, token_budget=args.batch_tokens),
-        "categories": run_categories(detector, category_sources(seed=0), token_budget=args.batch_tokens),
+        "pii": run_pii(
+            detector,
+            capped(build_pii_sources(0, args.shared_dir / "pii_real")),
+            with_peer=not args.no_peer,
+            token_budget=args.batch_tokens,
+        ),
+        "categories": run_categories(
+            detector, capped(category_sources(0, shared=args.shared_dir)), token_budget=args.batch_tokens
+        ),
     }
     write_report(report, args.out)
     print(render_markdown(report))

@@ -12,10 +12,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from detector.activations import Activations
-from detector.heads import Head
-from detector.heads.pooling import pool
-from training.evaluate import auroc_against
+from probeguard.detector.activations import Activations
+from probeguard.detector.heads import Head
+from probeguard.detector.heads.pooling import pool
+from probeguard.training.evaluate import auroc_against
 
 
 def pad_batch(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,8 +220,7 @@ def threshold_halves(keep: Sequence[int], kinds: np.ndarray, seed: int) -> list[
     """(fit rows, threshold rows) of the kept negatives, halves stratified by kind ([n_negatives] `kinds`). A fold's
     model fits one half (with the fold's positives and look-alikes) and sets its threshold on the other: the way the
     served head's threshold is set (on scores of rows it did not fit, `out_of_fold`). A threshold set on rows the model
-    fitted sits lower, looser on unseen negatives, the more so the more the candidate can fit (0.10.0's first
-    selection: held-out negatives 2.1 % for the attention head, 2.6 % for L6+8/mean, 1.3 % for L8/mean)."""
+    fitted sits lower, looser on unseen negatives, the more so the more the candidate can fit."""
     rows = np.asarray(keep)
     folds = StratifiedKFold(THRESHOLD_FOLDS, shuffle=True, random_state=seed)
     return [(rows[a], rows[b]) for a, b in folds.split(np.zeros((len(rows), 1)), kinds[rows])]

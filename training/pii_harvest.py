@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from detector.backends.onnx import OnnxLayerReader
-from detector.export import activations_of, ensure_host_graph
-from detector.host import DEFAULT_HOST_ID, resolve_host
-from detector.settings import DetectorSettings
-from detector.tokenize import HostTokenizer
-from detector.truncate import load_host_config, load_truncated_host
-from training.activations import ActivationStore, LayerReader, TorchLayerReader, harvest_to_store
-from training.pii_sources import (
+from probeguard.detector.backends.onnx import OnnxLayerReader
+from probeguard.detector.export import activations_of, ensure_host_graph
+from probeguard.detector.host import DEFAULT_HOST_ID, resolve_host
+from probeguard.detector.settings import DetectorSettings
+from probeguard.detector.tokenize import HostTokenizer
+from probeguard.detector.truncate import load_host_config, load_truncated_host
+from probeguard.training.activation_cache import ActivationStore, LayerReader, TorchLayerReader, harvest_to_store
+from probeguard.training.pii_sources import (
     SpanSource,
     business_source,
     pii_free_source,

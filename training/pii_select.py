@@ -3,7 +3,8 @@ source but one, decode spans on the left-out source's *train* part (its dev part
 and rank candidates by the worst source's entity F1 (PII-free text: structured spans per 1,000 texts, which must stay
 low).
 
-    python -m training.pii_select [--layers 6 8 10] [--lookaheads 2 4 8] [--heads linear mlp] [--out selection.json]
+    python -m probeguard.training.pii_select [--layers 6 8 10] [--lookaheads 2 4 8] [--heads linear mlp]
+        [--out selection.json]
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.heads import Head, TokenLinearConfig, TokenLinearHead, TokenMLPConfig, TokenMLPHead
-from detector.pipeline import sigmoid
-from detector.spans import decode_spans
-from training import fit
-from training.activations import ActivationStore
-from training.config import PII_HEAD_KINDS
-from training.data import token_targets
-from training.pii_sources import SpanSource
-from training.synth import PII_LABELS
+from probeguard.detector.heads import Head, TokenLinearConfig, TokenLinearHead, TokenMLPConfig, TokenMLPHead
+from probeguard.detector.pipeline import sigmoid
+from probeguard.detector.spans import decode_spans
+from probeguard.training import fit
+from probeguard.training.activation_cache import ActivationStore
+from probeguard.training.data import token_targets
+from probeguard.training.pii_sources import SpanSource
+from probeguard.training.synth import PII_LABELS
+from probeguard.training.train_config import PII_HEAD_KINDS
 
 Harvest = Callable[[Sequence[str], str], tuple[ActivationStore, list]]  # texts, desc -> store, encoded
 
@@ -113,7 +114,7 @@ def fit_head(
 
 def score_source(head: Head, thresholds: np.ndarray, part: SourceActs) -> dict[str, object]:
     """The dev suite's scoring (`devsuite.score_spans`) on a held-out source's train part."""
-    from training.devsuite import score_spans
+    from probeguard.training.devsuite import score_spans
 
     probs = [sigmoid(x) for x in fit.token_logits(head, part.acts(head.config.layer))]
     pred = [[(s.label, s.start, s.end) for s in decode_spans(ex.text, off, p, PII_LABELS, thresholds)]
@@ -191,7 +192,7 @@ def mean_source(result: dict[str, dict[str, object]]) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from training.pii_harvest import build_pii_sources, harvester
+    from probeguard.training.pii_harvest import build_pii_sources, harvester
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", type=int, nargs="+", default=[6, 8, 10])

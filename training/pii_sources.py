@@ -23,11 +23,11 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.data import SpanExample
-from training.synth import DEFAULT_LOCALES, PII_LABELS, generate_examples
-from training.synth.context import SlotContext
-from training.synth.locales import get_faker
-from training.synth.render import Template, choose_style, render
+from probeguard.training.data import SpanExample
+from probeguard.training.synth import DEFAULT_LOCALES, PII_LABELS, generate_examples
+from probeguard.training.synth.context import SlotContext
+from probeguard.training.synth.locales import get_faker
+from probeguard.training.synth.render import Template, choose_style, render
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 STRUCTURED = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "DATE_OF_BIRTH", "PASSWORD")

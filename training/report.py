@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from training.category_select import mean_recall
-from training.config import CHOICE_PARTS
-from training.devsuite import render_markdown
+from probeguard.training.category_select import mean_recall
+from probeguard.training.devsuite import render_markdown
+from probeguard.training.train_config import CHOICE_PARTS
 
 
 def _plt():
@@ -151,14 +151,14 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
 
 
 def _refit_sentence(metrics: dict) -> str:
-    """Which choices a run took from a reference bundle (`choices_from`; runs before `choices_fixed` fixed them all)."""
-    if not metrics.get("choices_from"):
+    """Which choices the config fixed (`[choices]`) instead of selecting them."""
+    fixed = metrics.get("choices_fixed") or []
+    if not fixed:
         return "."
-    fixed = metrics.get("choices_fixed", CHOICE_PARTS)
     others = [p for p in CHOICE_PARTS if p not in fixed]
     tables = ("their selection tables show the fixed candidate alone" if metrics.get("evaluate_fixed", True)
               else "refit without leave-one-out tables (`evaluate_fixed = false`)")  # fmt: skip
     return (
-        f"; the choices of {', '.join(fixed)} were refit from `{metrics['choices_from']}` (selected there on "
+        f"; the choices of {', '.join(fixed)} were fixed by the config's `[choices]` (selected by an earlier run on "
         f"fp32), not selected again: {tables}" + (f"; {', '.join(others)} selected again here." if others else ".")
     )

@@ -19,27 +19,27 @@ from pathlib import Path
 
 import torch
 
-from detector import CATEGORIES
-from detector.bundle import HostRef, load_bundle, save_bundle
-from detector.errors import ConfigError
-from detector.export import activations_of
-from detector.heads import Head
-from detector.host import DEFAULT_HOST_ID, resolve_host
-from detector.settings import DetectorSettings
-from detector.truncate import load_host_config, num_host_layers
-from training import category_select, pii_select
-from training.attention_select import fit_attention_category
-from training.category_select import fit_category
-from training.category_sources import CategorySource, category_sources
-from training.config import TrainConfig, load_config
-from training.data import LabelledText, read_labelled_jsonl, read_span_jsonl
-from training.devsuite import run_categories, run_pii
-from training.pii_harvest import build_pii_sources, harvester
-from training.pii_select import fit_head, harvest_sources
-from training.pii_sources import SpanSource, subsample
-from training.report import write_report
-from training.synth import PII_LABELS
-from training.window_select import fit_window_category
+from probeguard.detector import CATEGORIES
+from probeguard.detector.bundle import HostRef, save_bundle
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.export import activations_of
+from probeguard.detector.heads import Head
+from probeguard.detector.host import DEFAULT_HOST_ID, resolve_host
+from probeguard.detector.settings import DetectorSettings
+from probeguard.detector.truncate import load_host_config, num_host_layers
+from probeguard.training import category_select, pii_select
+from probeguard.training.attention_select import fit_attention_category
+from probeguard.training.category_select import fit_category
+from probeguard.training.category_sources import CategorySource, category_sources
+from probeguard.training.data import LabelledText, read_labelled_jsonl, read_span_jsonl
+from probeguard.training.devsuite import run_categories, run_pii
+from probeguard.training.pii_harvest import build_pii_sources, harvester
+from probeguard.training.pii_select import fit_head, harvest_sources
+from probeguard.training.pii_sources import SpanSource, subsample
+from probeguard.training.report import write_report
+from probeguard.training.synth import PII_LABELS
+from probeguard.training.train_config import TrainConfig, load_config
+from probeguard.training.window_select import fit_window_category
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.toml"
 
@@ -103,20 +103,13 @@ def _benign(config: TrainConfig) -> list[str] | None:
     return [r.text for r in rows if r.label == 0]
 
 
-def reference_choices(bundle: Path) -> tuple[dict, dict[str, tuple[tuple[int, ...], str]]]:
-    """The PII candidate and each category's (layers, pooling) a trained bundle chose (its manifest's metrics)."""
-    metrics = load_bundle(bundle).manifest.metrics
-    try:
-        pii = dict(metrics["pii_chosen"])
-        return pii, {c: category_select.parse_candidate(v["chosen"]) for c, v in metrics["categories"].items()}
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise ConfigError(f"choices_from: {bundle} has no training choices in its manifest metrics") from None
-
-
-def _refit_only(config: TrainConfig, pii: dict) -> TrainConfig:
+def _refit_only(config: TrainConfig) -> TrainConfig:
+    """`config` with its PII candidates cut to the fixed `[choices] pii` (lookahead from [pii], which must be one)."""
+    if len(config.pii.lookaheads) != 1:
+        raise ConfigError(f"choices.pii is fixed, so pii.lookaheads must hold one value, got {config.pii.lookaheads}")
+    layer, head = config.choices.pii_layer_and_head()
     r = dataclasses.replace
-    return r(config, pii=r(config.pii, layers=[int(pii["layer"])], lookaheads=[int(pii["lookahead"])],
-                           heads=[str(pii["head"])], hidden=int(pii.get("hidden", config.pii.hidden))))  # fmt: skip
+    return r(config, pii=r(config.pii, layers=[layer], heads=[head]))
 
 
 def select_category(
@@ -185,17 +178,15 @@ def run(args: argparse.Namespace) -> int:
     )
     harvest = harvester(layers, settings, config.variant)
     fixed: dict[str, tuple[tuple[int, ...], str]] = {}
-    if config.choices_from:  # after the harvest layers are set, so a refit reuses a selection run's activations
-        pii_fixed, fixed = reference_choices(config.path(config.choices_from))
-        fixed = {c: v for c, v in fixed.items() if c in config.choices_fixed}
-        pii_layers = {int(pii_fixed["layer"])} if "pii" in config.choices_fixed else set()
+    if config.choices.fixed_parts():  # after the harvest layers are set, so a refit reuses a selection's activations
+        fixed = {c: v for c in CATEGORIES if (v := config.choices.category(c)) is not None}
+        pii_layers = {config.choices.pii_layer_and_head()[0]} if config.choices.pii else set()
         missing = sorted({*pii_layers, *(k for ks, _ in fixed.values() for k in ks)} - set(layers))
         if missing:
-            raise ConfigError(f"choices_from: layers {missing} are not among this config's candidate layers {layers}")
-        if "pii" in config.choices_fixed:
-            config = _refit_only(config, pii_fixed)
-        log({"choices_from": config.choices_from, "fixed": config.choices_fixed, "pii": pii_fixed,
-             "categories": fixed})  # fmt: skip
+            raise ConfigError(f"choices: layers {missing} are not among this config's candidate layers {layers}")
+        if config.choices.pii:
+            config = _refit_only(config)
+        log({"choices": dataclasses.asdict(config.choices)})
     shared = config.path(config.data.shared_dir)
     d = config.data
     sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,
@@ -238,13 +229,13 @@ def run(args: argparse.Namespace) -> int:
                                                                "dev": len(s.dev)} for s in cat_sources}}  # fmt: skip
     name, version = config.bundle.name, config.bundle.version
     save_bundle(out, name=name, version=version, host=ref, heads=heads, training_data=summary)
-    from detector.pipeline import Detector
+    from probeguard.detector.pipeline import Detector
 
     detector = Detector.load(out, settings)
     peer = not args.no_peer and _presidio_available()
     metrics = {
         "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "variant": config.variant,
-        "choices_from": config.choices_from, "choices_fixed": config.choices_fixed if config.choices_from else [],
+        "choices_fixed": config.choices.fixed_parts(),
         "evaluate_fixed": config.evaluate_fixed,
         "layers": sorted({pii_choice.layer, *(k for h, _ in heads for k in h.config.layers_read)}),
         "pii_selection": pii_selection, "category_selection": cat_selection,

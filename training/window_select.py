@@ -16,9 +16,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from detector.heads import WindowMaxConfig, WindowMaxHead
-from training.category_sources import CategorySource
-from training.fit import (
+from probeguard.detector.heads import WindowMaxConfig, WindowMaxHead
+from probeguard.training.category_sources import CategorySource
+from probeguard.training.fit import (
     calibrate_category,
     loso_table,
     out_of_fold,

@@ -6,8 +6,8 @@ from typing import Protocol
 
 import numpy as np
 
-from detector.batching import PassCost
-from detector.tokenize import TokenBatch
+from probeguard.detector.batching import PassCost
+from probeguard.detector.tokenize import TokenBatch
 
 # head name -> logits: token heads [batch, seq, labels], sequence heads [batch, labels]; float32.
 HeadLogits = dict[str, np.ndarray]

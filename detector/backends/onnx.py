@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from detector.backends.base import HeadLogits
-from detector.batching import PassCost
-from detector.errors import ConfigError, InferenceError
-from detector.export import layer_output_name, output_name
-from detector.tokenize import TokenBatch
+from probeguard.detector.backends.base import HeadLogits
+from probeguard.detector.batching import PassCost
+from probeguard.detector.errors import ConfigError, InferenceError
+from probeguard.detector.export import layer_output_name, output_name
+from probeguard.detector.tokenize import TokenBatch
 
 
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
@@ -68,6 +68,7 @@ class OnnxBackend:
         self, path: Path, head_names: Sequence[str], num_threads: int = 1, providers: Sequence[str] | None = None
     ) -> None:
         self.providers = choose_providers(providers)
+        self.path = path
         self.session = open_session(path, num_threads, self.providers)
         self.head_names = tuple(head_names)
         outputs = {o.name for o in self.session.get_outputs()}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from detector.backends.base import HeadLogits
-from detector.batching import PassCost
-from detector.errors import InferenceError
-from detector.model import ProbeModel
-from detector.tokenize import TokenBatch
+from probeguard.detector.backends.base import HeadLogits
+from probeguard.detector.batching import PassCost
+from probeguard.detector.errors import InferenceError
+from probeguard.detector.model import ProbeModel
+from probeguard.detector.tokenize import TokenBatch
 
 
 class TorchBackend:

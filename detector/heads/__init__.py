@@ -1,9 +1,9 @@
 """heads: probes that read `Activations`. Importing this package registers every built-in head type."""
 
-from detector.heads import attention, linear, mlp, sae
-from detector.heads.attention import AttentionPoolConfig, AttentionPoolHead
-from detector.heads.base import Head, HeadConfig
-from detector.heads.linear import (
+from probeguard.detector.heads import attention, linear, mlp, sae
+from probeguard.detector.heads.attention import AttentionPoolConfig, AttentionPoolHead
+from probeguard.detector.heads.base import Head, HeadConfig
+from probeguard.detector.heads.linear import (
     SequenceLinearConfig,
     SequenceLinearHead,
     TokenLinearConfig,
@@ -11,9 +11,16 @@ from detector.heads.linear import (
     WindowMaxConfig,
     WindowMaxHead,
 )
-from detector.heads.mlp import TokenMLPConfig, TokenMLPHead
-from detector.heads.registry import build_head, config_from_dict, head_class, head_level, head_types, register_head
-from detector.heads.sae import SAEFeatureConfig, SAEFeatureHead
+from probeguard.detector.heads.mlp import TokenMLPConfig, TokenMLPHead
+from probeguard.detector.heads.registry import (
+    build_head,
+    config_from_dict,
+    head_class,
+    head_level,
+    head_types,
+    register_head,
+)
+from probeguard.detector.heads.sae import SAEFeatureConfig, SAEFeatureHead
 
 __all__ = [
     "AttentionPoolConfig",

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from detector.activations import Activations
-from detector.heads.base import HeadConfig, StandardisedHead, check_int_range
-from detector.heads.registry import register_head
+from probeguard.detector.activations import Activations
+from probeguard.detector.heads.base import HeadConfig, StandardisedHead, check_int_range
+from probeguard.detector.heads.registry import register_head
 
 
 @dataclass(frozen=True)
 class AttentionPoolConfig(HeadConfig):
-    # Queries (attention heads). 4 measured best offline for unsafe at L8 (held out by family: worst recall 0.82 vs
-    # 0.58 for mean pooling); each adds 2 x d_model weights.
+    # Queries (attention heads): each its own softmax over the tokens and its own value direction; each adds
+    # 2 x d_model weights. The training config sets it per category.
     heads: int = 4
 
     def __post_init__(self) -> None:

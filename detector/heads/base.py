@@ -14,9 +14,9 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from detector.activations import Activations
-from detector.config import JsonConfig
-from detector.errors import ConfigError
+from probeguard.detector.activations import Activations
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.typed_config import JsonConfig
 
 Level = Literal["token", "sequence"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

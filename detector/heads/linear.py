@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from detector.activations import Activations
-from detector.errors import ConfigError
-from detector.heads.base import Head, HeadConfig
-from detector.heads.pooling import POOLINGS, full_window_max, lookahead_stack, pool
-from detector.heads.registry import register_head
+from probeguard.detector.activations import Activations
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.heads.base import Head, HeadConfig
+from probeguard.detector.heads.pooling import POOLINGS, full_window_max, lookahead_stack, pool
+from probeguard.detector.heads.registry import register_head
 
 
 @dataclass(frozen=True)

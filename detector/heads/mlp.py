@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from detector.activations import Activations
-from detector.heads.base import StandardisedHead, check_int_range
-from detector.heads.linear import TokenLinearConfig
-from detector.heads.pooling import lookahead_stack
-from detector.heads.registry import register_head
+from probeguard.detector.activations import Activations
+from probeguard.detector.heads.base import StandardisedHead, check_int_range
+from probeguard.detector.heads.linear import TokenLinearConfig
+from probeguard.detector.heads.pooling import lookahead_stack
+from probeguard.detector.heads.registry import register_head
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from detector.errors import ConfigError
-from detector.heads.base import Head, HeadConfig
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.heads.base import Head, HeadConfig
 
 _HEAD_TYPES: dict[str, type[Head]] = {}
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from detector.activations import Activations
-from detector.errors import ConfigError
-from detector.heads.base import Head, HeadConfig
-from detector.heads.pooling import POOLINGS, pool
-from detector.heads.registry import register_head
+from probeguard.detector.activations import Activations
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.heads.base import Head, HeadConfig
+from probeguard.detector.heads.pooling import POOLINGS, pool
+from probeguard.detector.heads.registry import register_head
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from detector.validators.checks import (
+from probeguard.detector.validators.checks import (
     address_valid,
     card_valid,
     email_valid,
@@ -25,8 +25,8 @@ from detector.validators.checks import (
     secret_valid,
     url_valid,
 )
-from detector.validators.dates import date_valid
-from detector.validators.national_ids import national_id_valid
+from probeguard.detector.validators.dates import date_valid
+from probeguard.detector.validators.national_ids import national_id_valid
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ not in ``DEFAULT_LOCALES`` so that it can serve as a held-out locale.
 
 from __future__ import annotations
 
-from .generate import generate_examples, to_jsonl_row
-from .locales import ALL_LOCALES, DEFAULT_LOCALES
-from .registry import all_templates, templates_for
-from .schema import PII_LABELS, SynthExample, SynthSpan
+from probeguard.training.synth.generate import generate_examples, to_jsonl_row
+from probeguard.training.synth.locales import ALL_LOCALES, DEFAULT_LOCALES
+from probeguard.training.synth.registry import all_templates, templates_for
+from probeguard.training.synth.schema import PII_LABELS, SynthExample, SynthSpan
 
 __all__ = [
     "ALL_LOCALES",

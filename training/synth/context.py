@@ -11,7 +11,7 @@ from typing import TypeVar, cast
 from faker import Faker
 from faker.decode import unidecode
 
-from .locales import LOCALE_LANGUAGE
+from probeguard.training.synth.locales import LOCALE_LANGUAGE
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 T = TypeVar("T")

@@ -11,10 +11,10 @@ import string
 import uuid
 from collections.abc import Callable
 
-from .context import SlotContext
-from .locales import format_date, numerify, random_date
-from .values import id_name
-from .wordlists import (
+from probeguard.training.synth.context import SlotContext
+from probeguard.training.synth.locales import format_date, numerify, random_date
+from probeguard.training.synth.values import id_name
+from probeguard.training.synth.wordlists import (
     ATHLETES,
     FICTIONAL,
     GENRES,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from .context import SlotContext
-from .locales import ALL_LOCALES, DEFAULT_LOCALES, LOCALE_LANGUAGE, get_faker
-from .registry import SPLITS, Split, template_pool
-from .render import Template, choose_style, render
-from .schema import SynthExample
+from probeguard.training.synth.context import SlotContext
+from probeguard.training.synth.locales import ALL_LOCALES, DEFAULT_LOCALES, LOCALE_LANGUAGE, get_faker
+from probeguard.training.synth.registry import SPLITS, Split, template_pool
+from probeguard.training.synth.render import Template, choose_style, render
+from probeguard.training.synth.schema import SynthExample
 
 NATIVE_LANGUAGE_SHARE = 0.35  # chance of a template in the locale's own language (when one exists)
 

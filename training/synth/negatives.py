@@ -8,7 +8,7 @@ spans; a few (``negmix_*``) also contain a real PII value, which *is* labelled.
 
 from __future__ import annotations
 
-from .render import Template, neg
+from probeguard.training.synth.render import Template, neg
 
 NEGATIVE_TEMPLATES: tuple[Template, ...] = (
     # numbers and identifiers that are not PII

@@ -5,12 +5,12 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Literal
 
-from .negatives import NEGATIVE_TEMPLATES
-from .render import Template, slot_table
-from .templates_chat import CHAT_TEMPLATES
-from .templates_forms import FORM_TEMPLATES
-from .templates_intl import INTL_TEMPLATES
-from .templates_tech import TECH_TEMPLATES
+from probeguard.training.synth.negatives import NEGATIVE_TEMPLATES
+from probeguard.training.synth.render import Template, slot_table
+from probeguard.training.synth.templates_chat import CHAT_TEMPLATES
+from probeguard.training.synth.templates_forms import FORM_TEMPLATES
+from probeguard.training.synth.templates_intl import INTL_TEMPLATES
+from probeguard.training.synth.templates_tech import TECH_TEMPLATES
 
 Split = Literal["train", "heldout", "all"]
 SPLITS: tuple[str, ...] = ("train", "heldout", "all")

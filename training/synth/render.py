@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .context import SlotContext
-from .fillers import filler_slots
-from .schema import PII_LABELS, SynthSpan
-from .values import SlotFn, pii_slots
+from probeguard.training.synth.context import SlotContext
+from probeguard.training.synth.fillers import filler_slots
+from probeguard.training.synth.schema import PII_LABELS, SynthSpan
+from probeguard.training.synth.values import SlotFn, pii_slots
 
 SLOT_RE = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 HELDOUT_PERCENT = 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.labels import PII_LABELS  # noqa: F401  (re-exported: the generator's label set)
+from probeguard.detector.labels import PII_LABELS  # noqa: F401  (re-exported: the generator's label set)
 
 EXAMPLE_KINDS: tuple[str, ...] = ("pii", "negative")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .render import Template, pii
+from probeguard.training.synth.render import Template, pii
 
 CHAT_TEMPLATES: tuple[Template, ...] = (
     pii(

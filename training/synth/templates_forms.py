@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .render import Template, pii
+from probeguard.training.synth.render import Template, pii
 
 FORM_TEMPLATES: tuple[Template, ...] = (
     pii("form_basic", "Name: {name}\nEmail: {email}\nPhone: {phone}"),

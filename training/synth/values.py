@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from . import credentials as cred
-from .context import SlotContext, slugify
-from .locales import PHONE_PATTERNS, format_date, numerify, random_date
+from probeguard.training.synth import credentials as cred
+from probeguard.training.synth.context import SlotContext, slugify
+from probeguard.training.synth.locales import PHONE_PATTERNS, format_date, numerify, random_date
 
 SlotFn = Callable[[SlotContext], str]
 
