@@ -31,12 +31,13 @@ PARTS = ("accuracy", "roofline", "variants", "judge", "service")
 
 
 def _part(name: str, threads: int, subset: bool) -> dict[str, object]:
-    code = {
-        "accuracy": f"from loadtest import bench_accuracy as m; r = m.run({150 if subset else 600}, {threads}, None)",
-        "roofline": f"from loadtest import bench_roofline as m; r = m.run(None, {threads})",
-        "variants": f"from loadtest import variants as m; r = m.run(None, {40 if subset else 150}, {threads})",
-        "judge": f"from loadtest import bench_judge as m; r = m.run(None, {threads}, {20 if subset else 78})",
+    call = {
+        "accuracy": f"bench_accuracy as m; r = m.run({150 if subset else 600}, {threads}, None)",
+        "roofline": f"bench_roofline as m; r = m.run(None, {threads})",
+        "variants": f"variants as m; r = m.run(None, {40 if subset else 150}, {threads})",
+        "judge": f"bench_judge as m; r = m.run(None, {threads}, {20 if subset else 78})",
     }.get(name)
+    code = f"from probeguard.loadtest import {call}"
     if name == "service":
         args = [
             sys.executable,
@@ -51,7 +52,7 @@ def _part(name: str, threads: int, subset: bool) -> dict[str, object]:
         ]
     else:
         args = [sys.executable, "-c", f"import json; {code}; print('RESULT' + json.dumps(r))"]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}

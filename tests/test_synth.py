@@ -88,7 +88,7 @@ def test_same_seed_same_output_and_different_seed_differs() -> None:
 def test_deterministic_across_processes() -> None:
     code = (
         "import hashlib, json\n"
-        "from training.synth import generate_examples, to_jsonl_row, ALL_LOCALES\n"
+        "from probeguard.training.synth import generate_examples, to_jsonl_row, ALL_LOCALES\n"
         "rows = [to_jsonl_row(e) for e in generate_examples(200, seed=3, locales=ALL_LOCALES)]\n"
         "print(hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest())\n"
     )
