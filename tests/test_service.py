@@ -194,6 +194,23 @@ def test_admin_reload(tiny_detector, tmp_path):
         assert c.post("/v1/detect", json={"text": "still serving"}, headers=auth).status_code == 200
 
 
+def test_reload_by_name_from_the_deployments_models_dir(tiny_detector, tmp_path, tiny_hosts):
+    """A bundle trained outside the package, under PROBEGUARD_MODELS_DIR, is served by `<name>/<version>`."""
+    import dataclasses
+
+    from tests.bundles import make_bundle
+
+    bundle = make_bundle(tmp_path / "ours" / "ours-pii" / "2.0.0", tiny_hosts("gemma3_text"), seed=1)
+    settings = dataclasses.replace(tiny_detector.settings, models_dir=tmp_path / "ours")
+    det = Detector.load(tiny_detector.bundle.path, settings)
+    with service_client(det, auth_token=TOKEN) as c:
+        wait_ready(c)
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        r = c.post("/admin/reload", json={"bundle": "ours-pii/2.0.0"}, headers=auth)
+        assert r.status_code == 200 and r.json() == {"status": "reloaded", "bundle": "test-bundle", "version": "0.0.1"}
+        assert c.app.state["service"].detector.bundle.path == bundle.path
+
+
 def test_inference_failure_fails_only_that_batch(tiny_detector, monkeypatch):
     from probeguard.detector.errors import InferenceError
 
