@@ -1,4 +1,4 @@
-"""Every benchmark figure in one run, printed as JSON and a table, and written to BENCHMARKS.md.
+"""Every benchmark figure in one run, printed as JSON and a table, and written to reports/BENCHMARKS.md.
 
     python -m probeguard.loadtest.bench [--subset] [--threads 1] [--no-write]
         [--skip accuracy,roofline,variants,judge,service]
@@ -193,13 +193,13 @@ def main() -> None:
     p.add_argument("--subset", action="store_true", help="fewer texts and shorter runs (a few minutes)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip", default="", help="comma-separated parts to skip: " + ",".join(PARTS))
-    p.add_argument("--no-write", action="store_true", help="do not rewrite BENCHMARKS.md")
-    p.add_argument("--from-json", type=Path, help="re-render BENCHMARKS.md from a saved report instead of measuring")
+    p.add_argument("--no-write", action="store_true", help="do not rewrite reports/BENCHMARKS.md")
+    p.add_argument("--from-json", type=Path, help="re-render reports/BENCHMARKS.md from a saved report, not measuring")
     args = p.parse_args()
     if args.from_json:
         text = args.from_json.read_text()
         report = json.JSONDecoder().raw_decode(text[text.index("{") :])[0]
-        (ROOT / "BENCHMARKS.md").write_text(markdown(report) + "\n")
+        (ROOT / "reports" / "BENCHMARKS.md").write_text(markdown(report) + "\n")
         return
     skip = {s for s in args.skip.split(",") if s}
     report: dict[str, object] = {
@@ -217,7 +217,7 @@ def main() -> None:
     md = markdown(report)
     print(md)
     if not args.no_write:
-        (ROOT / "BENCHMARKS.md").write_text(md + "\n")
+        (ROOT / "reports" / "BENCHMARKS.md").write_text(md + "\n")
         (ROOT / "reports" / "benchmarks.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
