@@ -68,7 +68,8 @@ def layer_of_hook(name: str) -> int:
 
 
 class SparseAutoencoder(nn.Module):
-    """The encoder half of an SAE (the decoder is not needed to read features)."""
+    """An SAE on one residual stream, in the raw activation space the heads read (SAELens layout and names). The
+    encoder gives the features an SAE-feature head reads; the decoder writes activations as features (explanations)."""
 
     def __init__(self, config: SAEConfig) -> None:
         super().__init__()
@@ -77,6 +78,9 @@ class SparseAutoencoder(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(config.d_sae))  # [d_sae]
         self.b_dec = nn.Parameter(torch.zeros(config.d_in))  # [d_in]
         self.threshold = nn.Parameter(torch.zeros(config.d_sae))  # [d_sae]; jumprelu only
+        self.W_dec = nn.Parameter(
+            torch.zeros(config.d_sae, config.d_in)
+        )  # [d_sae, d_in]: row f = feature f's direction
 
     def encode(self, h: torch.Tensor) -> torch.Tensor:
         """[..., d_in] -> codes [..., d_sae] (non-negative, sparse)."""
@@ -86,6 +90,10 @@ class SparseAutoencoder(nn.Module):
             return torch.where(pre > self.threshold, pre, torch.zeros_like(pre))
         top = torch.topk(pre, self.config.k, dim=-1)
         return torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [..., d_sae] -> reconstruction [..., d_in]; h = decode(encode(h)) + the SAE's error."""
+        return codes @ self.W_dec + self.b_dec
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().to(torch.float32).contiguous() for k, v in self.state_dict().items()}
@@ -147,7 +155,7 @@ def read_sae_folder(folder: Path, name: str) -> SparseAutoencoder:
     expected = {k: tuple(v.shape) for k, v in sae.state_dict().items()}
     if config.activation == "topk":
         raw.setdefault("threshold", torch.zeros(config.d_sae))
-    tensors = {k: v.float() for k, v in raw.items() if k in expected}  # W_dec and other extras are not read
+    tensors = {k: v.float() for k, v in raw.items() if k in expected}  # extras (SAELens scaling factors) are not read
     for key, shape in expected.items():
         if key not in tensors:
             raise BundleCorruptError(f"{weights_path}: missing tensor {key}")

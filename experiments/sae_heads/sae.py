@@ -27,6 +27,7 @@ class SAEWeights:
     w_enc: torch.Tensor  # [d_model, d_sae], applied to raw activations
     b_enc: torch.Tensor  # [d_sae]
     b_dec: torch.Tensor  # [d_model]
+    w_dec: torch.Tensor  # [d_sae, d_model], in raw activation space
     threshold: torch.Tensor  # [d_sae] (jumprelu; zeros for topk)
     activation: str  # "topk" | "jumprelu"
     k: int
@@ -39,7 +40,7 @@ class SAEWeights:
         sae = SparseAutoencoder(SAEConfig(name=name, layer=layer, d_in=d_in, d_sae=d_sae, activation=self.activation,
                                           k=self.k, apply_b_dec_to_input=self.apply_b_dec_to_input))  # fmt: skip
         sae.load_state_dict({"W_enc": self.w_enc, "b_enc": self.b_enc, "b_dec": self.b_dec,
-                             "threshold": self.threshold})  # fmt: skip
+                             "threshold": self.threshold, "W_dec": self.w_dec})  # fmt: skip
         return sae
 
 
@@ -95,6 +96,7 @@ def train_topk_sae(
                  "d_sae": d_sae, "k": k}  # fmt: skip
         return SAEWeights(
             w_enc=(w_enc * scale).detach(), b_enc=b_enc.detach(), b_dec=(b_dec / scale).detach(),
+            w_dec=(w_dec / scale).detach(),
             threshold=torch.zeros(d_sae), activation="topk", k=k, apply_b_dec_to_input=True, stats=stats,
         )  # fmt: skip
 

@@ -1,0 +1,119 @@
+"""Exact decomposition of an attention-pooled head's logit: the parts (per token; per SAE feature, offset and error)
+sum to the logit the head's own forward pass computes, on random heads and SAEs and on the shipped bundle's heads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from probeguard.detector.activations import Activations
+from probeguard.detector.errors import ConfigError
+from probeguard.detector.explain import attention_logit_parts
+from probeguard.detector.heads import AttentionPoolConfig, AttentionPoolHead, build_head
+from tests.bundles import random_sae
+
+D_MODEL, SEQ, BATCH = 32, 11, 3
+REL = 1e-6  # float64 sums against the head's float32 forward pass: relative to the logit's size
+
+
+def _head(labels: tuple[str, ...] = ("unsafe",), heads: int = 4, seed: int = 0):
+    torch.manual_seed(seed)
+    head = build_head(AttentionPoolConfig(name="h", layer=1, labels=labels, heads=heads), D_MODEL)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0.0, 0.5)
+        head.set_standardisation(torch.randn(D_MODEL), torch.rand(D_MODEL) + 0.5)
+    return head
+
+
+def _batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    acts = torch.randn(BATCH, SEQ, D_MODEL, generator=gen) * 3  # [batch, seq, d_model]
+    content = torch.zeros(BATCH, SEQ, dtype=torch.bool)
+    content[0, 1:-1] = True  # BOS and EOS around the text
+    content[1, 1:5] = True  # a short text, then padding
+    content[2, 1:2] = True  # one token
+    return acts, content
+
+
+def _served(head, acts, content) -> torch.Tensor:
+    batch = Activations(layers={1: acts}, attention_mask=content, content_mask=content)
+    with torch.no_grad():
+        return head(batch)  # [batch, labels]
+
+
+@pytest.mark.parametrize("label", [0, 1])
+def test_token_parts_sum_to_the_served_logit(label):
+    head = _head(labels=("unsafe", "prompt_injection"))
+    acts, content = _batch()
+    served = _served(head, acts, content)
+    for row in range(BATCH):
+        parts = attention_logit_parts(head, acts[row], content[row], label)
+        want = float(served[row, label])
+        assert parts.logit == pytest.approx(want, rel=REL, abs=1e-6)
+        assert parts.total() == pytest.approx(parts.logit, rel=1e-12, abs=1e-12)
+        assert np.all(parts.tokens[~content[row].numpy()] == 0), "special tokens and padding carry nothing"
+        np.testing.assert_allclose(parts.attention[content[row].numpy()].sum(0), 1.0, rtol=1e-9)
+
+
+def test_feature_parts_offset_and_error_sum_to_the_logit():
+    head = _head()
+    sae = random_sae(D_MODEL, layer=1, d_sae=64)
+    with torch.no_grad():
+        sae.W_dec.normal_(0.0, 0.3)
+    acts, content = _batch(seed=2)
+    served = _served(head, acts, content)
+    for row in range(BATCH):
+        parts = attention_logit_parts(head, acts[row], content[row], sae=sae)
+        f = parts.features
+        assert f is not None and f.contributions.shape == (64,) and f.token_contributions.shape == (SEQ, 64)
+        assert parts.feature_total() == pytest.approx(float(served[row, 0]), rel=REL, abs=1e-6)
+        # each token's term splits into its features, the offset and the error; the features' sum is per token too
+        np.testing.assert_allclose(f.token_contributions.sum(0), f.contributions, rtol=1e-12, atol=1e-12)
+        codes = sae.encode(acts[row]).detach().numpy()
+        assert np.all(f.token_contributions[codes == 0] == 0), "a feature that did not fire contributes nothing"
+
+
+def test_a_text_with_no_tokens_is_its_bias_alone():
+    head = _head()
+    acts, _ = _batch()
+    parts = attention_logit_parts(head, acts[0], torch.zeros(SEQ, dtype=torch.bool))
+    assert parts.logit == pytest.approx(float(head.bias[0].detach())) and not parts.tokens.any()
+
+
+def test_mismatched_sae_or_label_is_refused():
+    head = _head()
+    acts, content = _batch()
+    with pytest.raises(ConfigError, match="reads layer 2"):
+        attention_logit_parts(head, acts[0], content[0], sae=random_sae(D_MODEL, layer=2))
+    with pytest.raises(ConfigError, match="not label 3"):
+        attention_logit_parts(head, acts[0], content[0], label=3)
+
+
+@pytest.mark.integration
+def test_the_shipped_heads_scores_on_real_texts_are_the_sum_of_their_parts():
+    """probeguard-base's attention heads on real texts, activations from the truncated host: the parts reproduce the
+    head's logit, and its sigmoid is the score the served ONNX graph answered."""
+    from probeguard.detector import Detector, DetectorSettings
+    from probeguard.detector.paths import default_bundle_path
+    from tests.golden import corpus
+
+    texts = dict(corpus())
+    chosen = [texts[k] for k in ("unsafe-plain", "injection-email", "twin-benign", "readme-anna")]
+    served = Detector.load(default_bundle_path(), DetectorSettings.from_env(num_threads=1, backend="onnx"))
+    local = Detector.load(default_bundle_path(), DetectorSettings.from_env(num_threads=1, backend="torch"))
+    model = local.backend.model  # type: ignore[attr-defined]
+    heads = {h.config.labels[0]: h for h in model.heads if isinstance(h, AttentionPoolHead)}
+    assert set(heads) == {"unsafe", "prompt_injection"}
+    for text, answer in zip(chosen, served.detect(chosen), strict=True):
+        enc = local.tokenizer.encode(text)
+        ids = torch.tensor([[*local.tokenizer.prefix_ids, *enc.ids, *local.tokenizer.suffix_ids]])
+        acts = model.activations(ids, torch.ones_like(ids))
+        for category, head in heads.items():
+            parts = attention_logit_parts(head, acts.layer(head.config.layer)[0], acts.content_mask[0])
+            with torch.no_grad():
+                logit = float(head(acts)[0, 0])
+            assert parts.total() == pytest.approx(logit, rel=1e-5, abs=1e-5)
+            score = 1.0 / (1.0 + np.exp(-parts.logit))
+            assert score == pytest.approx(answer.categories[category].score, abs=1e-3), (category, text[:30])
