@@ -339,6 +339,7 @@ def save_bundle(
     saes: Sequence[SparseAutoencoder] = (),
     metrics: dict[str, Any] | None = None,
     training_data: dict[str, Any] | None = None,
+    sae_dtype: torch.dtype = torch.float32,
 ) -> Bundle:
     """Write manifest + head tensors + one SAELens folder per SAE, then load the result back through every check."""
     path = Path(path)
@@ -346,7 +347,7 @@ def save_bundle(
     sae_entries = []
     for sae in saes:
         folder = path / SAES_DIR / sae.config.name
-        write_sae_folder(sae, folder)
+        write_sae_folder(sae, folder, sae_dtype)
         sae_entries.append(SAEEntry(sae.config.name, {f: sha256_file(folder / f) for f in (CFG_FILE, WEIGHTS_FILE)}))
     tensors = {
         f"{head.config.name}.{k}": v.detach().to(torch.float32).contiguous()

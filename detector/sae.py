@@ -95,8 +95,8 @@ class SparseAutoencoder(nn.Module):
         """codes [..., d_sae] -> reconstruction [..., d_in]; h = decode(encode(h)) + the SAE's error."""
         return codes @ self.W_dec + self.b_dec
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().to(torch.float32).contiguous() for k, v in self.state_dict().items()}
+    def tensors(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
 
 
 def saelens_cfg(config: SAEConfig) -> dict[str, Any]:
@@ -130,9 +130,10 @@ def config_from_saelens(cfg: dict[str, Any], name: str, where: str) -> SAEConfig
         raise ConfigError(f"{where}: {type(exc).__name__} {exc}") from None
 
 
-def write_sae_folder(sae: SparseAutoencoder, folder: Path) -> None:
+def write_sae_folder(sae: SparseAutoencoder, folder: Path, dtype: torch.dtype = torch.float32) -> None:
+    """SAELens layout; float16 halves a bundle's SAE (it is read back as float32, the rounded values exactly)."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(sae.tensors(), str(folder / WEIGHTS_FILE))
+    save_file(sae.tensors(dtype), str(folder / WEIGHTS_FILE))
     (folder / CFG_FILE).write_text(json.dumps(saelens_cfg(sae.config), indent=2) + "\n", encoding="utf-8")
 
 

@@ -117,3 +117,24 @@ def test_the_shipped_heads_scores_on_real_texts_are_the_sum_of_their_parts():
             assert parts.total() == pytest.approx(logit, rel=1e-5, abs=1e-5)
             score = 1.0 / (1.0 + np.exp(-parts.logit))
             assert score == pytest.approx(answer.categories[category].score, abs=1e-3), (category, text[:30])
+
+
+def test_faithfulness_figures_of_one_text():
+    """One text's figures: the decomposition is exact, the error share a share, the summary's ratio the drops' ratio,
+    and a text with too few fired features for a random control is left out."""
+    from probeguard.training.explain_quality import summarise, text_faithfulness
+
+    head = _head()
+    sae = random_sae(D_MODEL, layer=1, d_sae=64)
+    with torch.no_grad():
+        sae.W_dec.normal_(0.0, 0.3)
+    acts, content = _batch(seed=3)
+    row = text_faithfulness(head, sae, acts[0], content[0], np.random.default_rng(0))
+    assert row is not None and row.residual < 1e-5 and 0.0 <= row.error_share <= 1.0
+    summary = summarise([row, row])
+    assert summary["texts"] == 2 and summary["deletion_ratio"] == pytest.approx(
+        row.top_drop / row.random_drop, rel=1e-2
+    )
+    few = torch.zeros(SEQ, dtype=torch.bool)
+    few[1] = True  # one token: at most k features fired, too few for a random control
+    assert text_faithfulness(head, sae, acts[0], few, np.random.default_rng(0)) is None

@@ -186,6 +186,13 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     widths = {e.config.name: e.config.heads for e in det.bundle.manifest.active_heads if e.config.name != "pii"}
     assert widths == {"unsafe": 16, "prompt_injection": 4}
     assert "16 attention queries per fit" in (out / "report.md").read_text()
+    # the SAE explanations are written in: stored (fp16), read by no served head, measured in the report
+    (sae,) = det.bundle.saes.values()
+    assert sae.config.layer == 2 and not det.bundle.manifest.active_saes, "no served head reads it"
+    weights = (out / "saes" / sae.config.name / "sae_weights.safetensors").read_bytes()
+    assert b"F16" in weights[:2000], "stored in float16"
+    held = metrics["sae"]["held_out"]
+    assert held["tokens"] > 0 and held["l0"] <= sae.config.k and "## SAE" in (out / "report.md").read_text()
 
     # The int8 variant: the same choices refit on the int8 host graph's activations, served on the int8 graph.
     pii = metrics["pii_selection"]["chosen"]

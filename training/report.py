@@ -115,6 +115,26 @@ def _category_selection(category: str, sel: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _sae_section(sae: dict[str, Any] | None) -> list[str]:
+    """The bundle's SAE: what it was fitted on and what it keeps of held-out tokens."""
+    if not sae:
+        return ["## SAE", "", "None (`[sae] enabled = false`): this bundle cannot explain its scores by features.", ""]
+    r, q = sae["recipe"], sae["held_out"]
+    return [
+        "## SAE (what explanations are written in; read by no served head)",
+        "",
+        f"`{sae['name']}` on layer {sae['layer']}: TopK, {r['d_sae']} features, k = {r['k']}, fitted with SAELens on "
+        f"{sae['fit_tokens']:,} tokens of {sae['texts']:,} train-part texts ({r['steps']} steps of "
+        f"{r['batch_tokens']} tokens, {sae['seconds']:.0f} s), on activations standardised per dimension (folded "
+        "into the stored weights). Held out (whole texts it never saw, standardised space):",
+        "",
+        "| tokens | variance explained | L0 | dead features | dense features (> 10 % of tokens) |",
+        "|---|---|---|---|---|",
+        f"| {q['tokens']:,} | {q['fve']} | {q['l0']} | {q['dead_share']:.1%} | {q['dense_share']:.1%} |",
+        "",
+    ]
+
+
 def write_report(out: Path, metrics: dict[str, Any]) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_dev_sources(metrics["dev"]["pii"], out / "dev_sources.png")
@@ -143,6 +163,7 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         *[x for c, s in metrics["category_selection"].items() for x in _category_selection(c, s)],
         "![held-out recall per source](category_loso.png)",
         "",
+        *_sae_section(metrics.get("sae")),
         dev.replace("# Dev suite", "# Dev suite (saved bundle)", 1).replace("\n# ", "\n## ").replace("\n## ", "\n### "),
         "![dev F1 per source](dev_sources.png)",
         "",

@@ -37,6 +37,7 @@ from probeguard.training.pii_harvest import build_pii_sources, harvester
 from probeguard.training.pii_select import fit_head, harvest_sources
 from probeguard.training.pii_sources import SpanSource, subsample
 from probeguard.training.report import write_report
+from probeguard.training.sae_fit import bundle_sae
 from probeguard.training.synth import PII_LABELS
 from probeguard.training.train_config import TrainConfig, load_config
 from probeguard.training.window_select import fit_window_category
@@ -61,7 +62,9 @@ def _quick(config: TrainConfig) -> TrainConfig:
                    heads=config.pii.heads[:1], epochs=1,
                    select_epochs=1),
              categories=r(config.categories, layers=config.categories.layers[:1], layer_sets=[],
-                          poolings=config.categories.poolings[:1], attention_epochs=2))  # fmt: skip
+                          poolings=config.categories.poolings[:1], attention_epochs=2),
+             sae=r(config.sae, texts_per_source=min(config.sae.texts_per_source, 20),
+                   steps=min(config.sae.steps, 100), batch_tokens=min(config.sae.batch_tokens, 256)))  # fmt: skip
 
 
 def _first_sources(sources: list[CategorySource], keep: int) -> list[CategorySource]:
@@ -222,13 +225,30 @@ def run(args: argparse.Namespace) -> int:
                                                                    fixed.get(category))  # fmt: skip
         heads.append((head, {category: threshold}))
 
+    # -- the SAE explanations are written in (stored, read by no served head) -----------------------------------------
+    saes, sae_report = [], None
+    if config.sae.enabled:
+        sae, sae_report = bundle_sae(config.sae, pii_sources, cat_sources, harvest, [h for h, _ in heads],
+                                     config.seed)  # fmt: skip
+        saes = [sae]
+        log({"sae": sae_report})
+
     # -- bundle, then the dev suite through the served path ----------------------------------------------------------
     ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type), activations_of(config.variant))
     summary = {"pii_sources": pii_summary,
                "category_sources": {f"{s.category}/{s.name}": {"role": s.role, "train": len(s.train),
                                                                "dev": len(s.dev)} for s in cat_sources}}  # fmt: skip
     name, version = config.bundle.name, config.bundle.version
-    save_bundle(out, name=name, version=version, host=ref, heads=heads, training_data=summary)
+    save_bundle(
+        out,
+        name=name,
+        version=version,
+        host=ref,
+        heads=heads,
+        saes=saes,
+        training_data=summary,
+        sae_dtype=torch.float16,
+    )
     from probeguard.detector.pipeline import Detector
 
     detector = Detector.load(out, settings)
@@ -238,15 +258,15 @@ def run(args: argparse.Namespace) -> int:
         "choices_fixed": config.choices.fixed_parts(),
         "evaluate_fixed": config.evaluate_fixed,
         "layers": sorted({pii_choice.layer, *(k for h, _ in heads for k in h.config.layers_read)}),
-        "pii_selection": pii_selection, "category_selection": cat_selection,
+        "pii_selection": pii_selection, "category_selection": cat_selection, "sae": sae_report,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
                 "categories": run_categories(detector, cat_sources)},
         "peer": "Presidio + spaCy en_core_web_sm" if peer else "not installed (pip install '.[dev]')",
         "train_seconds": round(time.perf_counter() - started, 1), "threads": config.threads,
         "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}",
     }  # fmt: skip
-    save_bundle(out, name=name, version=version, host=ref, heads=heads, metrics=_headline(metrics),
-                training_data=summary)  # fmt: skip
+    save_bundle(out, name=name, version=version, host=ref, heads=heads, saes=saes, metrics=_headline(metrics),
+                training_data=summary, sae_dtype=torch.float16)  # fmt: skip
     write_report(out, metrics)
     log(_headline(metrics))
     return 0

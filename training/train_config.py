@@ -163,6 +163,30 @@ class CategorySection:
 
 
 @dataclass(frozen=True)
+class SAESection:
+    """The bundle's sparse autoencoder, on the layer the category heads read: what explanations are written in. It is
+    stored in the bundle but read by no served head, so the plain detect path does not compute it."""
+
+    enabled: bool = True
+    texts_per_source: int = 200  # train-part texts of every source (never a dev part) the SAE is fitted on
+    d_sae: int = 4096  # dictionary size; stored in fp16, ~5 kB per feature at d_model 640
+    k: int = 32  # active features per token (TopK)
+    steps: int = 2000  # SAELens steps of batch_tokens tokens each
+    batch_tokens: int = 1024
+    lr: float = 5e-4
+
+    def __post_init__(self) -> None:
+        for key in ("texts_per_source", "d_sae", "k", "steps", "batch_tokens"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"sae.{key} must be a positive integer, got {value!r}")
+        if self.k > self.d_sae:
+            raise ConfigError(f"sae.k ({self.k}) must not exceed sae.d_sae ({self.d_sae})")
+        if not 0.0 < self.lr < 1.0:
+            raise ConfigError(f"sae.lr must be in (0, 1), got {self.lr}")
+
+
+@dataclass(frozen=True)
 class ChoicesSection:
     """Choices a run refits instead of selecting: the PII head as "L<layer>/<linear|mlp>" (its lookahead and hidden
     units are [pii]'s, one value each), a category as its selection candidate ("L8/attention", "L6+8/mean"). An empty
@@ -205,6 +229,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     pii: PiiSection = field(default_factory=PiiSection)
     categories: CategorySection = field(default_factory=CategorySection)
+    sae: SAESection = field(default_factory=SAESection)
     host: str = ""  # model folder; empty = the packaged Gemma 3 270M
     # Arithmetic the bundle is served with, and so the one its activations are harvested from: fp32 (exact) or int8
     # (the dynamically quantised host graph, ~2.3x faster on CPU; heads trained on its activations, see README).
