@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from probeguard.detector.backends.base import layer_output_name, output_name
 from probeguard.detector.bundle import MANIFEST, Bundle
 from probeguard.detector.errors import BundleHostMismatchError, ConfigError, HostError
 from probeguard.detector.host import HostInfo, exclusive_lock
@@ -47,8 +48,8 @@ _HOST_ROOTS = ("host", "base")
 INPUT_NAMES = ("input_ids", "attention_mask")
 
 
-def output_name(head: str) -> str:
-    return f"head_{head}"  # unique: "mean"/"max" would clash with names inside the graph
+# What a served graph outputs; part of its cache key, so a graph built before a change is never reused.
+GRAPH_OUTPUTS = "heads+layers"
 
 
 def graph_key(bundle: Bundle, host: HostInfo, variant: str) -> str:
@@ -56,7 +57,7 @@ def graph_key(bundle: Bundle, host: HostInfo, variant: str) -> str:
     if bundle.path is not None:
         h.update((bundle.path / MANIFEST).read_bytes())
     h.update(json.dumps(bundle.manifest.to_dict(), sort_keys=True).encode())
-    h.update(f"|{host.sha256}|{_recipe(variant)}|{OPSET}|{torch.__version__}".encode())
+    h.update(f"|{host.sha256}|{_recipe(variant)}|{OPSET}|{torch.__version__}|{GRAPH_OUTPUTS}".encode())
     return h.hexdigest()[:20]
 
 
@@ -127,11 +128,7 @@ def export_fp32(model: ProbeModel | TruncatedHost, path: Path) -> None:
 def _output_names(model: ProbeModel | TruncatedHost) -> list[str]:
     if isinstance(model, TruncatedHost):
         return [layer_output_name(k) for k in model.layers]
-    return [output_name(n) for n in model.head_names]
-
-
-def layer_output_name(layer: int) -> str:
-    return f"layer_{layer}"
+    return [output_name(n) for n in model.head_names] + [layer_output_name(k) for k in model.host.layers]
 
 
 def _module_path(node: object) -> str:

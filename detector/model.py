@@ -16,7 +16,9 @@ from probeguard.detector.truncate import TruncatedHost
 
 class ProbeModel(nn.Module):
     """forward(input_ids [batch, seq], attention_mask [batch, seq]) -> one logits tensor per head, in `head_names`
-    order: token heads [batch, seq, labels], sequence heads [batch, labels].
+    order: token heads [batch, seq, labels], sequence heads [batch, labels]; then the activations of every layer the
+    heads read, in `host.layers` order ([batch, seq, d_model] each): computed for the heads anyway, fetched only to
+    explain a score (the ONNX graph exposes them as outputs a caller may leave unrequested).
 
     Each SAE is encoded once per batch (into `Activations.features`), whatever the number of heads reading it."""
 
@@ -55,4 +57,4 @@ class ProbeModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         acts = self.activations(input_ids, attention_mask)
-        return tuple(head(acts) for head in self.heads)
+        return (*(head(acts) for head in self.heads), *(acts.layer(k) for k in self.host.layers))

@@ -56,6 +56,24 @@ def test_onnx_matches_torch_scores_and_spans(tmp_path, tiny_hosts, family):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_served_graph_gives_the_layer_activations_only_when_asked(tmp_path, tiny_hosts):
+    """The graph exposes the activations its heads read (what an explanation reads: exactly what was served); a
+    plain forward does not fetch them and its logits are the same either way; they match the torch host's."""
+    torch_det, onnx_det = _pair(tmp_path, tiny_hosts("gemma3_text"))
+    encoded = onnx_det.encode(TEXTS)
+    batch = onnx_det.tokenizer.collate(onnx_det.forward_batches(encoded)[0], encoded)
+    plain = onnx_det.backend.forward(batch)
+    full = onnx_det.backend.forward(batch, layers=True)
+    layer_keys = [f"layer_{k}" for k in onnx_det.bundle.manifest.layers]
+    assert set(plain) == set(onnx_det.backend.head_names) and set(full) == set(plain) | set(layer_keys)
+    for name in plain:
+        np.testing.assert_array_equal(plain[name], full[name])
+    reference = torch_det.backend.forward(batch, layers=True)
+    for key in layer_keys:
+        assert full[key].shape == (*batch.input_ids.shape, onnx_det.bundle.manifest.host.d_model)
+        np.testing.assert_allclose(full[key], reference[key], atol=1e-4, rtol=1e-4)
+
+
 def test_graph_is_cached_and_keyed_by_bundle(tmp_path, tiny_hosts):
     host = tiny_hosts("gemma3_text")
     _, onnx_det = _pair(tmp_path, host)

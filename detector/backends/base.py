@@ -9,8 +9,19 @@ import numpy as np
 from probeguard.detector.batching import PassCost
 from probeguard.detector.tokenize import TokenBatch
 
-# head name -> logits: token heads [batch, seq, labels], sequence heads [batch, labels]; float32.
+# head name -> logits: token heads [batch, seq, labels], sequence heads [batch, labels]; float32. With `layers`, also
+# layer_output_name(k) -> the activations [batch, seq, d_model] the heads read at layer k.
 HeadLogits = dict[str, np.ndarray]
+
+
+def output_name(head: str) -> str:
+    """A head's output in a served graph (and its key in HeadLogits is the bare head name)."""
+    return f"head_{head}"  # unique: "mean"/"max" would clash with names inside the graph
+
+
+def layer_output_name(layer: int) -> str:
+    """The activations at `layer` as a graph output and a HeadLogits key."""
+    return f"layer_{layer}"
 
 
 class Backend(Protocol):
@@ -19,4 +30,4 @@ class Backend(Protocol):
     # plans its passes with it (detector.batching), and the service's micro-batcher counts work with it.
     pass_cost: PassCost
 
-    def forward(self, batch: TokenBatch) -> HeadLogits: ...
+    def forward(self, batch: TokenBatch, layers: bool = False) -> HeadLogits: ...

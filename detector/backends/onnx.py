@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from probeguard.detector.backends.base import HeadLogits
+from probeguard.detector.backends.base import HeadLogits, layer_output_name, output_name
 from probeguard.detector.batching import PassCost
 from probeguard.detector.errors import ConfigError, InferenceError
-from probeguard.detector.export import layer_output_name, output_name
 from probeguard.detector.tokenize import TokenBatch
 
 
@@ -72,6 +71,7 @@ class OnnxBackend:
         self.session = open_session(path, num_threads, self.providers)
         self.head_names = tuple(head_names)
         outputs = {o.name for o in self.session.get_outputs()}
+        self.layer_names = tuple(sorted((n for n in outputs if n.startswith("layer_")), key=lambda n: int(n[6:])))
         missing = [n for n in self.head_names if output_name(n) not in outputs]
         if missing:
             raise ConfigError(f"ONNX graph {path} lacks outputs for heads {missing}")
@@ -83,10 +83,13 @@ class OnnxBackend:
         self.pass_cost = PassCost(pads=True, call_overhead_tokens=512 if gpu else 20, max_batch=None,
                                   attention_tokens=None if gpu else 730)  # fmt: skip
 
-    def forward(self, batch: TokenBatch) -> HeadLogits:
+    def forward(self, batch: TokenBatch, layers: bool = False) -> HeadLogits:
+        """Head logits; with `layers`, also the layer activations the heads read (graph outputs fetched only then)."""
         feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        names = [output_name(n) for n in self.head_names] + (list(self.layer_names) if layers else [])
         try:
-            outputs = self.session.run([output_name(n) for n in self.head_names], feeds)
+            outputs = self.session.run(names, feeds)
         except Exception as exc:  # an ORT failure must fail this batch only, with a typed error
             raise InferenceError(f"onnxruntime failed on a batch of shape {batch.input_ids.shape}") from exc
-        return {n: np.asarray(o, dtype=np.float32) for n, o in zip(self.head_names, outputs, strict=True)}
+        keys = [*self.head_names, *(self.layer_names if layers else ())]
+        return {k: np.asarray(o, dtype=np.float32) for k, o in zip(keys, outputs, strict=True)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from probeguard.detector.backends.base import HeadLogits
+from probeguard.detector.backends.base import HeadLogits, layer_output_name
 from probeguard.detector.batching import PassCost
 from probeguard.detector.errors import InferenceError
 from probeguard.detector.model import ProbeModel
@@ -21,7 +21,7 @@ class TorchBackend:
         torch.set_num_threads(num_threads)
         self.model = model.eval()
 
-    def forward(self, batch: TokenBatch) -> HeadLogits:
+    def forward(self, batch: TokenBatch, layers: bool = False) -> HeadLogits:
         input_ids = torch.from_numpy(batch.input_ids)
         mask = torch.from_numpy(batch.attention_mask)
         try:
@@ -29,7 +29,9 @@ class TorchBackend:
                 outputs = self.model(input_ids, mask)
         except RuntimeError as exc:
             raise InferenceError(f"torch forward failed on a batch of shape {tuple(input_ids.shape)}") from exc
+        names = [*self.model.head_names, *(layer_output_name(k) for k in self.model.host.layers)]
         return {
             name: out.float().numpy().astype(np.float32, copy=False)
-            for name, out in zip(self.model.head_names, outputs, strict=True)
+            for name, out in zip(names, outputs, strict=True)
+            if layers or name in self.model.head_names
         }
