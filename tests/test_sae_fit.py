@@ -43,3 +43,32 @@ def test_recipe_and_data_size_are_checked():
         SAESection(steps=0)
     with pytest.raises(ConfigError, match="one batch needs"):
         fit_sae(np.zeros((10, 4), dtype=np.float32), SAESection(d_sae=8, k=2, batch_tokens=64), "resid", 1)
+
+
+def test_bundle_sae_reads_the_runs_own_harvests_of_each_source(seed):
+    """The SAE's activations come from the harvest calls a run already made for its heads: each source's whole train
+    list (a cache hit), never a new list the host would have to run on again."""
+    from types import SimpleNamespace
+
+    from probeguard.detector.heads import AttentionPoolConfig, build_head
+    from probeguard.training.sae_data import source_pools
+    from probeguard.training.sae_fit import bundle_sae
+
+    rows = _sparse_rows(4000, 16, 48, seed)
+    row = SimpleNamespace
+    pii = [SimpleNamespace(train=[row(text=f"pii {i}") for i in range(40)])]
+    cats = [SimpleNamespace(train=[row(text=f"cat {i}") for i in range(40)]) for _ in range(2)]  # shared texts
+    asked: list[list[str]] = []
+
+    def harvest(texts, desc):
+        asked.append(list(texts))
+        at = [int(t.split()[1]) * 90 + (0 if t.startswith("pii") else 45) for t in texts]  # rows of its own
+        per_text = [rows[a : a + 45] for a in at]
+        return SimpleNamespace(per_text=lambda layer: per_text), []
+
+    head = build_head(AttentionPoolConfig(name="u", layer=1, labels=("unsafe",)), 16)
+    recipe = SAESection(texts_per_source=40, d_sae=32, k=4, steps=20, batch_tokens=64)
+    sae, report = bundle_sae(recipe, pii, cats, harvest, [head], seed=0)
+    pools = source_pools(pii, cats)
+    assert asked == pools[:2], "the first two sources' train lists; the third repeats the second and adds nothing"
+    assert report["texts"] == 80 and report["layer"] == 1 and sae.config.layer == 1

@@ -28,19 +28,34 @@ class TokenSplit:
     held_out: np.ndarray  # [n_held_out, d_model] float32 (rows of other texts)
 
 
+def source_pools(pii: Sequence[SpanSource], categories: Sequence[CategorySource]) -> list[list[str]]:
+    """Every source's train texts, each list exactly as a training run harvests it for its head (so its activations
+    are a cache hit)."""
+    return [[e.text for e in s.train] for s in pii] + [[r.text for r in s.train] for s in categories]
+
+
+def sample_per_source(pools: Sequence[Sequence[str]], per_source: int, rng: random.Random) -> list[list[int]]:
+    """Per pool, the indices of up to `per_source` of its texts; a text already taken from an earlier pool is
+    skipped (sources share some texts)."""
+    seen: set[str] = set()
+    out: list[list[int]] = []
+    for pool in pools:
+        picked = []
+        for i in rng.sample(range(len(pool)), min(per_source, len(pool))):
+            if pool[i] not in seen:
+                seen.add(pool[i])
+                picked.append(i)
+        out.append(picked)
+    return out
+
+
 def training_texts(
     pii: Sequence[SpanSource], categories: Sequence[CategorySource], per_source: int, seed: int
 ) -> list[str]:
     """Up to `per_source` train-part texts of every source, deduplicated, in a seeded order."""
     rng = random.Random(f"sae/{seed}")
-    pools = [[e.text for e in s.train] for s in pii] + [[r.text for r in s.train] for s in categories]
-    seen: set[str] = set()
-    out: list[str] = []
-    for pool in pools:
-        for text in rng.sample(pool, min(per_source, len(pool))):
-            if text not in seen:
-                seen.add(text)
-                out.append(text)
+    pools = source_pools(pii, categories)
+    out = [pools[p][i] for p, picked in enumerate(sample_per_source(pools, per_source, rng)) for i in picked]
     rng.shuffle(out)
     return out
 

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -27,7 +28,14 @@ from probeguard.detector.sae import SAEConfig, SparseAutoencoder
 from probeguard.training.activation_cache import ActivationStore
 from probeguard.training.category_sources import CategorySource
 from probeguard.training.pii_sources import SpanSource
-from probeguard.training.sae_data import TokenSplit, sae_quality, split_tokens, training_texts
+from probeguard.training.sae_data import (
+    TokenSplit,
+    sae_quality,
+    sample_per_source,
+    source_pools,
+    split_tokens,
+    training_texts,
+)
 from probeguard.training.train_config import SAESection
 
 # SAELens imports wandb (used only when logging to it is asked for) and can reach the Hugging Face hub in loaders we do
@@ -105,18 +113,25 @@ def bundle_sae(
     seed: int,
 ) -> tuple[SparseAutoencoder, dict[str, object]]:
     """The SAE a training run stores in its bundle: on the layer the category heads read (the deepest, if they read
-    several), fitted on every source's train texts, measured on held-out ones."""
+    several), fitted on a sample of every source's train texts, measured on held-out ones. The activations come from
+    the harvests the run already made for its heads (each source's train list is the key: a cache hit, no host
+    pass)."""
     layers = sorted({k for h in heads if h.level == "sequence" for k in h.config.layers_read})
     if not layers:
         raise ConfigError("sae: the bundle has no category head whose layer an SAE could explain")
     layer = layers[-1]
-    texts = training_texts(pii, categories, recipe.texts_per_source, seed)
-    store, _ = harvest(texts, f"harvest SAE text (layer {layer})")
-    split = split_tokens(store.per_text(layer), held_out_share=HELD_OUT_SHARE, seed=seed)
+    pools = source_pools(pii, categories)
+    rows: list[np.ndarray] = []
+    for pool, picked in zip(pools, sample_per_source(pools, recipe.texts_per_source, random.Random(f"sae/{seed}")),
+                            strict=True):  # fmt: skip
+        if picked:
+            per_text = harvest(pool, "activations for the SAE")[0].per_text(layer)
+            rows += [per_text[i] for i in picked]
+    split = split_tokens(rows, held_out_share=HELD_OUT_SHARE, seed=seed)
     started = time.perf_counter()
     sae = fit_sae(split.fit, recipe, f"resid_l{layer}", layer, seed)
     quality = sae_quality(sae, split.held_out, 1.0 / (split.fit.std(0) + 1e-6))
-    return sae, {"name": sae.config.name, "layer": layer, "texts": len(texts), "fit_tokens": len(split.fit),
+    return sae, {"name": sae.config.name, "layer": layer, "texts": len(rows), "fit_tokens": len(split.fit),
                  "seconds": round(time.perf_counter() - started, 1), "recipe": dataclasses.asdict(recipe),
                  "held_out": quality}  # fmt: skip
 
