@@ -4,6 +4,7 @@ reader: unknown or mistyped keys are errors naming the key)."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +13,10 @@ from probeguard.detector.errors import ConfigError
 from probeguard.detector.heads.pooling import POOLINGS
 from probeguard.detector.typed_config import build_config
 from probeguard.training.attention_select import AttentionRecipe
+from probeguard.training.category_select import parse_candidate
 
 PII_HEAD_KINDS = ("linear", "mlp")
+_CANDIDATE = re.compile(r"L\d+(\+\d+)*/[a-z-]+")  # a category candidate key, as category_select writes it
 KNOWN_POOLINGS = (*POOLINGS, "window-max", "attention")  # pooled SequenceLinearHead poolings, then the two head types
 CHOICE_PARTS = ("pii", "unsafe", "prompt_injection")  # what a training run selects, or refits (`[choices]`)
 
@@ -213,11 +216,9 @@ class ChoicesSection:
         key = getattr(self, name)
         if not key:
             return None
-        layers, _, pooling = key.partition("/")
-        numbers = layers.removeprefix("L").split("+")
-        if not layers.startswith("L") or not all(n.isdigit() for n in numbers) or pooling not in KNOWN_POOLINGS:
+        if not _CANDIDATE.fullmatch(key) or key.partition("/")[2] not in KNOWN_POOLINGS:
             raise ConfigError(f"choices.{name}: expected 'L<layer>[+<layer>]/<pooling>', got {key!r}")
-        return tuple(int(n) for n in numbers), pooling
+        return parse_candidate(key)  # the selection's own candidate key
 
     def fixed_parts(self) -> list[str]:
         return [p for p in CHOICE_PARTS if getattr(self, p)]
