@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from probeguard.detector.errors import BundleCorruptError, BundleHostMismatchError, BundleNotFoundError, ConfigError
+from probeguard.detector.explain_store import EXPLAIN_DIR, FILES, ExplainArtifacts, read_explain, write_explain
 from probeguard.detector.heads import Head, SAEFeatureConfig, build_head, config_from_dict, head_level
 from probeguard.detector.heads.base import HeadConfig
 from probeguard.detector.host import HostInfo, sha256_file
@@ -74,6 +75,7 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    explain_files: dict[str, str] = field(default_factory=dict)  # file under explain/ -> sha256; empty: none stored
 
     @property
     def active_heads(self) -> tuple[HeadEntry, ...]:
@@ -101,6 +103,11 @@ class Manifest:
             "heads": [{"type": h.type, "config": h.config.to_dict(), "thresholds": h.thresholds} for h in self.heads],
             "saes": [{"name": e.name, "files": {f: {"sha256": h} for f, h in e.files.items()}} for e in self.saes],
             "files": {HEADS_FILE: {"sha256": self.heads_sha256}},
+            **(
+                {"explain": {"files": {f: {"sha256": h} for f, h in self.explain_files.items()}}}
+                if self.explain_files
+                else {}
+            ),
             "metrics": self.metrics,
             "training_data": self.training_data,
         }
@@ -112,6 +119,7 @@ class Bundle:
     manifest: Manifest
     tensors: dict[str, torch.Tensor]  # "<head>.<param>" -> tensor, float32
     saes: dict[str, SparseAutoencoder] = field(default_factory=dict)  # every SAE of the manifest, weights loaded
+    explain: ExplainArtifacts | None = None  # feature labels and influence layers (detector.explain_store)
 
     def build_saes(self) -> list[SparseAutoencoder]:
         """The SAEs active heads read (each encoded once per forward pass by the model)."""
@@ -202,6 +210,14 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
     heads_file = files.get(HEADS_FILE)
     if not isinstance(heads_file, dict) or not isinstance(heads_file.get("sha256"), str):
         raise _corrupt(where, f"field files.{HEADS_FILE}.sha256 is missing")
+    explain_raw = data.get("explain") or {}
+    explain_files = explain_raw.get("files") if isinstance(explain_raw, dict) else None
+    if explain_raw and (
+        not isinstance(explain_files, dict)
+        or set(explain_files) != set(FILES)
+        or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in explain_files.values())
+    ):
+        raise _corrupt(where, f"field explain.files must list exactly {list(FILES)}, each with a sha256")
     manifest = Manifest(
         name=_require(data, "name", str, where),
         version=_require(data, "version", str, where),
@@ -212,6 +228,7 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
         metrics=data.get("metrics") or {},
         training_data=data.get("training_data") or {},
         created_at=str(data.get("created_at", "")),
+        explain_files={f: v["sha256"] for f, v in (explain_files or {}).items()},
     )
     _check_heads(manifest, where)
     if list(manifest.layers) != data.get("layers"):
@@ -262,7 +279,7 @@ def load_bundle(path: Path) -> Bundle:
     _check_sha256(heads_path, manifest.heads_sha256, f"files.{HEADS_FILE}")
     tensors = _read_tensors(heads_path)
     saes = {entry.name: _load_sae(path, entry) for entry in manifest.saes}
-    bundle = Bundle(path, manifest, tensors, saes)
+    bundle = Bundle(path, manifest, tensors, saes, _load_explain(path, manifest, saes))
     _check_saes(bundle, str(manifest_path))
     _check_tensors(bundle, str(heads_path))
     return bundle
@@ -293,6 +310,24 @@ def _load_sae(path: Path, entry: SAEEntry) -> SparseAutoencoder:
             raise BundleNotFoundError(f"bundle file {folder / name} does not exist")
         _check_sha256(folder / name, sha, f"saes[{entry.name}].files.{name}")
     return read_sae_folder(folder, entry.name)
+
+
+def _load_explain(path: Path, manifest: Manifest, saes: dict[str, SparseAutoencoder]) -> ExplainArtifacts | None:
+    if not manifest.explain_files:
+        return None
+    for name, sha in manifest.explain_files.items():
+        if not (path / EXPLAIN_DIR / name).is_file():
+            raise BundleNotFoundError(f"bundle file {path / EXPLAIN_DIR / name} does not exist")
+        _check_sha256(path / EXPLAIN_DIR / name, sha, f"explain.files.{name}")
+    queries = {label: int(getattr(e.config, "heads", 0)) for e in manifest.active_heads
+               if e.type == "attention_pool_linear" for label in e.config.labels}  # fmt: skip
+    try:
+        sae_name = json.loads((path / EXPLAIN_DIR / FILES[0]).read_text("utf-8")).get("sae")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise _corrupt(str(path / EXPLAIN_DIR / FILES[0]), f"not a JSON object ({type(exc).__name__})") from None
+    if sae_name not in saes:
+        raise _corrupt(str(path / EXPLAIN_DIR), f"explain artifacts describe SAE {sae_name!r}, which field saes lacks")
+    return read_explain(path / EXPLAIN_DIR, saes[sae_name].config.d_sae, queries)
 
 
 def _check_saes(bundle: Bundle, where: str) -> None:
@@ -340,6 +375,7 @@ def save_bundle(
     metrics: dict[str, Any] | None = None,
     training_data: dict[str, Any] | None = None,
     sae_dtype: torch.dtype = torch.float32,
+    explain: ExplainArtifacts | None = None,
 ) -> Bundle:
     """Write manifest + head tensors + one SAELens folder per SAE, then load the result back through every check."""
     path = Path(path)
@@ -355,6 +391,8 @@ def save_bundle(
         for k, v in head.state_dict().items()
     }
     save_file(tensors, str(path / HEADS_FILE))
+    if explain is not None:
+        write_explain(path / EXPLAIN_DIR, explain)
     manifest = Manifest(
         name=name,
         version=version,
@@ -365,6 +403,7 @@ def save_bundle(
         metrics=metrics or {},
         training_data=training_data or {},
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        explain_files={f: sha256_file(path / EXPLAIN_DIR / f) for f in FILES} if explain is not None else {},
     )
     (path / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return load_bundle(path)

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 
 from probeguard.detector.backends import Backend, HeadLogits, TorchBackend
+from probeguard.detector.backends.base import layer_output_name
 from probeguard.detector.batching import PassCost, plan_passes
 from probeguard.detector.bundle import Bundle, load_bundle
 from probeguard.detector.calibrate import CALIBRATION_TEXT, CostFit, calibration_lengths, fit_pass_cost, time_rows
 from probeguard.detector.errors import ConfigError, EmptyInputError, InputTooLargeError, InvalidInputError
+from probeguard.detector.explanation import Explainer, ExplainUnavailableError, Explanation, WindowActs
 from probeguard.detector.export import serving_variant
 from probeguard.detector.heads import head_level
 from probeguard.detector.host import HostInfo, resolve_host
@@ -41,12 +43,16 @@ class Detection:
     spans: tuple[Span, ...]
     categories: dict[str, CategoryScore]
     n_tokens: int = 0
+    explanation: Explanation | None = None  # only when asked for (detect(..., explain=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "spans": [s.to_dict() for s in self.spans],
             "categories": {k: {"score": round(v.score, 4), "flagged": v.flagged} for k, v in self.categories.items()},
         }
+        if self.explanation is not None:
+            out["explanation"] = dataclasses.asdict(self.explanation)
+        return out
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,19 @@ class Detector:
         self.content_len = settings.window_tokens - tokenizer.num_special
         # What a forward pass costs: the backend's fixed model until `calibrate_pass_cost` fits one on this box.
         self.pass_cost: PassCost = backend.pass_cost
+        self._explainer: Explainer | None = None
+        self._explain_refusal: ExplainUnavailableError | None = None
+        try:
+            self._explainer = Explainer.build(bundle.build_heads(), list(bundle.saes.values()), bundle.explain)
+        except ExplainUnavailableError as exc:
+            self._explain_refusal = exc
+
+    @property
+    def explainer(self) -> Explainer:
+        """Raises ExplainUnavailableError (with the reason) when this bundle cannot explain its answers."""
+        if self._explainer is None:
+            raise self._explain_refusal or ExplainUnavailableError("this bundle cannot explain its answers")
+        return self._explainer
 
     @classmethod
     def load(cls, bundle_path: Path | str, settings: DetectorSettings | None = None) -> Detector:
@@ -228,14 +247,30 @@ class Detector:
         self, encoded: Sequence[EncodedText], token_budget: int | None = None
     ) -> tuple[list[np.ndarray], list[dict[str, float]]]:
         """Token label probabilities [n_tokens, n_labels] and category probabilities, per text."""
+        token_probs, cat_probs, _ = self._score(encoded, token_budget, frozenset())
+        return token_probs, cat_probs
+
+    def _score(
+        self, encoded: Sequence[EncodedText], token_budget: int | None, keep: frozenset[int]
+    ) -> tuple[list[np.ndarray], list[dict[str, float]], dict[int, list[WindowActs]]]:
+        """`score`, keeping the served layer activations of the windows of the texts in `keep` (fetched from the
+        backend only for the passes that hold one of them)."""
         plan = self.plan
         token_probs = [np.zeros((len(e.ids), len(plan.token_labels)), dtype=np.float32) for e in encoded]
         cat_probs: list[dict[str, float]] = [{c: 0.0 for c in plan.categories} for _ in encoded]
+        kept: dict[int, list[WindowActs]] = {i: [] for i in keep}
         for windows in self.forward_batches(encoded, token_budget):
             batch = self.tokenizer.collate(windows, encoded)
-            logits = self.backend.forward(batch)
+            wanted = [row for row, w in enumerate(batch.windows) if w.text_index in keep]
+            logits = self.backend.forward(batch, layers=bool(wanted))
             self._stitch(batch.windows, batch.content_offset, logits, token_probs, cat_probs)
-        return token_probs, cat_probs
+            if wanted:
+                layer = logits[layer_output_name(self.explainer.layer)]  # [batch, seq, d_model]
+                for row in wanted:
+                    w = batch.windows[row]
+                    at = batch.content_offset
+                    kept[w.text_index].append(WindowActs(w, np.array(layer[row, at : at + w.end - w.start])))
+        return token_probs, cat_probs, kept
 
     def _stitch(
         self,
@@ -257,24 +292,39 @@ class Detector:
                 cat_probs[w.text_index][cat] = max(cat_probs[w.text_index][cat], p)  # any unsafe window flags
 
     # -- spans ---------------------------------------------------------------------------------------------------------
-    def detect(self, texts: Sequence[object], token_budget: int | None = None) -> list[Detection]:
-        """Spans and categories per text; `token_budget` (default: settings.batch_tokens) bounds each forward pass."""
+    def detect(
+        self, texts: Sequence[object], token_budget: int | None = None, explain: bool = False
+    ) -> list[Detection]:
+        """Spans and categories per text; `token_budget` (default: settings.batch_tokens) bounds each forward pass;
+        `explain` adds each text's explanation (ExplainUnavailableError when the bundle cannot explain)."""
         valid = self.validate(texts)
-        return self.detect_encoded(valid, [self.tokenizer.encode(t) for t in valid], token_budget)
+        flags = [explain] * len(valid)
+        return self.detect_encoded(valid, [self.tokenizer.encode(t) for t in valid], token_budget, flags)
 
     def detect_encoded(
-        self, valid: Sequence[str], encoded: Sequence[EncodedText], token_budget: int | None = None
+        self,
+        valid: Sequence[str],
+        encoded: Sequence[EncodedText],
+        token_budget: int | None = None,
+        explain: Sequence[bool] = (),
     ) -> list[Detection]:
-        """`detect` for texts already validated and tokenized (the service tokenizes before queueing)."""
-        token_probs, cat_probs = self.score(encoded, token_budget)
+        """`detect` for texts already validated and tokenized (the service tokenizes before queueing); `explain[i]`
+        asks for text i's explanation (absent: none)."""
+        keep = frozenset(i for i, e in enumerate(explain) if e)
+        explainer = self.explainer if keep else None
+        token_probs, cat_probs, kept = self._score(encoded, token_budget, keep)
         plan = self.plan
         results = []
-        for text, enc, probs, cats in zip(valid, encoded, token_probs, cat_probs, strict=True):
+        for i, (text, enc, probs, cats) in enumerate(zip(valid, encoded, token_probs, cat_probs, strict=True)):
             spans = decode_spans(text, enc.offsets, probs, plan.token_labels, plan.token_thresholds)
             categories = {
                 c: CategoryScore(p, p >= plan.categories[c][2], plan.categories[c][2]) for c, p in cats.items()
             }
-            results.append(Detection(tuple(spans), categories, len(enc.ids)))
+            explanation = None
+            if explainer is not None and i in keep:
+                flagged = [c for c, v in categories.items() if v.flagged]
+                explanation = explainer.explain(enc, spans, flagged, kept[i])
+            results.append(Detection(tuple(spans), categories, len(enc.ids), explanation))
         return results
 
     def info(self) -> dict[str, Any]:

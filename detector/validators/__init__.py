@@ -10,6 +10,7 @@ a lower probe score than a probe-only span needs: the probe still decides whethe
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class Validator:
     grow: tuple[re.Pattern[str], re.Pattern[str]] | None = None  # one digit group left / right, for completion
     max_groups: int = 0
     trim_groups: bool = False  # retry a failing pattern match without its trailing space-separated groups
+    method: str = ""  # what the check confirms, for explanations ("Luhn checksum and issuer prefix, python-stdnum")
 
 
 class ValidatorRegistry:
@@ -125,8 +127,25 @@ def default_registry() -> ValidatorRegistry:
         Validator("ADDRESS", address_valid),
         Validator("PASSWORD", secret_valid, _SECRET_CUE),
     ):
-        registry.register(validator)
+        registry.register(dataclasses.replace(validator, method=_METHODS[validator.label]))
     return registry
+
+
+# What each default check confirms (a sanity check confirms the shape only: the probe decided the span).
+_METHODS = {
+    "CREDIT_CARD": "Luhn checksum and issuer prefix and length (python-stdnum)",
+    "IBAN": "ISO 13616 mod-97 checksum and country length (python-stdnum)",
+    "EMAIL": "address syntax (email-validator, no DNS)",
+    "URL": "scheme and host syntax",
+    "IP_ADDRESS": "IPv4/IPv6 syntax (ipaddress)",
+    "PHONE": "possible number in a known region (libphonenumber)",
+    "SSN": "national-id checksum or format (python-stdnum)",
+    "DATE_OF_BIRTH": "a real calendar date",
+    "PERSON": "sanity check only: has a letter",
+    "USERNAME": "sanity check only: has a letter",
+    "ADDRESS": "sanity check only: four or more characters with a letter",
+    "PASSWORD": "sanity check only: one unbroken run, not a number, link or placeholder",
+}
 
 
 DEFAULT_VALIDATORS = default_registry()
