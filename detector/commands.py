@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from probeguard.detector.errors import InputError
+from probeguard.detector.errors import ConfigError, InputError
 from probeguard.detector.paths import BUNDLE_HELP, default_bundle_path
 from probeguard.detector.redact import REDACT_MODES, Redactor
 from probeguard.detector.settings import DetectorSettings
@@ -76,7 +77,7 @@ def _detect_file(args: argparse.Namespace, detector: Any, out: TextIO, redactor:
     pending: list[tuple[int, Any, str]] = []
 
     def flush() -> None:
-        results = detector.detect([t for _, _, t in pending], token_budget=args.batch_tokens)
+        results = detector.detect([t for _, _, t in pending], token_budget=args.batch_tokens, explain=args.explain)
         for (_, row_id, text), result in zip(pending, results, strict=True):
             out.write(json.dumps(_result_row(row_id, text, result, args.redact, redactor), ensure_ascii=False) + "\n")
         pending.clear()
@@ -115,7 +116,7 @@ def run_detect(args: argparse.Namespace) -> int:
     detector = _load_detector(args)
     redactor = Redactor()
     if args.text is not None:
-        (result,) = detector.detect([args.text])
+        (result,) = detector.detect([args.text], explain=args.explain)
         print(json.dumps(_result_row(None, args.text, result, args.redact, redactor), ensure_ascii=False, indent=2))
         return 0
     if args.output in (None, "-"):
@@ -233,6 +234,63 @@ def configure_detect(p: argparse.ArgumentParser) -> None:
         help="padded tokens per forward pass (default: $PROBEGUARD_BATCH_TOKENS or 4096)",
     )
     p.add_argument("--redact", choices=REDACT_MODES, help="also return the text with spans redacted")
+    p.add_argument("--explain", action="store_true",
+                   help="add each text's explanation: SAE features, tokens and training rows behind every flagged "
+                        "category, features and validator behind every span")  # fmt: skip
+
+
+def configure_features(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ids", nargs="+", type=int, help="feature ids of the bundle's SAE (as an explanation cites them)")
+    p.add_argument("--bundle", help=BUNDLE_HELP)
+    p.add_argument("--json", action="store_true")
+
+
+def run_features(args: argparse.Namespace) -> int:
+    """Print what the bundle stores about SAE features: top tokens, top contexts (redacted), association by source."""
+    from probeguard.detector.bundle import load_bundle
+
+    bundle = load_bundle(default_bundle_path(args.bundle))
+    art = bundle.explain
+    if art is None:
+        raise ConfigError(f"bundle {bundle.manifest.name} {bundle.manifest.version} stores no feature labels: "
+                          "retrain it with the [sae] section enabled")  # fmt: skip
+    d_sae = bundle.saes[art.sae].config.d_sae
+    bad = [i for i in args.ids if not 0 <= i < d_sae]
+    if bad:
+        raise ConfigError(f"feature ids {bad} are outside 0..{d_sae - 1} (SAE {art.sae})")
+    out = []
+    for i in args.ids:
+        label = art.labels.get(i)
+        share = art.fire_share[i]
+        top = sorted(range(len(art.sources)), key=lambda j: -float(share[j]))[:5]
+        out.append({
+            "id": i, "sae": art.sae, "live": label is not None,
+            "fire_rate": label.fire_rate if label else 0.0,
+            "top_tokens": [list(t) for t in label.top_tokens] if label else [],
+            "contexts": [dataclasses.asdict(c) for c in label.contexts] if label else [],
+            "sources": [{**dataclasses.asdict(art.sources[j]), "fires_on": round(float(share[j]), 4)} for j in top],
+        })  # fmt: skip
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    for f in out:
+        if not f["live"]:
+            print(f"feature {f['id']}: never fired on the sampled training text (dead)\n")
+            continue
+        tokens = ", ".join(f"{t!r} x{n}" for t, n in f["top_tokens"])
+        print(f"feature {f['id']}  fires on {100 * f['fire_rate']:.2f} % of sampled tokens\n  tokens   {tokens}")
+        for c in f["contexts"]:
+            if c["text"] is None:
+                print(f"  context  [{c['source']} row {c['row']}: {c['licence']}, text not redistributed]")
+            else:
+                s, e = c["mark"]
+                shown = (c["text"][:s] + "[[" + c["text"][s:e] + "]]" + c["text"][e:]).replace("\n", " ")
+                print(f"  context  {shown}   ({c['source']} row {c['row']}, {c['licence']})")
+        for src in f["sources"]:
+            print(f"  source   {src['name']:<28} {src['category']}/{src['role']:<10} fires on {src['fires_on']:.1%} "
+                  "of its rows")  # fmt: skip
+        print()
+    return 0
 
 
 def configure_info(p: argparse.ArgumentParser) -> None:

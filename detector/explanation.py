@@ -100,7 +100,7 @@ class SpanExplanation:
 
 @dataclass(frozen=True)
 class Explanation:
-    categories: dict[str, CategoryExplanation]  # flagged categories only
+    categories: dict[str, CategoryExplanation]  # every category of the bundle (flagged or not)
     spans: tuple[SpanExplanation, ...]
 
 
@@ -160,10 +160,10 @@ class Explainer:
 
     # -- the explanation of one text ---------------------------------------------------------------------------------
     def explain(
-        self, enc: EncodedText, spans: Sequence[Span], flagged: Sequence[str], windows: Sequence[WindowActs]
+        self, enc: EncodedText, spans: Sequence[Span], categories: Sequence[str], windows: Sequence[WindowActs]
     ) -> Explanation:
-        categories = {c: self._category(c, enc, windows) for c in flagged if c in self.category_heads}
-        return Explanation(categories, tuple(self._span(s, enc, windows) for s in spans))
+        explained = {c: self._category(c, enc, windows) for c in categories if c in self.category_heads}
+        return Explanation(explained, tuple(self._span(s, enc, windows) for s in spans))
 
     def _feature_cites(
         self, contributions: np.ndarray, per_token: np.ndarray, enc: EncodedText, first_token: int

@@ -262,7 +262,7 @@ class Detector:
         for windows in self.forward_batches(encoded, token_budget):
             batch = self.tokenizer.collate(windows, encoded)
             wanted = [row for row, w in enumerate(batch.windows) if w.text_index in keep]
-            logits = self.backend.forward(batch, layers=bool(wanted))
+            logits = self.backend.forward(batch, layers=True) if wanted else self.backend.forward(batch)
             self._stitch(batch.windows, batch.content_offset, logits, token_probs, cat_probs)
             if wanted:
                 layer = logits[layer_output_name(self.explainer.layer)]  # [batch, seq, d_model]
@@ -321,9 +321,8 @@ class Detector:
                 c: CategoryScore(p, p >= plan.categories[c][2], plan.categories[c][2]) for c, p in cats.items()
             }
             explanation = None
-            if explainer is not None and i in keep:
-                flagged = [c for c, v in categories.items() if v.flagged]
-                explanation = explainer.explain(enc, spans, flagged, kept[i])
+            if explainer is not None and i in keep:  # every category: a caller's own thresholds may flag others
+                explanation = explainer.explain(enc, spans, list(categories), kept[i])
             results.append(Detection(tuple(spans), categories, len(enc.ids), explanation))
         return results
 

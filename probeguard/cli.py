@@ -35,6 +35,8 @@ COMMANDS: tuple[Command, ...] = (
             "configure_detect", "run_detect"),
     Command("info", "describe a bundle: host, layers, heads, labels, thresholds", "probeguard.detector.commands",
             "configure_info", "run_info"),
+    Command("features", "what the bundle knows about SAE features: top tokens, contexts, sources they fire on",
+            "probeguard.detector.commands", "configure_features", "run_features"),
     Command("doctor", "check host, cache, runtime and truncated-vs-full parity; non-zero on failure",
             "probeguard.detector.commands", "configure_doctor", "run_doctor"),
     Command("prepare", "fill a cache ahead of serving (host converted, graph exported): replicas start in seconds",

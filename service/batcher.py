@@ -22,6 +22,10 @@ from probeguard.service.errors import DrainingError, QueueFullError, QueueTimeou
 # per-call cost (~20 tokens of compute, detector/batching.py) over more texts; at 1.0 accepted p99 overshoots the
 # budget by up to one batch.
 BATCH_SHARE = 0.5
+# Work an explanation adds, in planned tokens per token of the explained text's windows (detector.explanation: the SAE
+# encode and the splits over the served layer's activations, on the inference thread). Measured by
+# `python -m probeguard.loadtest.explain_bench` (reports/BENCHMARKS.md); admission counts it like any other work.
+EXPLAIN_WORK_PER_TOKEN = 1.0
 
 
 @dataclass
@@ -34,6 +38,8 @@ class Job:
     work: float  # planned tokens of its forward passes alone (padding and per-call overhead): what waiting counts
     future: asyncio.Future[list[Detection]]
     deadline: float
+    explain: list[bool]  # per text: add its explanation
+    explain_work: float = 0.0  # the explanations' share of `work` (EXPLAIN_WORK_PER_TOKEN x their window tokens)
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -143,18 +149,25 @@ class MicroBatcher:
             raise self._refusal(f"estimated answer in {answer:.2f} s exceeds the {self.answer_deadline_s:g} s "
                                 "deadline", "answer_deadline", answer - self.answer_deadline_s)  # fmt: skip
 
-    async def submit(self, detector: Detector, texts: list[str], encoded: list[EncodedText]) -> list[Detection]:
+    async def submit(
+        self, detector: Detector, texts: list[str], encoded: list[EncodedText], explain: list[bool] | None = None
+    ) -> list[Detection]:
+        """Queue the texts; `explain[i]` asks for text i's explanation (its work is counted in admission)."""
+        explain = explain if explain is not None else [False] * len(texts)
         wait = self.admit()
         tokens = sum(len(e.ids) for e in encoded)
         if self._queued_tokens + tokens > self.queue_tokens and self._queue:
             raise self._refusal(f"queue holds {self._queued_tokens} tokens; limit {self.queue_tokens}",
                                 "queue_tokens", wait - self.latency_budget_s)  # fmt: skip
         lengths = detector.window_lengths(encoded)
-        work = detector.batch_cost(lengths)
+        explained = [e for e, wanted in zip(encoded, explain, strict=True) if wanted]
+        explain_work = EXPLAIN_WORK_PER_TOKEN * sum(detector.window_lengths(explained))
+        work = detector.batch_cost(lengths) + explain_work
         self.admit_answer(wait, work)
         future = asyncio.get_running_loop().create_future()
         job = Job(detector, texts, encoded, tokens, lengths, work, future,
-                  deadline=time.perf_counter() + self.queue_timeout_s)  # fmt: skip
+                  deadline=time.perf_counter() + self.queue_timeout_s, explain=list(explain),
+                  explain_work=explain_work)  # fmt: skip
         self._queue.append(job)
         self._queued_tokens += tokens
         self._queued_work += job.work
@@ -184,11 +197,11 @@ class MicroBatcher:
                     self._in_flight -= 1
 
     def _cost_with_next(self, jobs: list[Job], lengths: list[int]) -> float | None:
-        """Planned work of the batch if the next queued job joins it; None when it may not (over the limit, or a
-        reload happened between them: the next batch takes the rest)."""
+        """Planned forward-pass work of the batch if the next queued job joins it (explanations apart); None when it
+        may not (over the limit, or a reload happened between them: the next batch takes the rest)."""
         nxt = self._queue[0]
         if not jobs:
-            return nxt.work
+            return nxt.work - nxt.explain_work
         detector = jobs[0].detector
         if nxt.detector is not detector:
             return None
@@ -207,7 +220,7 @@ class MicroBatcher:
         """The next batch and its planned work (the running batch's share of the wait estimate)."""
         jobs: list[Job] = []
         lengths: list[int] = []
-        work = 0.0
+        work = explain_work = 0.0
         while self._queue and (cost := self._cost_with_next(jobs, lengths)) is not None:
             job = self._queue.popleft()
             self._queued_tokens -= job.tokens
@@ -219,16 +232,19 @@ class MicroBatcher:
                 continue
             jobs.append(job)
             lengths.extend(job.lengths)
-            work = cost
+            explain_work += job.explain_work
+            work = cost + explain_work
         return jobs, work
 
     async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
         texts = [t for j in jobs for t in j.texts]
         encoded = [e for j in jobs for e in j.encoded]
+        explain = [e for j in jobs for e in j.explain]
         started = time.perf_counter()
         waits = [started - j.enqueued for j in jobs]
+        detect = jobs[0].detector.detect_encoded
         try:
-            results = await loop.run_in_executor(self._executor, jobs[0].detector.detect_encoded, texts, encoded)
+            results = await loop.run_in_executor(self._executor, detect, texts, encoded, None, explain)
         except Exception as exc:  # every failure goes to the waiting requests, typed by the error table
             for job in jobs:
                 if not job.future.done():

@@ -24,6 +24,7 @@ from probeguard.detector.errors import (
     InvalidInputError,
     ProbeguardError,
 )
+from probeguard.detector.explanation import ExplainUnavailableError
 
 log = logging.getLogger("probeguard.service")
 REQUEST_ID: ContextVar[str] = ContextVar("probeguard_request_id", default="")  # set per request by the middleware
@@ -84,6 +85,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int]] = [
     (ValidationException, 422),
     (QueueFullError, 429),
     (ReloadFailedError, 409),
+    (ExplainUnavailableError, 409),  # explain asked of a bundle without an SAE: the request is fine, the bundle can't
     (DrainingError, 503),
     (InferenceError, 503),
     (BundleError, 503),

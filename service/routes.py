@@ -28,11 +28,13 @@ from probeguard.service.errors import (
 from probeguard.service.schemas import (
     BatchRequest,
     BatchResponse,
+    CategoryExplanationOut,
     CategoryOut,
     DetectRequest,
     DetectResponse,
     ErrorResponse,
     MessageResult,
+    SpanExplanationOut,
     SpanOut,
 )
 from probeguard.service.state import ServiceState, reload_detector
@@ -41,6 +43,7 @@ _ERROR_EXAMPLE = [Example(value={"error": {"type": "EmptyInputError", "message":
                                  "request_id": "4f2a9c1e0b7d3a65"})]  # fmt: skip
 _ERRORS = {code: ResponseSpec(ErrorResponse, description=what, examples=_ERROR_EXAMPLE) for code, what in [
     (400, "body is not UTF-8 or not JSON"), (401, "missing or wrong bearer token"),
+    (409, "explain asked of a bundle that cannot explain (no SAE)"),
     (413, "body, text or message count over a limit"), (422, "invalid request or empty text"),
     (429, "overloaded; retry after Retry-After seconds"), (503, "not ready, draining, or inference failed"),
 ]}  # fmt: skip
@@ -89,18 +92,34 @@ def _texts_of(req: DetectRequest, svc: ServiceState, detector: Detector) -> list
     bad = sorted(name for name, value in (req.thresholds or {}).items() if not 0.0 < value <= 1.0)  # NaN fails too
     if bad:
         raise RequestError(f"thresholds for {bad} must be in (0, 1]")
+    if req.explain:
+        _ = detector.explainer  # ExplainUnavailableError (409) now, before any work, when the bundle cannot explain
     return [req.text] if req.text is not None else [m.content for m in req.messages or []]
 
 
 def _categories(
-    d: Detection, wanted: set[str] | None, show_thresholds: bool, thresholds: dict[str, float]
+    d: Detection, wanted: set[str] | None, show_thresholds: bool, thresholds: dict[str, float], message: int | None
 ) -> dict[str, CategoryOut]:
-    """`thresholds`: the request's own, replacing the served ones for those categories."""
+    """`thresholds`: the request's own, replacing the served ones for those categories. A flagged category carries
+    its explanation when the detection has one."""
     out = {}
     for name, c in d.categories.items():
         if wanted is None or name in wanted:
             threshold = thresholds.get(name, c.threshold)
-            out[name] = CategoryOut(round(c.score, 4), c.score >= threshold, threshold if show_thresholds else None)
+            flagged = c.score >= threshold
+            category = CategoryOut(round(c.score, 4), flagged, threshold if show_thresholds else None)
+            if flagged and d.explanation is not None and name in d.explanation.categories:
+                why = msgspec.convert(d.explanation.categories[name], CategoryExplanationOut, from_attributes=True)
+                category.explanation = msgspec.structs.replace(why, message=message)
+            out[name] = category
+    return out
+
+
+def _span_out(d: Detection, at: int, message: int | None) -> SpanOut:
+    s = d.spans[at]
+    out = SpanOut(s.label, s.start, s.end, round(s.score, 4), message)
+    if d.explanation is not None:
+        out.explanation = msgspec.convert(d.explanation.spans[at], SpanExplanationOut, from_attributes=True)
     return out
 
 
@@ -110,14 +129,16 @@ def _response(
 ) -> DetectResponse:  # fmt: skip
     wanted = set(req.categories) if req.categories is not None else None
     multi = req.messages is not None
-    spans = [SpanOut(s.label, s.start, s.end, round(s.score, 4), i if multi else None)
-             for i, r in enumerate(results) for s in r.spans]  # fmt: skip
-    per_message = [_categories(r, wanted, req.return_scores, req.thresholds or {}) for r in results]
+    spans = [_span_out(r, j, i if multi else None) for i, r in enumerate(results) for j in range(len(r.spans))]
+    per_message = [_categories(r, wanted, req.return_scores, req.thresholds or {}, i if multi else None)
+                   for i, r in enumerate(results)]  # fmt: skip
     merged: dict[str, CategoryOut] = {}
     for cats in per_message:
         for name, c in cats.items():
-            if name not in merged or c.score > merged[name].score:
-                merged[name] = CategoryOut(c.score, c.flagged or (name in merged and merged[name].flagged), c.threshold)
+            if name not in merged or c.score > merged[name].score:  # the top message's explanation comes along
+                merged[name] = msgspec.structs.replace(
+                    c, flagged=c.flagged or (name in merged and merged[name].flagged)
+                )
     for span in spans:
         svc.metrics.detections.labels(label=span.label).inc()
     for name, c in merged.items():
@@ -148,7 +169,8 @@ async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[Detec
     loop = asyncio.get_running_loop()
     encoded = await loop.run_in_executor(svc.tokenize_pool, detector.encode, texts)
     queued = time.perf_counter()
-    results = await svc.batcher.submit(detector, texts, encoded)
+    explain = [r.explain for r, group in zip(requests, per_request, strict=True) for _ in group]
+    results = await svc.batcher.submit(detector, texts, encoded, explain)
     done = time.perf_counter()
     timing = {"tokenize": round((queued - started) * 1000, 3), "queue_and_inference": round((done - queued) * 1000, 3)}
     out, at = [], 0

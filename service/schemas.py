@@ -23,10 +23,64 @@ class DetectRequest(msgspec.Struct, forbid_unknown_fields=True):
     redact: RedactMode | None = None
     return_scores: bool = False  # token-level detail is never returned; this adds each category's threshold
     thresholds: dict[str, float] | None = None  # per-category thresholds in (0, 1] for this request only
+    # Add an `explanation` to every flagged category and every span (costs one explanation's work on the inference
+    # thread; off by default: a request without it pays nothing). 409 when the served bundle has no SAE.
+    explain: bool = False
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
     items: list[DetectRequest]
+
+
+class FeatureOut(msgspec.Struct):
+    """One SAE feature of the bundle (`probeguard features ID` prints what the bundle knows about it)."""
+
+    id: int
+    contribution: float  # its part of the logit
+    label: str | None  # its most frequent firing tokens (none when the bundle stores no labels)
+    places: list[tuple[int, int]]  # character ranges where it contributed most (in the message it explains)
+
+
+class TokenOut(msgspec.Struct):
+    start: int
+    end: int
+    contribution: float
+
+
+class RowOut(msgspec.Struct):
+    """A labelled training row; its text only where its licence allows redistributing it (redacted)."""
+
+    source: str
+    role: str  # positive | lookalike | negative
+    label: int
+    row: int  # index into the source's train part
+    licence: str
+    snippet: str | None
+    value: float  # supporting rows: the logit drop if it were left out (influence); nearest rows: the distance
+
+
+class CategoryExplanationOut(msgspec.Struct):
+    """Exact: bias + sum(features) + other_features + sae_offset + sae_error = logit, and sigmoid(logit) = score."""
+
+    window: tuple[int, int]  # character range of the window that scored highest (a long text is windowed)
+    logit: float
+    bias: float
+    features: list[FeatureOut]
+    other_features: float
+    sae_offset: float
+    sae_error: float
+    tokens: list[TokenOut]
+    supporting_rows: list[RowOut]
+    nearest_rows: list[RowOut]
+    refit_score: float | None  # the influence layer's own score for this window (it approximates the served one)
+    message: int | None = None  # which message it explains (for `messages`)
+
+
+class SpanExplanationOut(msgspec.Struct):
+    method: str  # the attribution method (first order: these parts do not sum to the logit)
+    features: list[FeatureOut]
+    sae_error: float
+    validator: str | None  # what confirmed the span, for labels with a validator
 
 
 class SpanOut(msgspec.Struct):
@@ -35,12 +89,14 @@ class SpanOut(msgspec.Struct):
     end: int
     score: float
     message: int | None = None  # index into `messages` (absent for a plain `text`)
+    explanation: SpanExplanationOut | msgspec.UnsetType = msgspec.UNSET  # only with `explain: true`
 
 
 class CategoryOut(msgspec.Struct, omit_defaults=True):
     score: float
     flagged: bool
     threshold: float | None = None
+    explanation: CategoryExplanationOut | msgspec.UnsetType = msgspec.UNSET  # `explain: true`, flagged only
 
 
 class MessageResult(msgspec.Struct, omit_defaults=True):

@@ -6,9 +6,18 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from probeguard.detector.bundle import Bundle, HostRef, save_bundle
+from probeguard.detector.explain_store import (
+    Context,
+    ExplainArtifacts,
+    FeatureLabel,
+    InfluenceLayer,
+    SourceRef,
+    TrainingRow,
+)
 from probeguard.detector.heads import (
     AttentionPoolConfig,
     Head,
@@ -24,6 +33,7 @@ from probeguard.detector.sae import SAEConfig, SparseAutoencoder
 from probeguard.detector.truncate import load_host_config
 
 TOKEN_LABELS = ("PERSON", "EMAIL", "PHONE")
+D_SAE = 32  # explaining_bundle's SAE
 
 
 def host_ref(host_folder: Path) -> HostRef:
@@ -100,3 +110,29 @@ def make_bundle(
         metrics={"note": "random weights"},
         training_data={"examples": 0},
     )
+
+
+def explaining_bundle(folder: Path, host: Path, artifacts: ExplainArtifacts | None = None) -> Bundle:
+    """Random served head types, all on layer 1, with an SAE on layer 1; thresholds low enough that categories flag."""
+    ref = host_ref(host)
+    heads = random_heads(default_configs(token_layer=1), ref.d_model)
+    sae = random_sae(ref.d_model, name="resid_l1", layer=1, d_sae=D_SAE)
+    return save_bundle(folder, name="t", version="0.0.1", host=ref,
+                       heads=[(h, dict.fromkeys(h.config.labels, 0.05)) for h in heads], saes=[sae],
+                       explain=artifacts)  # fmt: skip
+
+
+def explain_artifacts(rows: int = 6) -> ExplainArtifacts:
+    """Random explain artifacts for `explaining_bundle`'s SAE: even features labelled, odd rows CC BY-NC."""
+    rng = np.random.default_rng(0)
+    ctx = Context("pw_direct", 3, "project-written", "ignore [PERSON]", (0, 6), 2.5)
+    labels = {i: FeatureLabel(i, (("ignore", 4), (" all", 2)), (ctx,), 0.01) for i in range(0, D_SAE, 2)}
+    sources = (SourceRef("pw_direct", "prompt_injection", "positive"), SourceRef("alpaca", "unsafe", "negative"))
+    influence = {}
+    for cat, q in (("unsafe", 4), ("prompt_injection", 2)):
+        train = tuple(TrainingRow("alpaca" if j % 2 else "pw_direct", "negative" if j % 2 else "positive",
+                                  1 - j % 2, j, "CC BY-NC 4.0" if j % 2 else "project-written", f"row {j}")
+                      for j in range(rows))  # fmt: skip
+        x = np.hstack([rng.normal(size=(rows, q)), np.ones((rows, 1))])
+        influence[cat] = InfluenceLayer(cat, train, x, rng.normal(size=rows), np.eye(q + 1), rng.normal(size=q + 1))
+    return ExplainArtifacts("resid_l1", labels, sources, rng.random((D_SAE, 2)), influence)
