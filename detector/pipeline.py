@@ -250,6 +250,10 @@ class Detector:
         token_probs, cat_probs, _ = self._score(encoded, token_budget, frozenset())
         return token_probs, cat_probs
 
+    def window_activations(self, encoded: Sequence[EncodedText]) -> list[list[WindowActs]]:
+        """Per text, the served layer activations of each of its windows (what an explanation reads)."""
+        return [v for _, v in sorted(self._score(encoded, None, frozenset(range(len(encoded))))[2].items())]
+
     def _score(
         self, encoded: Sequence[EncodedText], token_budget: int | None, keep: frozenset[int]
     ) -> tuple[list[np.ndarray], list[dict[str, float]], dict[int, list[WindowActs]]]:

@@ -135,6 +135,40 @@ def _sae_section(sae: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _explain_section(explain: dict[str, Any] | None) -> list[str]:
+    """Feature labels, influence layers and how faithful the explanations are on flagged dev texts."""
+    if not explain:
+        return []
+    lab = explain["labels"]
+    lines = [
+        "## Explanations (measured on flagged dev texts, through the served graph)",
+        "",
+        f"Feature labels: {lab['live_features']:,} of {lab['d_sae']:,} features fired on {lab['tokens']:,} tokens of "
+        f"{lab['texts']:,} train-part texts; {lab['contexts']:,} top contexts stored, {lab['contexts_with_text']:,} "
+        f"with their (redacted) text, the rest cited by source and row (licence). Built in {explain['seconds']:.0f} s.",
+        "",
+        "| category | texts | residual max | SAE error share median (p90) | top-5 deletion drop | random-5 drop | "
+        "ratio | sufficiency | refit rows | refit score gap | influence: top-k drop | random-k drop | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for category, d in explain["dev"].items():
+        f, inf = d["faithfulness"], d.get("influence") or {}
+        check = inf.get("check") or {}
+        if not f.get("texts"):
+            lines.append(f"| {category} | 0 | | | | | | | | | | | |")
+            continue
+        lines.append(f"| {category} | {f['texts']} | {f['residual_max']:.1e} | {f['error_share_median']:.1%} "
+                     f"({f['error_share_p90']:.1%}) | {f['top5_drop_mean']:.3f} | {f['random5_drop_mean']:.3f} | "
+                     f"{f['deletion_ratio']} | {f['sufficiency_median']} | {inf.get('rows', '')} | "
+                     f"{inf.get('mean_abs_score_gap', '')} | {check.get('top_k_drop', '')} | "
+                     f"{check.get('random_k_drop', '')} | {check.get('ratio', '')} |")  # fmt: skip
+    return [*lines, "",
+            "Residual: |parts - logit|. Error share: |SAE error| / (|features| + |offset| + |error|). Deletion: the "
+            "cited features' decoder directions removed from the activations, the attention recomputed. Influence: "
+            "the refitted logistic layer without the top-k cited rows vs without k random rows (k in metrics.json).",
+            ""]  # fmt: skip
+
+
 def write_report(out: Path, metrics: dict[str, Any]) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_dev_sources(metrics["dev"]["pii"], out / "dev_sources.png")
@@ -164,6 +198,7 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         "![held-out recall per source](category_loso.png)",
         "",
         *_sae_section(metrics.get("sae")),
+        *_explain_section(metrics.get("explain")),
         dev.replace("# Dev suite", "# Dev suite (saved bundle)", 1).replace("\n# ", "\n## ").replace("\n## ", "\n### "),
         "![dev F1 per source](dev_sources.png)",
         "",

@@ -115,6 +115,31 @@ def _refit_only(config: TrainConfig) -> TrainConfig:
     return r(config, pii=r(config.pii, layers=[layer], heads=[head]))
 
 
+def pii_sources_of(config: TrainConfig) -> list[SpanSource]:
+    """The run's PII sources (train and dev parts), as `config` sizes them."""
+    d = config.data
+    sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,
+             "synthetic": d.n_synthetic, "code": d.n_code, "records": d.n_records}  # fmt: skip
+    shared = config.path(d.shared_dir)
+    sources = build_pii_sources(config.seed, shared / "pii_real", sizes) + _user_span_sources(config)
+    if d.max_dev_texts:
+        sources = [dataclasses.replace(s, dev=subsample(s.dev, d.max_dev_texts, config.seed)) for s in sources]
+    return sources
+
+
+def category_sources_of(config: TrainConfig) -> list[CategorySource]:
+    """The run's category sources (train and dev parts), as `config` sizes them."""
+    d = config.data
+    sources = category_sources(config.seed, d.n_alpaca, config.path(d.shared_dir), _benign(config))
+    sources += _user_category_sources(config)
+    if d.max_dev_texts or d.max_category_train:
+        sources = [dataclasses.replace(s, train=s.train[: d.max_category_train or None],
+                                       dev=s.dev[: d.max_dev_texts or None]) for s in sources]  # fmt: skip
+    if d.max_category_sources:
+        sources = _first_sources(sources, d.max_category_sources)
+    return sources
+
+
 def select_category(
     config: TrainConfig, category: str, sources, harvest, fixed: tuple[tuple[int, ...], str] | None = None
 ) -> tuple[Head, float, dict]:
@@ -190,15 +215,8 @@ def run(args: argparse.Namespace) -> int:
         if config.choices.pii:
             config = _refit_only(config)
         log({"choices": dataclasses.asdict(config.choices)})
-    shared = config.path(config.data.shared_dir)
-    d = config.data
-    sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,
-             "synthetic": d.n_synthetic, "code": d.n_code, "records": d.n_records}  # fmt: skip
-
     # -- PII token head ---------------------------------------------------------------------------------------------
-    pii_sources = build_pii_sources(config.seed, shared / "pii_real", sizes) + _user_span_sources(config)
-    if d.max_dev_texts:
-        pii_sources = [dataclasses.replace(s, dev=subsample(s.dev, d.max_dev_texts, config.seed)) for s in pii_sources]
+    pii_sources = pii_sources_of(config)
     pii_summary = {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources}
     log({"pii_sources": pii_summary})
     pii_data = harvest_sources(pii_sources, harvest)
@@ -212,12 +230,7 @@ def run(args: argparse.Namespace) -> int:
                                                                           strict=True)))]  # fmt: skip
 
     # -- category heads ---------------------------------------------------------------------------------------------
-    cat_sources = category_sources(config.seed, d.n_alpaca, shared, _benign(config)) + _user_category_sources(config)
-    if d.max_dev_texts or d.max_category_train:
-        cat_sources = [dataclasses.replace(s, train=s.train[: d.max_category_train or None],
-                                           dev=s.dev[: d.max_dev_texts or None]) for s in cat_sources]  # fmt: skip
-    if d.max_category_sources:
-        cat_sources = _first_sources(cat_sources, d.max_category_sources)
+    cat_sources = category_sources_of(config)
     cat_selection = {}
     for category in CATEGORIES:
         chosen = [s for s in cat_sources if s.category == category]
@@ -252,6 +265,13 @@ def run(args: argparse.Namespace) -> int:
     from probeguard.detector.pipeline import Detector
 
     detector = Detector.load(out, settings)
+    explain, explain_report = None, None
+    if saes:  # feature labels and influence layers, redacted by this bundle's own PII spans; figures on dev texts
+        from probeguard.training.explain_stage import build_explain
+
+        explain, explain_report = build_explain(detector, saes[0], pii_sources, cat_sources, harvest,
+                                                config.sae.texts_per_source, config.seed)  # fmt: skip
+        log({"explain": explain_report})
     peer = not args.no_peer and _presidio_available()
     metrics = {
         "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "variant": config.variant,
@@ -259,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
         "evaluate_fixed": config.evaluate_fixed,
         "layers": sorted({pii_choice.layer, *(k for h, _ in heads for k in h.config.layers_read)}),
         "pii_selection": pii_selection, "category_selection": cat_selection, "sae": sae_report,
+        "explain": explain_report,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
                 "categories": run_categories(detector, cat_sources)},
         "peer": "Presidio + spaCy en_core_web_sm" if peer else "not installed (pip install '.[dev]')",
@@ -266,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}",
     }  # fmt: skip
     save_bundle(out, name=name, version=version, host=ref, heads=heads, saes=saes, metrics=_headline(metrics),
-                training_data=summary, sae_dtype=torch.float16)  # fmt: skip
+                training_data=summary, sae_dtype=torch.float16, explain=explain)  # fmt: skip
     write_report(out, metrics)
     log(_headline(metrics))
     return 0

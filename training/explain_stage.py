@@ -1,0 +1,182 @@
+"""The training run's explain stage: feature labels and influence layers (training.explain_build) for the bundle just
+saved, and their figures on dev texts the bundle never saw, through the served graph:
+
+- faithfulness of the SAE split of each category score (training.explain_quality: residual, SAE error share,
+  deletion with the attention recomputed, sufficiency);
+- the influence layer against the served score (mean |p_refit - p_served|, and the share of flagged texts it also
+  flags at 0.5), and the leave-top-k-out check of its citations.
+
+`probeguard train` runs it when the bundle has an SAE; this command adds it to a bundle trained before it existed:
+
+    python -m probeguard.training.explain_stage --bundle models/probeguard-base/0.13.0 [--config TOML]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from probeguard.detector.explain import attention_logit_parts
+from probeguard.detector.explain_store import ExplainArtifacts
+from probeguard.detector.explanation import WindowActs, pooled_values
+from probeguard.detector.heads.attention import AttentionPoolHead
+from probeguard.detector.pipeline import Detector
+from probeguard.detector.sae import SparseAutoencoder
+from probeguard.training.category_sources import CategorySource
+from probeguard.training.explain_build import (
+    feature_labels,
+    influence_check,
+    influence_layer,
+    redact_with_mark,
+)
+from probeguard.training.explain_quality import summarise, text_faithfulness
+from probeguard.training.pii_sources import SpanSource
+
+BATCH = 256  # texts per redaction call
+
+
+def _spans_of(detector: Detector) -> Callable[[list[str]], list[list[tuple[int, int, str]]]]:
+    def spans_of(texts: list[str]) -> list[list[tuple[int, int, str]]]:
+        """Every text's PII spans; a blank text (a context that is only a newline) has none."""
+        scored = [i for i, t in enumerate(texts) if t.strip()]
+        out: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        for at in range(0, len(scored), BATCH):
+            chunk = scored[at : at + BATCH]
+            for i, d in zip(chunk, detector.detect([texts[i] for i in chunk]), strict=True):
+                out[i] = [(s.start, s.end, s.label) for s in d.spans]
+        return out
+
+    return spans_of
+
+
+def _winning_window(head: AttentionPoolHead, windows: Sequence[WindowActs]) -> tuple[WindowActs, np.ndarray, float]:
+    """The window whose logit is highest (the served score is the max over windows), its attention and logit."""
+    best = None
+    for w in windows:
+        acts = torch.from_numpy(w.acts)
+        parts = attention_logit_parts(head, acts, torch.ones(len(acts), dtype=torch.bool))
+        if best is None or parts.logit > best[2]:
+            best = (w, parts.attention, parts.logit)
+    if best is None:
+        raise ValueError("a text without windows")
+    return best
+
+
+def dev_checks(
+    detector: Detector,
+    sae: SparseAutoencoder,
+    art: ExplainArtifacts,
+    sources: Sequence[CategorySource],
+    per_source: int,
+    seed: int,
+) -> dict[str, dict]:
+    """Per category, on flagged dev texts of its positive and look-alike sources (at most `per_source` each)."""
+    explainer = detector.explainer
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict] = {}
+    for category, (head, _) in explainer.category_heads.items():
+        texts: list[str] = []
+        for s in sources:
+            if s.category == category and s.role in ("positive", "lookalike") and s.dev:
+                pool = [r.text for r in s.dev[: 3 * per_source]]
+                answers = detector.detect(pool)
+                texts += [t for t, d in zip(pool, answers, strict=True) if d.categories[category].flagged][:per_source]
+        faithful, tests, gaps = [], [], []
+        layer = art.influence.get(category)
+        for windows in detector.window_activations(detector.encode(texts)):
+            w, attention, logit = _winning_window(head, windows)
+            acts = torch.from_numpy(w.acts)
+            row = text_faithfulness(head, sae, acts, torch.ones(len(acts), dtype=torch.bool), rng)
+            if row is not None:
+                faithful.append(row)
+            if layer is not None:
+                x = np.append(pooled_values(head, acts, attention), 1.0)
+                tests.append(x)
+                gaps.append(abs(1 / (1 + np.exp(-layer.logit(x))) - 1 / (1 + np.exp(-logit))))
+        figures: dict[str, object] = {"flagged_dev_texts": len(texts),
+                                      "faithfulness": summarise(faithful) if faithful else {"texts": 0}}  # fmt: skip
+        if layer is not None and tests:
+            refit_flags = [layer.logit(x) >= 0 for x in tests]
+            figures["influence"] = {
+                "rows": len(layer.rows), "mean_abs_score_gap": round(float(np.mean(gaps)), 4),
+                "refit_flags_share": round(float(np.mean(refit_flags)), 4),
+                "check": influence_check(layer, tests[:40], seed),
+            }  # fmt: skip
+        out[category] = figures
+    return out
+
+
+def build_explain(
+    detector: Detector,
+    sae: SparseAutoencoder,
+    pii: Sequence[SpanSource],
+    categories: Sequence[CategorySource],
+    harvest: Callable,
+    texts_per_source: int,
+    seed: int,
+    per_source: int = 15,
+) -> tuple[ExplainArtifacts, dict[str, object]]:
+    """The artifacts for `detector`'s bundle (its SAE, its heads; redaction by its own PII spans) and their report."""
+    started = time.perf_counter()
+    spans_of = _spans_of(detector)
+
+    def redact(texts: list[str]) -> list[str]:
+        return [redact_with_mark(t, s, (0, 0))[0] for t, s in zip(texts, spans_of(texts), strict=True)]
+
+    labels, refs, share, label_report = feature_labels(sae, pii, categories, harvest, detector.tokenizer.encode,
+                                                       spans_of, texts_per_source, seed)  # fmt: skip
+    influence = {c: influence_layer(c, head, categories, harvest, redact)
+                 for c, (head, _) in detector.explainer.category_heads.items()}  # fmt: skip
+    art = ExplainArtifacts(sae.config.name, labels, refs, share, influence)
+    built = round(time.perf_counter() - started, 1)
+    report = {"labels": label_report, "seconds": built,
+              "dev": dev_checks(detector, sae, art, categories, per_source, seed)}  # fmt: skip
+    return art, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    from probeguard.detector.bundle import HostRef, save_bundle
+    from probeguard.detector.settings import DetectorSettings
+    from probeguard.training.pii_harvest import harvester
+    from probeguard.training.report import write_report
+    from probeguard.training.train import DEFAULT_CONFIG, category_sources_of, pii_sources_of
+    from probeguard.training.train_config import load_config
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", type=Path, required=True, help="bundle folder with an SAE (rewritten in place)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the training TOML the bundle was built with")
+    p.add_argument("--per-source", type=int, default=15, help="flagged dev texts per source for the figures")
+    args = p.parse_args(argv)
+    config = load_config(args.config)
+    settings = DetectorSettings.from_env(num_threads=config.threads)
+    torch.set_num_threads(config.threads)
+    detector = Detector.load(args.bundle, settings)
+    bundle = detector.bundle
+    m = bundle.manifest
+    sae = detector.explainer.sae
+    harvest = harvester(list(m.layers), settings, config.variant)
+    art, report = build_explain(detector, sae, pii_sources_of(config), category_sources_of(config), harvest,
+                                config.sae.texts_per_source, config.seed, args.per_source)  # fmt: skip
+    if len(m.active_heads) != len(m.heads):
+        raise SystemExit("the bundle has inactive heads, which a rewrite would drop: retrain it instead")
+    heads = [(h, e.thresholds) for h, e in zip(bundle.build_heads(), m.active_heads, strict=True)]
+    metrics_path = args.bundle / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics["explain"] = report
+    save_bundle(args.bundle, name=m.name, version=m.version, host=HostRef(**vars(m.host)), heads=heads,
+                saes=list(bundle.saes.values()), metrics=m.metrics, training_data=m.training_data,
+                sae_dtype=torch.float16, explain=art)  # fmt: skip
+    if metrics:
+        write_report(args.bundle, metrics)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
