@@ -50,7 +50,6 @@ def test_bundle_sae_reads_the_runs_own_harvests_of_each_source(seed):
     list (a cache hit), never a new list the host would have to run on again."""
     from types import SimpleNamespace
 
-    from probeguard.detector.heads import AttentionPoolConfig, build_head
     from probeguard.training.sae_data import source_pools
     from probeguard.training.sae_fit import bundle_sae
 
@@ -66,9 +65,8 @@ def test_bundle_sae_reads_the_runs_own_harvests_of_each_source(seed):
         per_text = [rows[a : a + 45] for a in at]
         return SimpleNamespace(per_text=lambda layer: per_text), []
 
-    head = build_head(AttentionPoolConfig(name="u", layer=1, labels=("unsafe",)), 16)
     recipe = SAESection(texts_per_source=40, d_sae=32, k=4, steps=20, batch_tokens=64)
-    sae, report = bundle_sae(recipe, pii, cats, harvest, [head], seed=0)
+    sae, report = bundle_sae(recipe, pii, cats, harvest, layer=1, seed=0)
     pools = source_pools(pii, cats)
     assert asked == pools[:2], "the first two sources' train lists; the third repeats the second and adds nothing"
     assert report["texts"] == 80 and report["layer"] == 1 and sae.config.layer == 1

@@ -45,12 +45,14 @@ from probeguard.training.fit import (
     out_of_fold,
     row_roles,
 )
+from probeguard.training.sae_select import SAE_POOLINGS, is_sae_candidate, new_sparse_classifier, sae_sources
 from probeguard.training.window_select import WindowedSource, loso_window, windowed_sources
 
 WINDOW = 16  # tokens per run for rolling-mean-max
 WINDOW_MAX = "window-max"  # the candidate served by a WindowMaxHead (training.window_select), not a pooling
 ATTENTION = "attention"  # the candidate served by an AttentionPoolHead (training.attention_select)
-SINGLE_LAYER = (WINDOW_MAX, ATTENTION)  # candidates that read one layer's tokens, not concatenated pooled layers
+# candidates that read one layer's tokens (or its SAE codes), not concatenated pooled layers
+SINGLE_LAYER = (WINDOW_MAX, ATTENTION, *SAE_POOLINGS)
 
 
 @dataclass
@@ -83,14 +85,15 @@ def loso(
     c: float = 0.1,
     lookalike_weight: float = 1.0,
     per_kind: bool = False,
+    classifier=new_classifier,
 ) -> dict[str, dict]:
-    """`fit.loso_table` for pooled linear heads (a scaled logistic regression per half-model)."""
+    """`fit.loso_table` for pooled linear heads (`classifier(c)`, a scaled logistic regression, per half-model)."""
 
     def fit_model(others: list[PooledSource], negatives: list[np.ndarray]) -> Pipeline:
         x = np.concatenate([p.x for p in others] + [np.stack(negatives)])
         y = np.concatenate([p.y for p in others] + [np.zeros(len(negatives))])
         w = np.concatenate([sample_weights(others, lookalike_weight), np.ones(len(negatives))])
-        return new_classifier(c).fit(x, y, logisticregression__sample_weight=w)
+        return classifier(c).fit(x, y, logisticregression__sample_weight=w)
 
     return loso_table(data, lambda p: list(p.x), fit_model, lambda clf, x: clf.decision_function(np.stack(x)),
                       target_fpr, seed, per_kind)  # fmt: skip
@@ -177,9 +180,12 @@ def pool_sources(sources: Sequence[CategorySource], harvest, layers: Sequence[in
     return out
 
 
-def candidate_parts(sources: Sequence[CategorySource], harvest, layers: Sequence[int], pooling: str) -> list:
-    """A candidate's train parts in the form its head fits on: per-token (attention), windowed (window-max) or
-    pooled and concatenated over `layers` (every other pooling)."""
+def candidate_parts(sources: Sequence[CategorySource], harvest, layers: Sequence[int], pooling: str, sae=None) -> list:
+    """A candidate's train parts in the form its head fits on: per-token (attention), windowed (window-max), pooled
+    SAE codes (sae-max, sae-mean: `sae` on that layer) or pooled and concatenated over `layers` (every other
+    pooling)."""
+    if is_sae_candidate(pooling):
+        return sae_sources(sources, harvest, layers[0], sae, pooling)
     if pooling == ATTENTION:
         return token_sources(sources, harvest, layers[0])
     if pooling == WINDOW_MAX:
@@ -204,13 +210,15 @@ def select(
     attention: AttentionRecipe = DEFAULT_RECIPE,
     held_out: bool = True,
     held_out_families: Collection[str] | None = None,
+    sae=None,
 ) -> tuple[list[PooledSource] | list[WindowedSource] | list[TokenSource], tuple[int, ...], str, dict]:
     """Every (layers, pooling) candidate left-one-family-out (`candidates`: a single layer `(k,)` or a set whose
     pooled activations are concatenated); returns the winner's pooled (windowed, per-token) train parts, layers,
     pooling and every candidate's per-source results. Pooling `window-max` is a `WindowMaxHead` candidate and
     `attention` an `AttentionPoolHead` one (single layers only). `held_out=False` takes a single candidate as chosen
     without its leave-one-out table (a refit of a fixed choice); more than one candidate is then a ValueError.
-    `held_out_families`: attention candidates hold out only these (a partial table, for comparison per source)."""
+    `held_out_families`: attention candidates hold out only these (a partial table, for comparison per source).
+    `sae`: the SAE the sae-max / sae-mean candidates read (training.sae_select)."""
     keys = [(layers, pooling) for layers in candidates for pooling in poolings
             if not (pooling in SINGLE_LAYER and len(layers) > 1)]  # fmt: skip
     if not held_out:
@@ -219,13 +227,15 @@ def select(
         layers, pooling = keys[0]
         summary = {"candidates": {}, "chosen": candidate_key(layers, pooling), "tolerance": tolerance,
                    "held_out": False}  # fmt: skip
-        return candidate_parts(sources, harvest, layers, pooling), tuple(layers), pooling, summary
+        return candidate_parts(sources, harvest, layers, pooling, sae), tuple(layers), pooling, summary
     results: dict[str, dict] = {}
     pooled: dict[str, list] = {}
     for layers, pooling in keys:
         key = candidate_key(layers, pooling)
-        pooled[key] = candidate_parts(sources, harvest, layers, pooling)
-        if pooling == ATTENTION:
+        pooled[key] = candidate_parts(sources, harvest, layers, pooling, sae)
+        if is_sae_candidate(pooling):
+            res = loso(pooled[key], target_fpr, seed, c, lookalike_weight, per_kind, new_sparse_classifier)
+        elif pooling == ATTENTION:
             res = loso_attention(pooled[key], target_fpr, seed, per_kind, attention, held_out_families)
         elif pooling == WINDOW_MAX:
             res = loso_window(pooled[key], target_fpr, seed, c, per_kind)
@@ -271,8 +281,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--hold-out", nargs="+", metavar="FAMILY",
                    help="attention candidates: hold out only these families or sources (a partial table, to compare "
                         "per source with an earlier full one)")  # fmt: skip
+    p.add_argument("--sae", type=Path, help="an SAE folder (SAELens layout) for the sae-max / sae-mean candidates")
     p.add_argument("--out", type=Path, help="write the selection as JSON here")
     args = p.parse_args(argv)
+    sae = None
+    if args.sae:
+        from probeguard.detector.sae import read_sae_folder
+
+        sae = read_sae_folder(args.sae, json.loads((args.sae / "cfg.json").read_text())["probeguard"]["name"])
     attention = AttentionRecipe(queries=args.attention_queries, pair_weight=args.pair_weight)
     read = sorted({*args.layers, *(k for s in args.layer_set for k in s)})
     if args.harvest_layers and not set(read) <= set(args.harvest_layers):
@@ -287,7 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        args.max_lookalike_fpr, args.regularization, args.seed,
                                        per_kind=args.per_kind_threshold, tolerance=args.tolerance,
                                        max_negative_fpr=args.max_negative_fpr, attention=attention,
-                                       held_out_families=set(args.hold_out) if args.hold_out else None)  # fmt: skip
+                                       held_out_families=set(args.hold_out) if args.hold_out else None,
+                                       sae=sae)  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return 0

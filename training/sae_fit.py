@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from probeguard.detector.errors import ConfigError
-from probeguard.detector.heads import Head
 from probeguard.detector.sae import SAEConfig, SparseAutoencoder
 from probeguard.training.activation_cache import ActivationStore
 from probeguard.training.category_sources import CategorySource
@@ -109,17 +108,12 @@ def bundle_sae(
     pii: Sequence[SpanSource],
     categories: Sequence[CategorySource],
     harvest: Callable[[Sequence[str], str], tuple[ActivationStore, list]],
-    heads: Sequence[Head],
+    layer: int,
     seed: int,
 ) -> tuple[SparseAutoencoder, dict[str, object]]:
-    """The SAE a training run stores in its bundle: on the layer the category heads read (the deepest, if they read
-    several), fitted on a sample of every source's train texts, measured on held-out ones. The activations come from
-    the harvests the run already made for its heads (each source's train list is the key: a cache hit, no host
-    pass)."""
-    layers = sorted({k for h in heads if h.level == "sequence" for k in h.config.layers_read})
-    if not layers:
-        raise ConfigError("sae: the bundle has no category head whose layer an SAE could explain")
-    layer = layers[-1]
+    """The SAE a training run stores in its bundle, on `layer` (the category heads'), fitted on a sample of every
+    source's train texts, measured on held-out ones. The activations come from the harvests the run makes for its
+    heads (each source's train list is the key: a cache hit, no second host pass)."""
     pools = source_pools(pii, categories)
     rows: list[np.ndarray] = []
     for pool, picked in zip(pools, sample_per_source(pools, recipe.texts_per_source, random.Random(f"sae/{seed}")),

@@ -25,6 +25,7 @@ from probeguard.detector.errors import ConfigError
 from probeguard.detector.export import activations_of
 from probeguard.detector.heads import Head
 from probeguard.detector.host import DEFAULT_HOST_ID, resolve_host
+from probeguard.detector.sae import SparseAutoencoder
 from probeguard.detector.settings import DetectorSettings
 from probeguard.detector.truncate import load_host_config, num_host_layers
 from probeguard.training import category_select, pii_select
@@ -38,6 +39,7 @@ from probeguard.training.pii_select import fit_head, harvest_sources
 from probeguard.training.pii_sources import SpanSource, subsample
 from probeguard.training.report import write_report
 from probeguard.training.sae_fit import bundle_sae
+from probeguard.training.sae_select import fit_sae_category, is_sae_candidate
 from probeguard.training.synth import PII_LABELS
 from probeguard.training.train_config import TrainConfig, load_config
 from probeguard.training.window_select import fit_window_category
@@ -141,7 +143,12 @@ def category_sources_of(config: TrainConfig) -> list[CategorySource]:
 
 
 def select_category(
-    config: TrainConfig, category: str, sources, harvest, fixed: tuple[tuple[int, ...], str] | None = None
+    config: TrainConfig,
+    category: str,
+    sources,
+    harvest,
+    fixed: tuple[tuple[int, ...], str] | None = None,
+    sae: SparseAutoencoder | None = None,
 ) -> tuple[Head, float, dict]:
     cc = config.categories
     c, recipe = cc.regularization_for(category), cc.attention_recipe(category)
@@ -161,8 +168,13 @@ def select_category(
         cc.max_negative_fpr,
         recipe,
         held_out=not fixed or config.evaluate_fixed,
+        sae=sae,
     )
-    if pooling == category_select.ATTENTION:
+    if is_sae_candidate(pooling):
+        weights = category_select.sample_weights(pooled, cc.lookalike_weight)
+        head, threshold, info = fit_sae_category(category, sae, pooling, pooled, cc.target_fpr, c, config.seed,
+                                                 weights, cc.per_kind_threshold)  # fmt: skip
+    elif pooling == category_select.ATTENTION:
         head, threshold, info = fit_attention_category(category, layers[0], pooled, cc.target_fpr, config.seed,
                                                        cc.per_kind_threshold, recipe)  # fmt: skip
     elif pooling == category_select.WINDOW_MAX:
@@ -231,20 +243,25 @@ def run(args: argparse.Namespace) -> int:
 
     # -- category heads ---------------------------------------------------------------------------------------------
     cat_sources = category_sources_of(config)
+    # The SAE explanations are written in, on the deepest layer a category head may read (fixed or candidate): fitted
+    # before the category heads, so its codes are candidates too (sae-max, sae-mean: training.sae_select).
+    sae, sae_report = None, None
+    if config.sae.enabled:
+        fixed_layers = [k for ks, _ in fixed.values() for k in ks] if len(fixed) == len(CATEGORIES) else []
+        sae_layer = max(fixed_layers or config.categories.layers)
+        sae, sae_report = bundle_sae(config.sae, pii_sources, cat_sources, harvest, sae_layer, config.seed)
+        log({"sae": sae_report})
     cat_selection = {}
     for category in CATEGORIES:
         chosen = [s for s in cat_sources if s.category == category]
         head, threshold, cat_selection[category] = select_category(config, category, chosen, harvest,
-                                                                   fixed.get(category))  # fmt: skip
+                                                                   fixed.get(category), sae)  # fmt: skip
         heads.append((head, {category: threshold}))
-
-    # -- the SAE explanations are written in (stored, read by no served head) -----------------------------------------
-    saes, sae_report = [], None
-    if config.sae.enabled:
-        sae, sae_report = bundle_sae(config.sae, pii_sources, cat_sources, harvest, [h for h, _ in heads],
-                                     config.seed)  # fmt: skip
-        saes = [sae]
+    read = max(k for h, _ in heads if h.level == "sequence" for k in h.config.layers_read)
+    if sae is not None and sae.config.layer != read:  # selection chose a shallower layer: explain that one
+        sae, sae_report = bundle_sae(config.sae, pii_sources, cat_sources, harvest, read, config.seed)
         log({"sae": sae_report})
+    saes = [sae] if sae is not None else []
 
     # -- bundle, then the dev suite through the served path ----------------------------------------------------------
     ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type), activations_of(config.variant))

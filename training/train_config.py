@@ -17,7 +17,8 @@ from probeguard.training.category_select import parse_candidate
 
 PII_HEAD_KINDS = ("linear", "mlp")
 _CANDIDATE = re.compile(r"L\d+(\+\d+)*/[a-z-]+")  # a category candidate key, as category_select writes it
-KNOWN_POOLINGS = (*POOLINGS, "window-max", "attention")  # pooled SequenceLinearHead poolings, then the two head types
+# pooled SequenceLinearHead poolings, the two head types, then SAE-feature heads on pooled codes (training.sae_select)
+KNOWN_POOLINGS = (*POOLINGS, "window-max", "attention", "sae-max", "sae-mean")
 CHOICE_PARTS = ("pii", "unsafe", "prompt_injection")  # what a training run selects, or refits (`[choices]`)
 
 
@@ -81,7 +82,8 @@ class CategorySection:
     layer_sets: list[list[int]] = field(default_factory=list)
     # mean | max | rolling-mean-max (a pooled SequenceLinearHead) | window-max (a WindowMaxHead, fitted MIL-style) |
     # attention (an AttentionPoolHead: learned softmax weights over tokens, fitted with torch, one fit per held-out
-    # family; the costliest candidate to select, minutes per category on 2 cores)
+    # family; the costliest candidate to select, minutes per category on 2 cores) | sae-max, sae-mean (an
+    # SAEFeatureHead: L1 logistic regression on the [sae] SAE's codes pooled over the text; needs [sae] enabled)
     poolings: list[str] = field(default_factory=lambda: ["mean", "window-max"])
     # prompt_injection's candidates when not empty (its many held-out attack categories make each window-max or
     # attention candidate a long leave-one-out run; narrow the list once an offline run has compared them).
