@@ -26,6 +26,7 @@ import torch
 
 from probeguard.detector.errors import ConfigError
 from probeguard.detector.heads.attention import AttentionPoolHead
+from probeguard.detector.heads.sae import SAEFeatureHead
 from probeguard.detector.sae import SparseAutoencoder
 
 
@@ -99,3 +100,34 @@ def attention_logit_parts(
                 error=float(((g * error).sum(-1) * mask).sum()),
             )
     return LogitParts(logit, bias, tokens.numpy(), attn.numpy(), features)
+
+
+def sae_head_logit_parts(
+    head: SAEFeatureHead,
+    layer_acts: torch.Tensor,  # [seq, d_model]: the window's activations at head.config.layer
+    content: torch.Tensor,  # [seq] bool
+    label: int,
+    sae: SparseAutoencoder,  # the SAE the head reads
+) -> LogitParts:
+    """An SAE-feature head's logit is bias + sum_i weight_i pooled_i over its SAE's pooled codes: each feature's part
+    is exact; with max pooling a feature's part sits on the token where it peaked, with mean pooling it is spread over
+    the tokens by their codes. The head reads codes, not activations, so there is no SAE offset or error term."""
+    pooling = head.config.pooling  # type: ignore[attr-defined]
+    if pooling not in ("max", "mean"):
+        raise ConfigError(f"head {head.config.name}: pooling {pooling!r} has no per-token split (max and mean have)")
+    with torch.no_grad():
+        mask = content.to(torch.bool)
+        codes = sae.encode(layer_acts.to(torch.float32)).to(torch.float64) * mask.unsqueeze(-1)  # [seq, d_sae]
+        weight, bias = head.weight.to(torch.float64)[label], float(head.bias[label])  # [d_sae], scalar
+        per = torch.zeros_like(codes)  # [seq, d_sae]
+        if mask.any() and pooling == "max":
+            peak = codes.masked_fill(~mask.unsqueeze(-1), float("-inf")).argmax(0)  # [d_sae]
+            cols = torch.arange(codes.shape[1])
+            per[peak, cols] = codes[peak, cols] * weight
+        elif mask.any():
+            per = codes * weight / mask.sum()
+        tokens = per.sum(-1)
+        contributions = per.sum(0)
+        features = FeatureParts(contributions.numpy(), per.numpy(), 0.0, 0.0)
+        logit = bias + float(contributions.sum())
+    return LogitParts(logit, bias, tokens.numpy(), np.zeros((len(mask), 0)), features)

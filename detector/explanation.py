@@ -21,10 +21,11 @@ import torch
 
 from probeguard.detector.activations import Activations
 from probeguard.detector.errors import ConfigError
-from probeguard.detector.explain import attention_logit_parts
+from probeguard.detector.explain import LogitParts, attention_logit_parts, sae_head_logit_parts
 from probeguard.detector.explain_store import ExplainArtifacts, InfluenceLayer, redistributable
 from probeguard.detector.heads import Head
 from probeguard.detector.heads.attention import AttentionPoolHead
+from probeguard.detector.heads.sae import SAEFeatureHead
 from probeguard.detector.sae import SparseAutoencoder
 from probeguard.detector.spans import Span
 from probeguard.detector.tokenize import EncodedText, Window
@@ -124,8 +125,10 @@ class Explainer:
         token_heads: dict[str, tuple[Head, int]],  # PII label -> (head, label column)
         sae: SparseAutoencoder,
         artifacts: ExplainArtifacts | None,
+        sae_heads: dict[str, tuple[SAEFeatureHead, int, SparseAutoencoder]] | None = None,  # + the SAE each reads
     ) -> None:
         self.category_heads = category_heads
+        self.sae_heads = sae_heads or {}
         self.token_heads = token_heads
         self.sae = sae
         self.artifacts = artifacts if artifacts is not None and artifacts.sae == sae.config.name else None
@@ -139,6 +142,8 @@ class Explainer:
         ExplainUnavailableError when the bundle has no SAE on its category heads' layer."""
         category_heads: dict[str, tuple[AttentionPoolHead, int]] = {}
         token_heads: dict[str, tuple[Head, int]] = {}
+        sae_heads: dict[str, tuple[SAEFeatureHead, int, SparseAutoencoder]] = {}
+        by_name = {s.config.name: s for s in saes}
         for head in heads:
             if head.level == "token":
                 head.to(torch.float64)
@@ -147,22 +152,27 @@ class Explainer:
                     token_heads[label] = (head, col)
                 elif isinstance(head, AttentionPoolHead):
                     category_heads[label] = (head, col)
+                elif isinstance(head, SAEFeatureHead) and getattr(head.config, "pooling", "") in ("max", "mean"):
+                    sae_heads[label] = (head, col, by_name[head.config.sae])  # type: ignore[attr-defined]
                 else:
                     kind = type(head).__name__
                     raise ExplainUnavailableError(f"head {head.config.name} ({kind}) has no exact decomposition; "
-                                                  "explanations cover attention-pooled heads")  # fmt: skip
-        layers = {h.config.layer for h, _ in category_heads.values()}
+                                                  "explanations cover attention-pooled and max/mean SAE-feature "
+                                                  "heads")  # fmt: skip
+        layers = {h.config.layer for h, _ in category_heads.values()} or {s.config.layer for *_, s in
+                                                                           sae_heads.values()}  # fmt: skip
         fitting = [s for s in saes if s.config.layer in layers]
         if len(layers) != 1 or not fitting:
             raise ExplainUnavailableError("this bundle has no SAE on its category heads' layer: retrain it with the "
                                           "[sae] section enabled to explain its answers")  # fmt: skip
-        return cls(category_heads, token_heads, fitting[0], artifacts)
+        return cls(category_heads, token_heads, fitting[0], artifacts, sae_heads)
 
     # -- the explanation of one text ---------------------------------------------------------------------------------
     def explain(
         self, enc: EncodedText, spans: Sequence[Span], categories: Sequence[str], windows: Sequence[WindowActs]
     ) -> Explanation:
-        explained = {c: self._category(c, enc, windows) for c in categories if c in self.category_heads}
+        explained = {c: self._category(c, enc, windows) for c in categories
+                     if c in self.category_heads or c in self.sae_heads}  # fmt: skip
         return Explanation(explained, tuple(self._span(s, enc, windows) for s in spans))
 
     def _feature_cites(
@@ -180,12 +190,18 @@ class Explainer:
                                      tuple(_char_range(enc, first_token + int(t)) for t in sorted(where))))  # fmt: skip
         return tuple(cites)
 
-    def _category(self, category: str, enc: EncodedText, windows: Sequence[WindowActs]) -> CategoryExplanation:
+    def _parts(self, category: str, acts: torch.Tensor) -> LogitParts:
+        content = torch.ones(len(acts), dtype=torch.bool)
+        if category in self.sae_heads:
+            sae_head, col, sae = self.sae_heads[category]
+            return sae_head_logit_parts(sae_head, acts, content, col, sae)
         head, col = self.category_heads[category]
+        return attention_logit_parts(head, acts, content, col, self.sae)
+
+    def _category(self, category: str, enc: EncodedText, windows: Sequence[WindowActs]) -> CategoryExplanation:
         best = None
         for w in windows:
-            acts = torch.from_numpy(w.acts)
-            parts = attention_logit_parts(head, acts, torch.ones(len(acts), dtype=torch.bool), col, self.sae)
+            parts = self._parts(category, torch.from_numpy(w.acts))
             if best is None or parts.logit > best[1].logit:
                 best = (w, parts)
         if best is None:
@@ -199,7 +215,10 @@ class Explainer:
         top_tokens = [t for t in np.argsort(-np.abs(parts.tokens), kind="stable")[:TOP_TOKENS]]
         tokens = tuple(TokenCite(*_char_range(enc, w.window.start + int(t)), float(parts.tokens[t]))
                        for t in sorted(top_tokens, key=lambda t: -parts.tokens[t]))  # fmt: skip
-        supporting, nearest, refit = self._rows(category, head, torch.from_numpy(w.acts), parts.attention)
+        supporting, nearest, refit = (), (), None
+        if category in self.category_heads:  # influence layers are over an attention head's per-query values
+            head = self.category_heads[category][0]
+            supporting, nearest, refit = self._rows(category, head, torch.from_numpy(w.acts), parts.attention)
         start, _ = _char_range(enc, w.window.start)
         _, end = _char_range(enc, w.window.end - 1)
         return CategoryExplanation((start, end), parts.logit, parts.bias, features,

@@ -138,3 +138,44 @@ def test_faithfulness_figures_of_one_text():
     few = torch.zeros(SEQ, dtype=torch.bool)
     few[1] = True  # one token: at most k features fired, too few for a random control
     assert text_faithfulness(head, sae, acts[0], few, np.random.default_rng(0)) is None
+
+
+@pytest.mark.integration
+def test_the_default_bundle_explains_unsafe_injection_and_pii_through_the_api():
+    """The shipped bundle over HTTP with explain: a flagged unsafe message, an injection inside an e-mail and inside
+    a long thread (its winning window), and PII spans; every category's parts sum to the logit whose sigmoid was
+    served, the cited features carry labels, the training rows behind it are listed (Alpaca ones without text)."""
+    from probeguard.detector import Detector, DetectorSettings
+    from probeguard.detector.paths import default_bundle_path
+    from tests.golden import corpus
+    from tests.service_client import service_client, wait_ready
+
+    texts = dict(corpus())
+    det = Detector.load(default_bundle_path(), DetectorSettings.from_env(num_threads=1, backend="onnx"))
+    cases = [("unsafe-plain", "unsafe"), ("injection-email", "prompt_injection"),
+             ("long-thread-with-injection", "prompt_injection"), ("readme-anna", None)]  # fmt: skip
+    with service_client(det) as client:
+        wait_ready(client)
+        for key, category in cases:
+            plain = client.post("/v1/detect", json={"text": texts[key]}).json()
+            body = client.post("/v1/detect", json={"text": texts[key], "explain": True}).json()
+            assert [s["label"] for s in body["spans"]] == [s["label"] for s in plain["spans"]]
+            assert {k: v["score"] for k, v in body["categories"].items()} == {
+                k: v["score"] for k, v in plain["categories"].items()}  # fmt: skip
+            if category is not None:
+                c = body["categories"][category]
+                assert c["flagged"], (key, c["score"])
+                e = c["explanation"]
+                parts = e["bias"] + sum(f["contribution"] for f in e["features"]) + e["other_features"]
+                assert parts + e["sae_offset"] + e["sae_error"] == pytest.approx(e["logit"], rel=1e-6, abs=1e-6)
+                assert 1 / (1 + np.exp(-e["logit"])) == pytest.approx(c["score"], abs=2e-4)
+                assert e["features"] and all(f["label"] for f in e["features"]) and e["supporting_rows"]
+                assert all(r["snippet"] is None for r in e["supporting_rows"] + e["nearest_rows"]
+                           if r["source"] == "alpaca")  # fmt: skip
+                start, end = e["window"]
+                assert 0 <= start < end <= len(texts[key])
+            else:
+                spans = body["spans"]
+                assert {"PERSON", "EMAIL"} <= {s["label"] for s in spans}
+                email = next(s for s in spans if s["label"] == "EMAIL")["explanation"]
+                assert "email-validator" in email["validator"] and email["features"]

@@ -106,3 +106,30 @@ def test_explain_artifacts_round_trip_and_are_checked(tmp_path, tiny_hosts):
     (tmp_path / "bundle" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleCorruptError, match=r"explain\.files must list exactly"):
         load_bundle(tmp_path / "bundle")
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_an_sae_feature_head_is_explained_exactly_by_its_features(tmp_path, tiny_hosts, pooling):
+    """A category served by an SAE-feature head (training.sae_select's candidates): its logit is the sum of its
+    features' parts (no SAE offset or error: it reads codes), each placed on real text."""
+    from probeguard.detector.bundle import save_bundle
+    from probeguard.detector.heads import SAEFeatureConfig
+    from tests.bundles import D_SAE, host_ref, random_heads, random_sae
+
+    host = tiny_hosts("gemma3_text")
+    ref = host_ref(host)
+    configs = [*default_configs(token_layer=1)[:2],
+               SAEFeatureConfig(name="inj", layer=1, labels=("prompt_injection",), sae="resid_l1", d_sae=D_SAE,
+                                pooling=pooling)]  # fmt: skip
+    heads = random_heads(configs, ref.d_model)
+    sae = random_sae(ref.d_model, name="resid_l1", layer=1, d_sae=D_SAE)
+    save_bundle(tmp_path / "bundle", name="t", version="0.0.1", host=ref, saes=[sae],
+                heads=[(h, dict.fromkeys(h.config.labels, 0.01)) for h in heads])  # fmt: skip
+    for backend in ("torch", "onnx"):
+        det = Detector.load(tmp_path / "bundle", _settings(tmp_path, host, backend))
+        for text, d in zip(TEXTS, det.detect(TEXTS, explain=True), strict=True):
+            e = d.explanation.categories["prompt_injection"]
+            assert e.sae_offset == e.sae_error == 0.0 and not e.supporting_rows
+            assert e.parts_total() == pytest.approx(e.logit, rel=1e-9, abs=1e-9)
+            assert 1 / (1 + np.exp(-e.logit)) == pytest.approx(d.categories["prompt_injection"].score, abs=1e-4)
+            assert e.features and all(text[s:t] for f in e.features for s, t in f.places)
