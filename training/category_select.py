@@ -41,9 +41,8 @@ from probeguard.training.attention_select import (
 from probeguard.training.category_sources import CategorySource
 from probeguard.training.fit import (
     calibrate_category,
+    fit_pooled_classifier,
     loso_table,
-    out_of_fold,
-    row_roles,
 )
 from probeguard.training.sae_select import SAE_POOLINGS, is_sae_candidate, new_sparse_classifier, sae_sources
 from probeguard.training.window_select import WindowedSource, loso_window, windowed_sources
@@ -137,18 +136,8 @@ def fit_category(
     """The served head: logistic regression on every source's train part (the scaler folded into the weights);
     Platt scaling (a 1-D logistic regression) and the threshold at `target_fpr` on the negatives (per kind, or pooled)
     come from out-of-fold scores of every train row (`fit.out_of_fold`), so thresholds rest on all negatives."""
-    x = np.concatenate([p.x for p in data])  # [n, len(layers) * d_model]
-    y = np.concatenate([p.y for p in data])
     weights = sample_weights(data, lookalike_weight)
-    negative, kinds = row_roles(data)
-
-    def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        clf = new_classifier(c).fit(x[train_rows], y[train_rows],
-                                    logisticregression__sample_weight=weights[train_rows])  # fmt: skip
-        return clf.decision_function(x[test_rows])
-
-    oof = out_of_fold(y, seed, fit_score)
-    clf = new_classifier(c).fit(x, y, logisticregression__sample_weight=weights)
+    clf, oof, y, negative, kinds = fit_pooled_classifier(data, lambda: new_classifier(c), seed, weights)
     scaler, lr = clf[0], clf[-1]
     w = lr.coef_[0] / scaler.scale_  # [len(layers) * d_model]
     b = float(lr.intercept_[0] - (lr.coef_[0] * scaler.mean_ / scaler.scale_).sum())

@@ -153,6 +153,22 @@ def row_roles(parts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     return negative, np.concatenate([np.full(len(p.y), p.source.name) for p in parts])
 
 
+def fit_pooled_classifier(data: Sequence[Any], make: Callable[[], Any], seed: int, weights: np.ndarray):
+    """A scikit-learn pipeline (`make()`) on every part's pooled rows (`.x`, `.y`) with sample `weights`, and the
+    out-of-fold decision scores of every row it was fitted on: (fitted pipeline, oof [n], y [n], negative [n] bool,
+    kinds [n]), what `calibrate_category` needs."""
+    x = np.concatenate([p.x for p in data])  # [n, features]
+    y = np.concatenate([p.y for p in data])
+    negative, kinds = row_roles(data)
+
+    def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
+        clf = make().fit(x[train_rows], y[train_rows], logisticregression__sample_weight=weights[train_rows])
+        return clf.decision_function(x[test_rows])
+
+    oof = out_of_fold(y, seed, fit_score)
+    return make().fit(x, y, logisticregression__sample_weight=weights), oof, y, negative, kinds
+
+
 def out_of_fold(
     y: np.ndarray,  # [n] 0/1 labels of every train row
     seed: int,

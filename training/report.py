@@ -165,7 +165,9 @@ def _explain_section(explain: dict[str, Any] | None) -> list[str]:
     return [*lines, "",
             "Residual: |parts - logit|. Error share: |SAE error| / (|features| + |offset| + |error|). Deletion: the "
             "cited features' decoder directions removed from the activations, the attention recomputed. Influence: "
-            "the refitted logistic layer without the top-k cited rows vs without k random rows (k in metrics.json).",
+            "the refitted logistic layer without the top-k cited rows vs without k random rows (k in metrics.json). "
+            "Refit score gap: mean |p_refit - p_served|. Reproduce on any bundle with an SAE: `python -m "
+            "probeguard.training.explain_stage --bundle DIR` (`probeguard train` runs it).",
             ""]  # fmt: skip
 
 

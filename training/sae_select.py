@@ -23,7 +23,7 @@ from probeguard.detector.heads import SAEFeatureConfig, SAEFeatureHead
 from probeguard.detector.heads.pooling import pool
 from probeguard.detector.sae import SparseAutoencoder
 from probeguard.training.category_sources import CategorySource
-from probeguard.training.fit import calibrate_category, out_of_fold, row_roles
+from probeguard.training.fit import calibrate_category, fit_pooled_classifier
 
 SAE_POOLINGS = {"sae-max": "max", "sae-mean": "mean"}  # candidate name -> the head's pooling of codes
 
@@ -83,17 +83,7 @@ def fit_sae_category(
 ) -> tuple[SAEFeatureHead, float, dict[str, float]]:
     """The served SAE-feature head: the sparse classifier on every source's train part (scaler folded in), Platt
     scaling and threshold from out-of-fold scores, as `category_select.fit_category` does for pooled activations."""
-    x = np.concatenate([p.x for p in data])  # [n, d_sae]
-    y = np.concatenate([p.y for p in data])
-    negative, kinds = row_roles(data)
-
-    def fit_score(train_rows: np.ndarray, test_rows: np.ndarray) -> np.ndarray:
-        clf = new_sparse_classifier(c).fit(x[train_rows], y[train_rows],
-                                           logisticregression__sample_weight=weights[train_rows])  # fmt: skip
-        return clf.decision_function(x[test_rows])
-
-    oof = out_of_fold(y, seed, fit_score)
-    clf = new_sparse_classifier(c).fit(x, y, logisticregression__sample_weight=weights)
+    clf, oof, y, negative, kinds = fit_pooled_classifier(data, lambda: new_sparse_classifier(c), seed, weights)
     scale = np.where(clf[0].max_abs_ > 0, clf[0].max_abs_, 1.0)
     w = clf[-1].coef_[0] / scale  # [d_sae]
     config = SAEFeatureConfig(name=name, layer=sae.config.layer, labels=(name,), sae=sae.config.name,
