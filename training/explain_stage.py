@@ -84,7 +84,7 @@ def dev_checks(
         texts: list[str] = []
         for s in sources:
             if s.category == category and s.role in ("positive", "lookalike") and s.dev:
-                pool = [r.text for r in s.dev[: 3 * per_source]]
+                pool = [r.text for r in s.dev[: 2 * per_source]]
                 answers = detector.detect(pool)
                 texts += [t for t, d in zip(pool, answers, strict=True) if d.categories[category].flagged][:per_source]
         faithful, tests, gaps = [], [], []
@@ -141,39 +141,65 @@ def build_explain(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from probeguard.detector.bundle import HostRef, save_bundle
+    from probeguard.detector.bundle import HostRef, load_bundle, save_bundle
     from probeguard.detector.settings import DetectorSettings
     from probeguard.training.pii_harvest import harvester
     from probeguard.training.report import write_report
+    from probeguard.training.sae_fit import bundle_sae
     from probeguard.training.train import DEFAULT_CONFIG, category_sources_of, pii_sources_of
     from probeguard.training.train_config import load_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", type=Path, required=True, help="bundle folder with an SAE (rewritten in place)")
+    p.add_argument("--bundle", type=Path, required=True, help="the bundle to explain (its heads are kept as they are)")
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the training TOML the bundle was built with")
+    p.add_argument("--out", type=Path, help="write the explaining bundle here (default: rewrite --bundle in place)")
+    p.add_argument("--version", help="the written bundle's version (default: --bundle's)")
+    p.add_argument(
+        "--sae-from",
+        type=Path,
+        help="take the SAE (and its report) from this bundle, trained with the "
+        "same config (its SAE is the same fit); default: the bundle's own, else fit one ([sae] recipe)",
+    )
     p.add_argument("--per-source", type=int, default=15, help="flagged dev texts per source for the figures")
     args = p.parse_args(argv)
     config = load_config(args.config)
     settings = DetectorSettings.from_env(num_threads=config.threads)
     torch.set_num_threads(config.threads)
-    detector = Detector.load(args.bundle, settings)
-    bundle = detector.bundle
+    bundle = load_bundle(args.bundle)
     m = bundle.manifest
-    sae = detector.explainer.sae
-    harvest = harvester(list(m.layers), settings, config.variant)
-    art, report = build_explain(detector, sae, pii_sources_of(config), category_sources_of(config), harvest,
-                                config.sae.texts_per_source, config.seed, args.per_source)  # fmt: skip
     if len(m.active_heads) != len(m.heads):
         raise SystemExit("the bundle has inactive heads, which a rewrite would drop: retrain it instead")
-    heads = [(h, e.thresholds) for h, e in zip(bundle.build_heads(), m.active_heads, strict=True)]
+    out, version = args.out or args.bundle, args.version or m.version
     metrics_path = args.bundle / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics["explain"] = report
-    save_bundle(args.bundle, name=m.name, version=m.version, host=HostRef(**vars(m.host)), heads=heads,
-                saes=list(bundle.saes.values()), metrics=m.metrics, training_data=m.training_data,
-                sae_dtype=torch.float16, explain=art)  # fmt: skip
+    pii, categories = pii_sources_of(config), category_sources_of(config)
+    harvest = harvester(list(m.layers), settings, config.variant)
+    saes, sae_report = list(bundle.saes.values()), metrics.get("sae")
+    if args.sae_from is not None:
+        donor = load_bundle(args.sae_from)
+        saes = list(donor.saes.values())
+        sae_report = json.loads((args.sae_from / "metrics.json").read_text()).get("sae")
+    elif not saes:
+        layer = max(k for e in m.active_heads if e.config.labels[0] in {c.category for c in categories}
+                    for k in e.config.layers_read)  # fmt: skip
+        sae, sae_report = bundle_sae(config.sae, pii, categories, harvest, layer, config.seed)
+        saes = [sae]
+    heads = [(h, e.thresholds) for h, e in zip(bundle.build_heads(), m.active_heads, strict=True)]
+
+    def write(explain: ExplainArtifacts | None) -> None:
+        save_bundle(out, name=m.name, version=version, host=HostRef(**vars(m.host)), heads=heads, saes=saes,
+                    metrics=m.metrics, training_data=m.training_data, sae_dtype=torch.float16,
+                    explain=explain)  # fmt: skip
+
+    write(None)  # the SAE in place first: the detector that redacts and measures is the written bundle
+    detector = Detector.load(out, settings)
+    art, report = build_explain(detector, detector.explainer.sae, pii, categories, harvest,
+                                config.sae.texts_per_source, config.seed, args.per_source)  # fmt: skip
+    write(art)
     if metrics:
-        write_report(args.bundle, metrics)
+        derived = {"derived_from": f"{m.name} {m.version}"} if (out, version) != (args.bundle, m.version) else {}
+        metrics.update({"bundle": f"{m.name} {version}", "sae": sae_report, "explain": report, **derived})
+        write_report(out, metrics)
     print(json.dumps(report, indent=2))
     return 0
 
