@@ -60,12 +60,28 @@ class LogitParts:
         return self.bias + float(f.contributions.sum()) + f.offset + f.error
 
 
+def sparse_split(
+    codes: torch.Tensor,  # [seq, d_sae] float64, at most a few non-zero per token
+    w_dec: torch.Tensor,  # [d_sae, d_model] float64
+    g: torch.Tensor,  # [seq, d_model] float64: each token's gradient (or value direction)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes @ w_dec [seq, d_model], codes * (g @ w_dec.T) [seq, d_sae]) over the active features only: a TopK
+    SAE fires k of d_sae features per token, so this reads k decoder rows per token instead of all of them."""
+    n = max(1, int((codes != 0).sum(-1).max())) if codes.numel() else 1
+    values, index = codes.topk(min(n, codes.shape[-1]), dim=-1)  # [seq, n] each
+    rows = w_dec[index]  # [seq, n, d_model]
+    recon = (values.unsqueeze(-1) * rows).sum(1)  # [seq, d_model]
+    per = torch.zeros_like(codes).scatter(-1, index, values * (rows * g.unsqueeze(1)).sum(-1))  # [seq, d_sae]
+    return recon, per
+
+
 def attention_logit_parts(
     head: AttentionPoolHead,
     layer_acts: torch.Tensor,  # [seq, d_model]: the window's activations at head.config.layer
     content: torch.Tensor,  # [seq] bool: the text's tokens (no special tokens, no padding)
     label: int = 0,
     sae: SparseAutoencoder | None = None,
+    codes: torch.Tensor | None = None,  # [seq, d_sae] sae.encode(layer_acts), when the caller has them already
 ) -> LogitParts:
     """The parts of `head`'s logit for `label` on one window (see the module docstring)."""
     if sae is not None and (sae.config.layer, sae.config.d_in) != (head.config.layer, layer_acts.shape[-1]):
@@ -89,10 +105,11 @@ def attention_logit_parts(
         logit = bias + float(tokens.sum())
         features = None
         if sae is not None:
-            codes = sae.encode(layer_acts.to(torch.float32)).to(torch.float64)  # [seq, d_sae]
-            w_dec, b_dec = sae.W_dec.to(torch.float64), sae.b_dec.to(torch.float64)  # [d_sae, d_model], [d_model]
-            error = h - (codes @ w_dec + b_dec)  # [seq, d_model]
-            per = codes * (g @ w_dec.T) * mask.unsqueeze(-1)  # [seq, d_sae]
+            codes = sae.encode(layer_acts.to(torch.float32)) if codes is None else codes
+            recon, per = sparse_split(codes.to(torch.float64), sae.W_dec.to(torch.float64), g)
+            b_dec = sae.b_dec.to(torch.float64)  # [d_model]
+            error = h - (recon + b_dec)  # [seq, d_model]
+            per = per * mask.unsqueeze(-1)  # [seq, d_sae]
             features = FeatureParts(
                 contributions=per.sum(0).numpy(),
                 token_contributions=per.numpy(),

@@ -21,7 +21,7 @@ import torch
 
 from probeguard.detector.activations import Activations
 from probeguard.detector.errors import ConfigError
-from probeguard.detector.explain import LogitParts, attention_logit_parts, sae_head_logit_parts
+from probeguard.detector.explain import LogitParts, attention_logit_parts, sae_head_logit_parts, sparse_split
 from probeguard.detector.explain_store import ExplainArtifacts, InfluenceLayer, redistributable
 from probeguard.detector.heads import Head
 from probeguard.detector.heads.attention import AttentionPoolHead
@@ -171,9 +171,11 @@ class Explainer:
     def explain(
         self, enc: EncodedText, spans: Sequence[Span], categories: Sequence[str], windows: Sequence[WindowActs]
     ) -> Explanation:
-        explained = {c: self._category(c, enc, windows) for c in categories
+        with torch.no_grad():  # each window encoded once, read by every category and span
+            codes = [self.sae.encode(torch.from_numpy(w.acts)) for w in windows]  # [seq, d_sae] each
+        explained = {c: self._category(c, enc, windows, codes) for c in categories
                      if c in self.category_heads or c in self.sae_heads}  # fmt: skip
-        return Explanation(explained, tuple(self._span(s, enc, windows) for s in spans))
+        return Explanation(explained, tuple(self._span(s, enc, windows, codes) for s in spans))
 
     def _feature_cites(
         self, contributions: np.ndarray, per_token: np.ndarray, enc: EncodedText, first_token: int
@@ -190,18 +192,20 @@ class Explainer:
                                      tuple(_char_range(enc, first_token + int(t)) for t in sorted(where))))  # fmt: skip
         return tuple(cites)
 
-    def _parts(self, category: str, acts: torch.Tensor) -> LogitParts:
+    def _parts(self, category: str, acts: torch.Tensor, codes: torch.Tensor) -> LogitParts:
         content = torch.ones(len(acts), dtype=torch.bool)
         if category in self.sae_heads:
             sae_head, col, sae = self.sae_heads[category]
             return sae_head_logit_parts(sae_head, acts, content, col, sae)
         head, col = self.category_heads[category]
-        return attention_logit_parts(head, acts, content, col, self.sae)
+        return attention_logit_parts(head, acts, content, col, self.sae, codes)
 
-    def _category(self, category: str, enc: EncodedText, windows: Sequence[WindowActs]) -> CategoryExplanation:
+    def _category(
+        self, category: str, enc: EncodedText, windows: Sequence[WindowActs], codes: Sequence[torch.Tensor]
+    ) -> CategoryExplanation:
         best = None
-        for w in windows:
-            parts = self._parts(category, torch.from_numpy(w.acts))
+        for w, c in zip(windows, codes, strict=True):
+            parts = self._parts(category, torch.from_numpy(w.acts), c)
             if best is None or parts.logit > best[1].logit:
                 best = (w, parts)
         if best is None:
@@ -239,12 +243,16 @@ class Explainer:
         return (tuple(_row_cite(layer, j, float(support[j])) for j in top),
                 tuple(_row_cite(layer, int(j), float(d)) for j, d in zip(idx, dist, strict=True)), refit)  # fmt: skip
 
-    def _span(self, span: Span, enc: EncodedText, windows: Sequence[WindowActs]) -> SpanExplanation:
+    def _span(
+        self, span: Span, enc: EncodedText, windows: Sequence[WindowActs], codes: Sequence[torch.Tensor]
+    ) -> SpanExplanation:
         validator = DEFAULT_VALIDATORS.get(span.label)
         method = validator.method if validator is not None else None
         head_col = self.token_heads.get(span.label)
         inside = [i for i, (s, e) in enumerate(enc.offsets) if s < span.end and e > span.start]
-        owner = next((w for w in windows for t in inside if w.window.own_start <= t < w.window.own_end), None)
+        owner_at = next((i for i, w in enumerate(windows) for t in inside
+                         if w.window.own_start <= t < w.window.own_end), None)  # fmt: skip
+        owner = windows[owner_at] if owner_at is not None else None
         if head_col is None or owner is None or head_col[0].config.layer != self.layer:
             return SpanExplanation(span.label, span.start, span.end, SPAN_METHOD, (), 0.0, method)
         head, col = head_col
@@ -257,10 +265,8 @@ class Explainer:
             (grad,) = torch.autograd.grad(logits[t_star], acts)
         with torch.no_grad():
             g, h = grad[0], acts[0].detach()  # [seq, d_model] each
-            codes = self.sae.encode(h.to(torch.float32)).to(torch.float64)  # [seq, d_sae]
-            w_dec, b_dec = self.sae.W_dec.to(torch.float64), self.sae.b_dec.to(torch.float64)
-            error = h - (codes @ w_dec + b_dec)
-            per = codes * (g @ w_dec.T)  # [seq, d_sae]
+            recon, per = sparse_split(codes[owner_at].to(torch.float64), self.sae.W_dec.to(torch.float64), g)
+            error = h - (recon + self.sae.b_dec.to(torch.float64))  # [seq, d_model]
             features = self._feature_cites(per.sum(0).numpy(), per.numpy(), enc, owner.window.start)
             sae_error = float((g * error).sum())
         return SpanExplanation(span.label, span.start, span.end, SPAN_METHOD, features, sae_error, method)

@@ -22,10 +22,11 @@ from probeguard.service.errors import DrainingError, QueueFullError, QueueTimeou
 # per-call cost (~20 tokens of compute, detector/batching.py) over more texts; at 1.0 accepted p99 overshoots the
 # budget by up to one batch.
 BATCH_SHARE = 0.5
-# Work an explanation adds, in planned tokens per token of the explained text's windows (detector.explanation: the SAE
-# encode and the splits over the served layer's activations, on the inference thread). Measured by
-# `python -m probeguard.loadtest.explain_bench` (reports/BENCHMARKS.md); admission counts it like any other work.
-EXPLAIN_WORK_PER_TOKEN = 1.0
+# Work an explanation adds, in planned tokens per token of the explained text's windows (detector.explanation: one
+# SAE encode per window and the splits over its active features, on the inference thread); admission counts it like
+# any other work. Measured 2.06 (`python -m probeguard.loadtest.explain_bench --repeats 3`, golden corpus, probeguard-
+# base 0.12.1, 1 thread, 2-core x86_64 AVX-512 box, 2026-12-07: p50 35.4 -> 63.2 ms per text).
+EXPLAIN_WORK_PER_TOKEN = 2.0
 
 
 @dataclass

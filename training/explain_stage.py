@@ -8,12 +8,14 @@ saved, and their figures on dev texts the bundle never saw, through the served g
 
 `probeguard train` runs it when the bundle has an SAE; this command adds it to a bundle trained before it existed:
 
-    python -m probeguard.training.explain_stage --bundle models/probeguard-base/0.13.0 [--config TOML]
+    python -m probeguard.training.explain_stage --bundle DIR [--config TOML] [--threads 2]
+        [--out NEW_DIR --version V] [--sae-from BUNDLE]   # a new version with the same heads
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -161,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         "same config (its SAE is the same fit); default: the bundle's own, else fit one ([sae] recipe)",
     )
     p.add_argument("--per-source", type=int, default=15, help="flagged dev texts per source for the figures")
+    p.add_argument("--threads", type=int, help="override the config's threads")
     args = p.parse_args(argv)
     config = load_config(args.config)
+    if args.threads:
+        config = dataclasses.replace(config, threads=args.threads)
     settings = DetectorSettings.from_env(num_threads=config.threads)
     torch.set_num_threads(config.threads)
     bundle = load_bundle(args.bundle)

@@ -187,6 +187,9 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         f"Served on the **{metrics.get('variant', 'fp32')}** graph; every activation below was harvested from it"
         + _refit_sentence(metrics),
         "",
+        *([f"Heads, thresholds, selection and dev suite below are **{metrics['derived_from']}**'s, unchanged (the same "
+           "answers); this version adds the SAE and the explain artifacts (`python -m "
+           "probeguard.training.explain_stage`).", ""] if metrics.get("derived_from") else []),
         "Every choice below was made leave-one-source-out (fit without a source, score on it, rank by the worst "
         "source); the dev suite at the end runs the saved bundle on dev parts that nothing was fitted, selected or "
         "thresholded on. No public evaluation benchmark was used anywhere.",
