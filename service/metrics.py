@@ -37,6 +37,8 @@ class Metrics:
         self.detections = Counter("probeguard_detections", "PII spans found", ["label"], registry=r)
         self.flags = Counter("probeguard_category_flags", "Messages flagged", ["category"], registry=r)
         self.errors = Counter("probeguard_errors", "Errors answered", ["type"], registry=r)
+        self.explained = Counter("probeguard_explained_texts", "Texts scored with explain: true (their explanation "
+                                 "work is counted in admission)", registry=r)  # fmt: skip
         self.refusals = Counter("probeguard_refusals", "Requests refused at admission (429), by the bound they "
                                 "would break", ["reason"], registry=r)  # fmt: skip
         for reason in REFUSAL_REASONS:  # every series exists from the start: rate() sees 0, not no data

@@ -170,6 +170,7 @@ async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[Detec
     encoded = await loop.run_in_executor(svc.tokenize_pool, detector.encode, texts)
     queued = time.perf_counter()
     explain = [r.explain for r, group in zip(requests, per_request, strict=True) for _ in group]
+    svc.metrics.explained.inc(sum(explain))
     results = await svc.batcher.submit(detector, texts, encoded, explain)
     done = time.perf_counter()
     timing = {"tokenize": round((queued - started) * 1000, 3), "queue_and_inference": round((done - queued) * 1000, 3)}

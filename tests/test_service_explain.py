@@ -116,4 +116,5 @@ def test_no_text_in_logs_or_metrics_when_explaining(client, caplog):
     r = client.post("/v1/detect", json={"text": f"{CANARY} {TEXT}", "explain": True})
     assert r.status_code == 200 and "explanation" in r.text
     assert CANARY not in caplog.text and "Schmidt" not in caplog.text
-    assert CANARY not in client.get("/metrics").text
+    metrics = client.get("/metrics").text
+    assert CANARY not in metrics and "probeguard_explained_texts_total 1.0" in metrics
