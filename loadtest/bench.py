@@ -1,14 +1,15 @@
 """Every benchmark figure in one run, printed as JSON and a table, and written to reports/BENCHMARKS.md.
 
     python -m probeguard.loadtest.bench [--subset] [--threads 1] [--no-write]
-        [--skip accuracy,roofline,variants,judge,service]
+        [--skip accuracy,roofline,variants,judge,service,explain]
 
 Parts (each in its own subprocess, so no two runtimes share a process while timed):
 - accuracy: probeguard vs Presidio on the held-out synthetic split (entity F1 per label, texts/s);
 - roofline: batched ONNX tokens/s (fp32, int8) vs measured GEMM peak x FLOPs/token of the truncated host;
 - variants: the newest fp32- and int8-trained bundles side by side on the dev suite (loadtest.variants);
 - judge: the host as a generative judge vs the probe path (time, FLOPs, accuracy), and an 8B judge on paper;
-- service: HTTP p50 - raw p50 at batch 1, and throughput at concurrency 32 through HTTP / raw batched throughput.
+- service: HTTP p50 - raw p50 at batch 1, and throughput at concurrency 32 through HTTP / raw batched throughput;
+- explain: per-text p50 plain vs with explain=True, interleaved (loadtest.explain_bench).
 GPU mode: when onnxruntime has the CUDA provider, every ONNX part runs on it and the roofline part adds the fp16
 graph (the GEMM peak stays the CPU's, so read that ratio as CPU-relative).
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 from probeguard.detector.cpu import int8_path
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("accuracy", "roofline", "variants", "judge", "service")
+PARTS = ("accuracy", "roofline", "variants", "judge", "service", "explain")
 
 
 def _part(name: str, threads: int, subset: bool) -> dict[str, object]:
@@ -36,6 +37,7 @@ def _part(name: str, threads: int, subset: bool) -> dict[str, object]:
         "roofline": f"bench_roofline as m; r = m.run(None, {threads})",
         "variants": f"variants as m; r = m.run(None, {40 if subset else 150}, {threads})",
         "judge": f"bench_judge as m; r = m.run(None, {threads}, {20 if subset else 78})",
+        "explain": f"explain_bench as m; r = m.run(None, {threads}, {2 if subset else 3})",
     }.get(name)
     code = f"from probeguard.loadtest import {call}"
     if name == "service":
@@ -185,6 +187,16 @@ def markdown(report: dict) -> str:
             f"concurrency 32 / raw batched throughput: {report['ratios'].get('http_c32_over_raw_batched')}.",
             "",
         ]
+    exp = report.get("explain", {})
+    if "p50_ms" in exp:
+        p50 = exp["p50_ms"]
+        lines += ["## Explanations", "",
+                  f"`{exp['bundle']}`, golden corpus ({exp['texts']} texts x {exp['repeats']}), one text at a time, "
+                  f"{exp['threads']} thread(s), arms interleaved: p50 {p50['plain']} ms plain, {p50['explain']} ms "
+                  f"with explain (+{exp['added_p50_ms']} ms, x{exp['explain_over_plain_p50']}); the two plain arms "
+                  f"differ by {exp['plain_arms_differ_p50_ms']} ms (noise). Explanation work per token: "
+                  f"{exp['explain_work_per_token']} of a plain pass's (admission counts "
+                  "service.batcher.EXPLAIN_WORK_PER_TOKEN).", ""]  # fmt: skip
     return "\n".join(lines)
 
 
