@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from probeguard.training.attention_select import (
 )
 from probeguard.training.category_sources import CategorySource
 from probeguard.training.fit import (
+    PooledSource,
     calibrate_category,
     fit_pooled_classifier,
     loso_table,
@@ -52,13 +52,6 @@ WINDOW_MAX = "window-max"  # the candidate served by a WindowMaxHead (training.w
 ATTENTION = "attention"  # the candidate served by an AttentionPoolHead (training.attention_select)
 # candidates that read one layer's tokens (or its SAE codes), not concatenated pooled layers
 SINGLE_LAYER = (WINDOW_MAX, ATTENTION, *SAE_POOLINGS)
-
-
-@dataclass
-class PooledSource:
-    source: CategorySource
-    x: np.ndarray  # [n, d_model] pooled activations of the train part
-    y: np.ndarray  # [n] 0/1
 
 
 def pooled(acts: Sequence[np.ndarray], pooling: str) -> np.ndarray:

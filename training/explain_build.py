@@ -188,7 +188,7 @@ def feature_labels(
 def pooled_of(head: AttentionPoolHead, acts: np.ndarray) -> np.ndarray:
     """[queries] the head's per-query pooled values on one text's activations [n, d_model] (all text tokens)."""
     with torch.no_grad():
-        h = torch.from_numpy(np.asarray(acts, dtype=np.float32)).to(torch.float64)
+        h = torch.from_numpy(np.array(acts, dtype=np.float32)).to(torch.float64)
         z = (h - head.center.double()) * head.scale.double()
         attn = torch.softmax(z @ head.query.double().T + head.query_bias.double(), dim=0)  # [n, queries]
         return (attn * (z @ head.value.double().T)).sum(0).numpy()

@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     from probeguard.detector.settings import DetectorSettings
     from probeguard.training.pii_harvest import harvester
     from probeguard.training.report import write_report
+    from probeguard.training.run_sources import DEFAULT_CONFIG, category_sources_of, pii_sources_of
     from probeguard.training.sae_fit import bundle_sae
-    from probeguard.training.train import DEFAULT_CONFIG, category_sources_of, pii_sources_of
     from probeguard.training.train_config import load_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

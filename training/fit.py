@@ -4,6 +4,7 @@ then calibrate (Platt scaling folded into the last linear layer) and choose thre
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -151,6 +152,15 @@ def row_roles(parts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     row; [n] the row's source name), what `calibrate_category` reads to set per-kind thresholds."""
     negative = np.concatenate([np.full(len(p.y), p.source.role == "negative") for p in parts])
     return negative, np.concatenate([np.full(len(p.y), p.source.name) for p in parts])
+
+
+@dataclass
+class PooledSource:
+    """A category source's train part as one row per text: pooled activations, or pooled SAE codes."""
+
+    source: Any  # training.category_sources.CategorySource
+    x: np.ndarray  # [n, features]
+    y: np.ndarray  # [n] 0/1
 
 
 def fit_pooled_classifier(data: Sequence[Any], make: Callable[[], Any], seed: int, weights: np.ndarray):

@@ -23,7 +23,7 @@ from probeguard.detector.heads import SAEFeatureConfig, SAEFeatureHead
 from probeguard.detector.heads.pooling import pool
 from probeguard.detector.sae import SparseAutoencoder
 from probeguard.training.category_sources import CategorySource
-from probeguard.training.fit import calibrate_category, fit_pooled_classifier
+from probeguard.training.fit import PooledSource, calibrate_category, fit_pooled_classifier
 
 SAE_POOLINGS = {"sae-max": "max", "sae-mean": "mean"}  # candidate name -> the head's pooling of codes
 
@@ -55,8 +55,6 @@ def sae_sources(
     sources: Sequence[CategorySource], harvest, layer: int, sae: SparseAutoencoder | None, pooling: str
 ) -> list:
     """Each source's train part as pooled codes (category_select.PooledSource)."""
-    from probeguard.training.category_select import PooledSource
-
     if sae is None:
         raise ConfigError(f"candidate {pooling} needs an SAE on layer {layer} ([sae] enabled)")
     if sae.config.layer != layer:

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import platform
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -31,20 +30,16 @@ from probeguard.detector.truncate import load_host_config, num_host_layers
 from probeguard.training import category_select, pii_select
 from probeguard.training.attention_select import fit_attention_category
 from probeguard.training.category_select import fit_category
-from probeguard.training.category_sources import CategorySource, category_sources
-from probeguard.training.data import LabelledText, read_labelled_jsonl, read_span_jsonl
 from probeguard.training.devsuite import run_categories, run_pii
-from probeguard.training.pii_harvest import build_pii_sources, harvester
+from probeguard.training.pii_harvest import harvester
 from probeguard.training.pii_select import fit_head, harvest_sources
-from probeguard.training.pii_sources import SpanSource, subsample
 from probeguard.training.report import write_report
+from probeguard.training.run_sources import DEFAULT_CONFIG, category_sources_of, pii_sources_of
 from probeguard.training.sae_fit import bundle_sae
 from probeguard.training.sae_select import fit_sae_category, is_sae_candidate
 from probeguard.training.synth import PII_LABELS
 from probeguard.training.train_config import TrainConfig, load_config
 from probeguard.training.window_select import fit_window_category
-
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.toml"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -69,45 +64,6 @@ def _quick(config: TrainConfig) -> TrainConfig:
                    steps=min(config.sae.steps, 100), batch_tokens=min(config.sae.batch_tokens, 256)))  # fmt: skip
 
 
-def _first_sources(sources: list[CategorySource], keep: int) -> list[CategorySource]:
-    """The first `keep` positive and look-alike sources of each category (in source order); every negative source."""
-    seen: Counter[tuple[str, str]] = Counter()
-    out = []
-    for s in sources:
-        seen[s.category, s.role] += 1
-        if s.role == "negative" or seen[s.category, s.role] <= keep:
-            out.append(s)
-    return out
-
-
-def _user_span_sources(config: TrainConfig) -> list[SpanSource]:
-    out = []
-    for path in config.data.span_files:
-        rows = read_span_jsonl(config.path(path), PII_LABELS)
-        out.append(SpanSource(f"user:{Path(path).stem}", "user", PII_LABELS, rows, []))
-    return out
-
-
-def _user_category_sources(config: TrainConfig) -> list[CategorySource]:
-    out = []
-    for path in config.data.labelled_files:
-        for category, rows in read_labelled_jsonl(config.path(path), list(CATEGORIES)).items():
-            for role, label in (("positive", 1), ("negative", 0)):
-                picked = [r for r in rows if r.label == label]
-                if picked:
-                    out.append(CategorySource(f"user:{Path(path).stem}:{role}", category, role, picked, []))
-    return out
-
-
-def _benign(config: TrainConfig) -> list[str] | None:
-    if not config.data.benign_files:
-        return None
-    rows: list[LabelledText] = []
-    for path in config.data.benign_files:
-        rows += read_labelled_jsonl(config.path(path), list(CATEGORIES))["unsafe"]
-    return [r.text for r in rows if r.label == 0]
-
-
 def _refit_only(config: TrainConfig) -> TrainConfig:
     """`config` with its PII candidates cut to the fixed `[choices] pii` (lookahead from [pii], which must be one)."""
     if len(config.pii.lookaheads) != 1:
@@ -115,31 +71,6 @@ def _refit_only(config: TrainConfig) -> TrainConfig:
     layer, head = config.choices.pii_layer_and_head()
     r = dataclasses.replace
     return r(config, pii=r(config.pii, layers=[layer], heads=[head]))
-
-
-def pii_sources_of(config: TrainConfig) -> list[SpanSource]:
-    """The run's PII sources (train and dev parts), as `config` sizes them."""
-    d = config.data
-    sizes = {"wikigold": d.n_wikigold, "btc": d.n_btc, "wnut17": d.n_wnut17, "business": d.n_business,
-             "synthetic": d.n_synthetic, "code": d.n_code, "records": d.n_records}  # fmt: skip
-    shared = config.path(d.shared_dir)
-    sources = build_pii_sources(config.seed, shared / "pii_real", sizes) + _user_span_sources(config)
-    if d.max_dev_texts:
-        sources = [dataclasses.replace(s, dev=subsample(s.dev, d.max_dev_texts, config.seed)) for s in sources]
-    return sources
-
-
-def category_sources_of(config: TrainConfig) -> list[CategorySource]:
-    """The run's category sources (train and dev parts), as `config` sizes them."""
-    d = config.data
-    sources = category_sources(config.seed, d.n_alpaca, config.path(d.shared_dir), _benign(config))
-    sources += _user_category_sources(config)
-    if d.max_dev_texts or d.max_category_train:
-        sources = [dataclasses.replace(s, train=s.train[: d.max_category_train or None],
-                                       dev=s.dev[: d.max_dev_texts or None]) for s in sources]  # fmt: skip
-    if d.max_category_sources:
-        sources = _first_sources(sources, d.max_category_sources)
-    return sources
 
 
 def select_category(

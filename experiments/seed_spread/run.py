@@ -26,7 +26,7 @@ from probeguard.detector import DetectorSettings
 from probeguard.training.attention_select import attention_scores, fit_attention_category, token_sources
 from probeguard.training.category_sources import category_sources
 from probeguard.training.pii_harvest import harvester
-from probeguard.training.train import DEFAULT_CONFIG
+from probeguard.training.run_sources import DEFAULT_CONFIG
 from probeguard.training.train_config import load_config
 
 
