@@ -200,9 +200,14 @@ class Explainer:
         head, col = self.category_heads[category]
         return attention_logit_parts(head, acts, content, col, self.sae, codes)
 
-    def _category(
-        self, category: str, enc: EncodedText, windows: Sequence[WindowActs], codes: Sequence[torch.Tensor]
-    ) -> CategoryExplanation:
+    def winning_window(
+        self, category: str, windows: Sequence[WindowActs], codes: Sequence[torch.Tensor] | None = None
+    ) -> tuple[WindowActs, LogitParts]:
+        """The window whose logit is highest (a text's score is the max over its windows) and its parts; `codes`: the
+        SAE's codes of each window, when the caller has them."""
+        if codes is None:
+            with torch.no_grad():
+                codes = [self.sae.encode(torch.from_numpy(w.acts)) for w in windows]
         best = None
         for w, c in zip(windows, codes, strict=True):
             parts = self._parts(category, torch.from_numpy(w.acts), c)
@@ -210,7 +215,12 @@ class Explainer:
                 best = (w, parts)
         if best is None:
             raise ConfigError("no window activations were kept for this text")
-        w, parts = best
+        return best
+
+    def _category(
+        self, category: str, enc: EncodedText, windows: Sequence[WindowActs], codes: Sequence[torch.Tensor]
+    ) -> CategoryExplanation:
+        w, parts = self.winning_window(category, windows, codes)
         f = parts.features
         if f is None:  # attention_logit_parts returns features whenever it is given an SAE
             raise ConfigError("the SAE split is missing")

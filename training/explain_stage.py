@@ -24,10 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probeguard.detector.explain import attention_logit_parts
 from probeguard.detector.explain_store import ExplainArtifacts
-from probeguard.detector.explanation import WindowActs, pooled_values
-from probeguard.detector.heads.attention import AttentionPoolHead
+from probeguard.detector.explanation import pooled_values
 from probeguard.detector.pipeline import Detector
 from probeguard.detector.sae import SparseAutoencoder
 from probeguard.training.category_sources import CategorySource
@@ -57,19 +55,6 @@ def _spans_of(detector: Detector) -> Callable[[list[str]], list[list[tuple[int, 
     return spans_of
 
 
-def _winning_window(head: AttentionPoolHead, windows: Sequence[WindowActs]) -> tuple[WindowActs, np.ndarray, float]:
-    """The window whose logit is highest (the served score is the max over windows), its attention and logit."""
-    best = None
-    for w in windows:
-        acts = torch.from_numpy(w.acts)
-        parts = attention_logit_parts(head, acts, torch.ones(len(acts), dtype=torch.bool))
-        if best is None or parts.logit > best[2]:
-            best = (w, parts.attention, parts.logit)
-    if best is None:
-        raise ValueError("a text without windows")
-    return best
-
-
 def dev_checks(
     detector: Detector,
     sae: SparseAutoencoder,
@@ -92,15 +77,15 @@ def dev_checks(
         faithful, tests, gaps = [], [], []
         layer = art.influence.get(category)
         for windows in detector.window_activations(detector.encode(texts)):
-            w, attention, logit = _winning_window(head, windows)
+            w, parts = explainer.winning_window(category, windows)
             acts = torch.from_numpy(w.acts)
             row = text_faithfulness(head, sae, acts, torch.ones(len(acts), dtype=torch.bool), rng)
             if row is not None:
                 faithful.append(row)
             if layer is not None:
-                x = np.append(pooled_values(head, acts, attention), 1.0)
+                x = np.append(pooled_values(head, acts, parts.attention), 1.0)
                 tests.append(x)
-                gaps.append(abs(1 / (1 + np.exp(-layer.logit(x))) - 1 / (1 + np.exp(-logit))))
+                gaps.append(abs(1 / (1 + np.exp(-layer.logit(x))) - 1 / (1 + np.exp(-parts.logit))))
         figures: dict[str, object] = {"flagged_dev_texts": len(texts),
                                       "faithfulness": summarise(faithful) if faithful else {"texts": 0}}  # fmt: skip
         if layer is not None and tests:
