@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.class_weight import compute_sample_weight
 
+from probeguard.detector.explain import attention_logit_parts
 from probeguard.detector.explain_store import (
     Context,
     FeatureLabel,
@@ -31,6 +33,7 @@ from probeguard.detector.explain_store import (
     TrainingRow,
     redistributable,
 )
+from probeguard.detector.explanation import pooled_values
 from probeguard.detector.heads.attention import AttentionPoolHead
 from probeguard.detector.sae import SparseAutoencoder
 from probeguard.detector.tokenize import EncodedText
@@ -186,12 +189,11 @@ def feature_labels(
 
 # -- influence ------------------------------------------------------------------------------------------------------
 def pooled_of(head: AttentionPoolHead, acts: np.ndarray) -> np.ndarray:
-    """[queries] the head's per-query pooled values on one text's activations [n, d_model] (all text tokens)."""
-    with torch.no_grad():
-        h = torch.from_numpy(np.array(acts, dtype=np.float32)).to(torch.float64)
-        z = (h - head.center.double()) * head.scale.double()
-        attn = torch.softmax(z @ head.query.double().T + head.query_bias.double(), dim=0)  # [n, queries]
-        return (attn * (z @ head.value.double().T)).sum(0).numpy()
+    """[queries] the head's per-query pooled values on one text's activations [n, d_model] (all text tokens): the
+    explanation's own `pooled_values`, with the attention the head puts on them."""
+    h = torch.from_numpy(np.array(acts, dtype=np.float32))
+    attention = attention_logit_parts(head, h, torch.ones(len(h), dtype=torch.bool)).attention  # [n, queries]
+    return pooled_values(head, h, attention)
 
 
 def fit_layer(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,12 +207,6 @@ def fit_layer(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[np.ndar
     reg[-1, -1] = 0.0  # the intercept is not penalised
     hessian = (xt * (weight * p * (1 - p))[:, None]).T @ xt + reg
     return coef, np.linalg.inv(hessian), weight * (y - p)
-
-
-def _balanced(y: np.ndarray) -> np.ndarray:
-    pos = max(int(y.sum()), 1)
-    neg = max(len(y) - pos, 1)
-    return np.where(y == 1, len(y) / (2 * pos), len(y) / (2 * neg))
 
 
 def influence_layer(
@@ -242,7 +238,7 @@ def influence_layer(
         rows[j] = dataclasses.replace(rows[j], snippet=text)
     x = np.stack(pooled)  # [n, queries]
     y = np.array([r.label for r in rows], dtype=np.float64)
-    coef, h_inv, residuals = fit_layer(x, y, _balanced(y))
+    coef, h_inv, residuals = fit_layer(x, y, compute_sample_weight("balanced", y))
     return InfluenceLayer(head.config.name, tuple(rows), np.hstack([x, np.ones((len(x), 1))]), residuals, h_inv, coef)
 
 
@@ -251,7 +247,7 @@ def influence_check(layer: InfluenceLayer, tests: Sequence[np.ndarray], seed: in
     and without CHECK_K random rows; the mean logit drops and their ratio."""
     rng = np.random.default_rng(seed)
     x, y = layer.features[:, :-1], np.array([r.label for r in layer.rows], dtype=np.float64)
-    weight = _balanced(y)
+    weight = compute_sample_weight("balanced", y)
     top_drops, random_drops, predicted = [], [], []
     for t in tests:
         base = layer.logit(t)
