@@ -269,8 +269,13 @@ class Explainer:
         acts = torch.from_numpy(owner.acts).to(torch.float64).unsqueeze(0).requires_grad_(True)  # [1, seq, d_model]
         mask = torch.ones(acts.shape[:2], dtype=torch.bool)
         local = [t - owner.window.start for t in inside if owner.window.own_start <= t < owner.window.own_end]
+        if isinstance(head, SAEFeatureHead) and head.config.sae != self.sae.config.name:  # type: ignore[attr-defined]
+            return SpanExplanation(span.label, span.start, span.end, SPAN_METHOD, (), 0.0, method)
         with torch.enable_grad():
-            logits = head(Activations({self.layer: acts}, mask, mask))[0, :, col]  # [seq]
+            # an SAE token head reads codes: the gradient then flows through the (frozen, float32) encoder
+            features = {self.sae.config.name: self.sae.encode(acts.float()).double()} if isinstance(
+                head, SAEFeatureHead) else {}  # fmt: skip
+            logits = head(Activations({self.layer: acts}, mask, mask, features))[0, :, col]  # [seq]
             t_star = max(local, key=lambda t: float(logits[t].detach()))
             (grad,) = torch.autograd.grad(logits[t_star], acts)
         with torch.no_grad():

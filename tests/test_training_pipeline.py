@@ -235,7 +235,9 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     [
         ('variant = "int4"\n', "variant must be fp32 or int8"),
         ('[choices]\ntoxicity = "L8/mean"\n', r"choices: unknown key\(s\) \['toxicity'\]"),
-        ('[choices]\npii = "L8/transformer"\n', "choices.pii: expected 'L<layer>/<linear|mlp>'"),
+        ('[choices]\npii = "L8/transformer"\n', "choices.pii: expected 'L<layer>/<linear|mlp|sae>'"),
+        ('[pii]\nheads = ["linear", "sae"]\n[sae]\nenabled = false\n', "pii: an sae head reads the \\[sae\\]"),
+        ('[choices]\npii = "L8/sae"\n[sae]\nenabled = false\n', "pii: an sae head reads the \\[sae\\]"),
         ('[choices]\npii = "8/mlp"\n', "choices.pii: expected"),
         ('[choices]\nunsafe = "L8/median"\n', "choices.unsafe: expected 'L<layer>\\[\\+<layer>\\]/<pooling>'"),
         ('[choices]\nunsafe = "Lx/mean"\n', "choices.unsafe: expected"),

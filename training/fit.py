@@ -16,6 +16,7 @@ from sklearn.model_selection import StratifiedKFold
 from probeguard.detector.activations import Activations
 from probeguard.detector.heads import Head
 from probeguard.detector.heads.pooling import pool
+from probeguard.detector.sae import SparseAutoencoder
 from probeguard.training.evaluate import auroc_against
 
 
@@ -30,8 +31,13 @@ def pad_batch(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]
     return h, mask
 
 
-def as_activations(layer: int, h: torch.Tensor, mask: torch.Tensor) -> Activations:
-    return Activations(layers={layer: h}, attention_mask=mask, content_mask=mask)
+def as_activations(
+    layer: int, h: torch.Tensor, mask: torch.Tensor, saes: Sequence[SparseAutoencoder] = ()
+) -> Activations:
+    """One batch as the model hands it to its heads; `saes` (frozen) are encoded for SAE-feature heads."""
+    with torch.no_grad():
+        features = {sae.config.name: sae.encode(h) for sae in saes}  # name -> [batch, seq, d_sae]
+    return Activations(layers={layer: h}, attention_mask=mask, content_mask=mask, features=features)
 
 
 def fit_token_head(
@@ -43,6 +49,7 @@ def fit_token_head(
     batch_size: int = 32,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    saes: Sequence[SparseAutoencoder] = (),
 ) -> list[float]:
     """Class-weighted multi-label BCE over text tokens; returns the loss per epoch. Batches hold texts of similar
     length (sorted with a random jitter each epoch, then shuffled), so tweets are not padded to a code file's length."""
@@ -63,7 +70,7 @@ def fit_token_head(
             batch = batches[b]
             h, mask = pad_batch([acts[i] for i in batch])
             y, _ = pad_batch([targets[i] for i in batch])
-            logits = head(as_activations(layer, h, mask))  # [batch, seq, labels]
+            logits = head(as_activations(layer, h, mask, saes))  # [batch, seq, labels]
             loss = loss_fn(logits, y)[mask].mean()
             opt.zero_grad()
             loss.backward()
@@ -73,13 +80,15 @@ def fit_token_head(
     return history
 
 
-def token_logits(head: Head, acts: Sequence[np.ndarray], batch_size: int = 64) -> list[np.ndarray]:
+def token_logits(
+    head: Head, acts: Sequence[np.ndarray], batch_size: int = 64, saes: Sequence[SparseAutoencoder] = ()
+) -> list[np.ndarray]:
     out = []
     with torch.no_grad():
         for at in range(0, len(acts), batch_size):
             chunk = acts[at : at + batch_size]
             h, mask = pad_batch(chunk)
-            logits = head(as_activations(head.config.layer, h, mask))
+            logits = head(as_activations(head.config.layer, h, mask, saes))
             out.extend(logits[i, : len(a)].numpy() for i, a in enumerate(chunk))
     return out
 

@@ -158,30 +158,33 @@ def run(args: argparse.Namespace) -> int:
         if config.choices.pii:
             config = _refit_only(config)
         log({"choices": dataclasses.asdict(config.choices)})
-    # -- PII token head ---------------------------------------------------------------------------------------------
     pii_sources = pii_sources_of(config)
     pii_summary = {s.name: {"train": len(s.train), "dev": len(s.dev)} for s in pii_sources}
     log({"pii_sources": pii_summary})
-    pii_data = harvest_sources(pii_sources, harvest)
-    pc = config.pii
-    pii_choice, pii_selection = pii_select.select(
-        pii_data, pc.layers, pc.lookaheads, pc.select_epochs, config.seed, pc.max_structured_per_1000, pc.heads,
-        pc.hidden, pc.tolerance,
-    )  # fmt: skip
-    pii_head, thresholds = fit_head(list(pii_data.values()), pii_choice, config.pii.epochs, config.seed)
-    heads: list[tuple[Head, dict[str, float]]] = [(pii_head, dict(zip(PII_LABELS, map(float, thresholds),
-                                                                          strict=True)))]  # fmt: skip
-
-    # -- category heads ---------------------------------------------------------------------------------------------
     cat_sources = category_sources_of(config)
+    # -- SAE ----------------------------------------------------------------------------------------------------------
     # The SAE explanations are written in, on the deepest layer a category head may read (fixed or candidate): fitted
-    # before the category heads, so its codes are candidates too (sae-max, sae-mean: training.sae_select).
+    # before the heads, so its codes are candidates too (PII: an sae token head; categories: sae-max, sae-mean).
     sae, sae_report = None, None
     if config.sae.enabled:
         fixed_layers = [k for ks, _ in fixed.values() for k in ks] if len(fixed) == len(CATEGORIES) else []
         sae_layer = max(fixed_layers or config.categories.layers)
         sae, sae_report = bundle_sae(config.sae, pii_sources, cat_sources, harvest, sae_layer, config.seed)
         log({"sae": sae_report})
+
+    # -- PII token head ---------------------------------------------------------------------------------------------
+    pii_data = harvest_sources(pii_sources, harvest)
+    pc = config.pii
+    pii_choice, pii_selection = pii_select.select(
+        pii_data, pc.layers, pc.lookaheads, pc.select_epochs, config.seed, pc.max_structured_per_1000, pc.heads,
+        pc.hidden, pc.tolerance, sae,
+    )  # fmt: skip
+    pii_head, thresholds = fit_head(list(pii_data.values()), pii_choice, config.pii.epochs, config.seed, sae=sae)
+    heads: list[tuple[Head, dict[str, float]]] = [(pii_head, dict(zip(PII_LABELS, map(float, thresholds),
+                                                                          strict=True)))]  # fmt: skip
+    pii_sae = sae if pii_choice.kind == "sae" else None  # stays in the bundle even if the categories move the SAE
+
+    # -- category heads ---------------------------------------------------------------------------------------------
     cat_selection = {}
     for category in CATEGORIES:
         chosen = [s for s in cat_sources if s.category == category]
@@ -193,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         sae, sae_report = bundle_sae(config.sae, pii_sources, cat_sources, harvest, read, config.seed)
         log({"sae": sae_report})
     saes = [sae] if sae is not None else []
+    if pii_sae is not None and pii_sae is not sae:  # the categories' refit is on another layer: another name
+        saes.append(pii_sae)
 
     # -- bundle, then the dev suite through the served path ----------------------------------------------------------
     ref = HostRef(host.id, host.sha256, n_layers, d_model, str(hcfg.model_type), activations_of(config.variant))

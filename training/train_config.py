@@ -15,7 +15,7 @@ from probeguard.detector.typed_config import build_config
 from probeguard.training.attention_select import AttentionRecipe
 from probeguard.training.category_select import parse_candidate
 
-PII_HEAD_KINDS = ("linear", "mlp")
+PII_HEAD_KINDS = ("linear", "mlp", "sae")
 _CANDIDATE = re.compile(r"L\d+(\+\d+)*/[a-z-]+")  # a category candidate key, as category_select writes it
 # pooled SequenceLinearHead poolings, the two head types, then SAE-feature heads on pooled codes (training.sae_select)
 KNOWN_POOLINGS = (*POOLINGS, "window-max", "attention", "sae-max", "sae-mean")
@@ -56,7 +56,8 @@ class PiiSection:
     # Candidates for leave-one-source-out selection; one layer, lookahead and head = no selection.
     layers: list[int] = field(default_factory=lambda: [6, 8, 10])
     lookaheads: list[int] = field(default_factory=lambda: [4])
-    # Head types, selected like the layer: linear (TokenLinearHead) | mlp (TokenMLPHead, one hidden layer).
+    # Head types, selected like the layer: linear (TokenLinearHead) | mlp (TokenMLPHead, one hidden layer) | sae (an
+    # SAEFeatureHead on the [sae] SAE's codes at the token and its lookahead; only at the SAE's layer; needs [sae]).
     heads: list[str] = field(default_factory=lambda: ["linear", "mlp"])
     hidden: int = 64  # mlp hidden units (~0.4 % of eight Gemma 3 270M blocks per token at lookahead 4)
     # F1 differences below this are ties (worst source first, then the mean over sources; then the cheapest): a refit
@@ -251,6 +252,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.variant not in ("fp32", "int8"):
             raise ConfigError(f"variant must be fp32 or int8, got {self.variant!r}")
+        wants_sae = "sae" in self.pii.heads or self.choices.pii.endswith("/sae")
+        if wants_sae and not self.sae.enabled:
+            raise ConfigError("pii: an sae head reads the [sae] SAE's codes; enable [sae] or drop it from pii.heads")
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
