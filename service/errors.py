@@ -47,8 +47,12 @@ class QueueFullError(ProbeguardError):
         self.reason = reason
 
 
+class NotReadyError(ProbeguardError):
+    """The service is starting: the bundle is loading or warming up (503; a readiness probe's expected answer)."""
+
+
 class DrainingError(ProbeguardError):
-    """The service is shutting down or not ready (503)."""
+    """The service is shutting down (503)."""
 
 
 class QueueTimeoutError(DrainingError):
@@ -86,6 +90,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int]] = [
     (QueueFullError, 429),
     (ReloadFailedError, 409),
     (ExplainUnavailableError, 409),  # explain asked of a bundle without an SAE: the request is fine, the bundle can't
+    (NotReadyError, 503),
     (DrainingError, 503),
     (InferenceError, 503),
     (BundleError, 503),
@@ -141,7 +146,10 @@ def error_response(request: Request, exc: Exception) -> Response:
     state = request.app.state
     if hasattr(state, "metrics"):
         state.metrics.errors.labels(type=kind).inc()
-    if status >= 500:
+    if isinstance(exc, NotReadyError | DrainingError) and not isinstance(exc, QueueTimeoutError):
+        # a starting or draining service answers 503 by design (probes poll it): a state, not a failure
+        log.info("service unavailable", extra={"request_id": request_id, "error_type": kind, "status": status})
+    elif status >= 500:
         log.error("request failed", extra={"request_id": request_id, "error_type": kind, "status": status})
     headers = {"x-request-id": request_id}
     if isinstance(exc, HTTPException) and exc.headers:

@@ -21,6 +21,7 @@ from probeguard.detector.paths import bundle_by_name, is_bundle_name
 from probeguard.service.errors import (
     AdminDisabledError,
     DrainingError,
+    NotReadyError,
     ReloadFailedError,
     RequestError,
     TooManyItemsError,
@@ -158,8 +159,10 @@ def _response(
 
 async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[DetectResponse]:
     started = time.perf_counter()
-    if not svc.ready or svc.batcher is None or svc.batcher.draining:
-        raise DrainingError("the service is not ready")
+    if svc.batcher is not None and svc.batcher.draining:
+        raise DrainingError("the service is shutting down")
+    if not svc.ready or svc.batcher is None:
+        raise NotReadyError("the service is starting")
     detector = svc.detector
     per_request = [_texts_of(r, svc, detector) for r in requests]
     texts = [t for group in per_request for t in group]
@@ -208,8 +211,10 @@ async def healthz() -> dict[str, str]:
      responses={503: ResponseSpec(ErrorResponse, description="not ready or draining")})  # fmt: skip
 async def readyz(request: Request) -> dict[str, str]:
     svc = _svc(request)
-    if not svc.ready or (svc.batcher is not None and svc.batcher.draining):
-        raise DrainingError("not ready")
+    if svc.batcher is not None and svc.batcher.draining:
+        raise DrainingError("draining")
+    if not svc.ready:
+        raise NotReadyError("starting")
     m = svc.detector.bundle.manifest
     return {"status": "ready", "bundle": m.name, "version": m.version, "backend": svc.detector.backend.name}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -262,9 +263,24 @@ def test_error_table_rows_for_failures_behind_a_request(tiny_detector, monkeypat
     assert "Anna" not in caplog.text and "secret detail" not in r.text
 
 
-def test_not_ready_answers_503(tiny_detector):
+def test_not_ready_answers_503_and_a_probe_is_not_an_error(tiny_detector, caplog):
+    """A starting service says so (NotReadyError), a draining one DrainingError; both are states a probe polls, so
+    they are logged at info, never as errors."""
     with service_client(tiny_detector) as c:
         wait_ready(c)
-        c.app.state["service"].ready = False
-        r = c.post("/v1/detect", json={"text": "hi"})
-        assert r.status_code == 503 and c.get("/readyz").status_code == 503
+        svc = c.app.state["service"]
+        svc.ready = False
+        with caplog.at_level(logging.INFO, logger="probeguard"):
+            r = c.post("/v1/detect", json={"text": "hi"})
+            probe = c.get("/readyz")
+        assert r.status_code == probe.status_code == 503
+        assert r.json()["error"]["type"] == probe.json()["error"]["type"] == "NotReadyError"
+        unavailable = [rec for rec in caplog.records if rec.getMessage() == "service unavailable"]
+        assert len(unavailable) == 2 and all(rec.levelno == logging.INFO for rec in unavailable)
+        assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+        svc.ready = True
+        svc.batcher.draining = True
+        try:
+            assert c.get("/readyz").json()["error"]["type"] == "DrainingError"
+        finally:
+            svc.batcher.draining = False
