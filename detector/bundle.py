@@ -20,17 +20,26 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from probeguard.detector.bundle_artifacts import (
+    MANIFEST,
+    check_artifact_files,
+    check_sha256,
+    load_explain,
+    load_trace,
+    parse_artifacts,
+    write_artifacts,
+)
 from probeguard.detector.errors import BundleCorruptError, BundleHostMismatchError, BundleNotFoundError, ConfigError
-from probeguard.detector.explain_store import EXPLAIN_DIR, FILES, ExplainArtifacts, read_explain, write_explain
+from probeguard.detector.explain_store import ExplainArtifacts
 from probeguard.detector.heads import Head, SAEFeatureConfig, build_head, config_from_dict, head_level
 from probeguard.detector.heads.base import HeadConfig
 from probeguard.detector.host import HostInfo, sha256_file
 from probeguard.detector.sae import CFG_FILE, WEIGHTS_FILE, SparseAutoencoder, read_sae_folder, write_sae_folder
+from probeguard.detector.trace_store import LayerProbes
 
 FORMAT_VERSION = 2
 # Format-1 bundles were converted on load until the commit that removed the converter (git history keeps it).
 FORMAT_1_HINT = "; format 1 (probeguard-base 0.2.0 and older) was last read by commit aba5b5d: retrain the bundle"
-MANIFEST = "manifest.json"
 HEADS_FILE = "heads.safetensors"
 SAES_DIR = "saes"
 
@@ -75,7 +84,8 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
-    explain_files: dict[str, str] = field(default_factory=dict)  # file under explain/ -> sha256; empty: none stored
+    # optional artifact folders (ARTIFACTS): folder -> {file -> sha256}; a folder not stored is absent
+    artifacts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def active_heads(self) -> tuple[HeadEntry, ...]:
@@ -103,11 +113,10 @@ class Manifest:
             "heads": [{"type": h.type, "config": h.config.to_dict(), "thresholds": h.thresholds} for h in self.heads],
             "saes": [{"name": e.name, "files": {f: {"sha256": h} for f, h in e.files.items()}} for e in self.saes],
             "files": {HEADS_FILE: {"sha256": self.heads_sha256}},
-            **(
-                {"explain": {"files": {f: {"sha256": h} for f, h in self.explain_files.items()}}}
-                if self.explain_files
-                else {}
-            ),
+            **{
+                folder: {"files": {f: {"sha256": h} for f, h in files.items()}}
+                for folder, files in self.artifacts.items()
+            },
             "metrics": self.metrics,
             "training_data": self.training_data,
         }
@@ -120,6 +129,7 @@ class Bundle:
     tensors: dict[str, torch.Tensor]  # "<head>.<param>" -> tensor, float32
     saes: dict[str, SparseAutoencoder] = field(default_factory=dict)  # every SAE of the manifest, weights loaded
     explain: ExplainArtifacts | None = None  # feature labels and influence layers (detector.explain_store)
+    trace: LayerProbes | None = None  # per-layer category probes (detector.trace_store)
 
     def build_saes(self) -> list[SparseAutoencoder]:
         """The SAEs active heads read (each encoded once per forward pass by the model)."""
@@ -210,14 +220,7 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
     heads_file = files.get(HEADS_FILE)
     if not isinstance(heads_file, dict) or not isinstance(heads_file.get("sha256"), str):
         raise _corrupt(where, f"field files.{HEADS_FILE}.sha256 is missing")
-    explain_raw = data.get("explain") or {}
-    explain_files = explain_raw.get("files") if isinstance(explain_raw, dict) else None
-    if explain_raw and (
-        not isinstance(explain_files, dict)
-        or set(explain_files) != set(FILES)
-        or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in explain_files.values())
-    ):
-        raise _corrupt(where, f"field explain.files must list exactly {list(FILES)}, each with a sha256")
+    artifacts = parse_artifacts(data, where)
     manifest = Manifest(
         name=_require(data, "name", str, where),
         version=_require(data, "version", str, where),
@@ -228,7 +231,7 @@ def _parse_manifest(data: Any, where: str) -> Manifest:
         metrics=data.get("metrics") or {},
         training_data=data.get("training_data") or {},
         created_at=str(data.get("created_at", "")),
-        explain_files={f: v["sha256"] for f, v in (explain_files or {}).items()},
+        artifacts=artifacts,
     )
     _check_heads(manifest, where)
     if list(manifest.layers) != data.get("layers"):
@@ -276,10 +279,15 @@ def load_bundle(path: Path) -> Bundle:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _corrupt(str(manifest_path), f"not valid JSON ({type(exc).__name__})") from None
     manifest = _parse_manifest(data, str(manifest_path))
-    _check_sha256(heads_path, manifest.heads_sha256, f"files.{HEADS_FILE}")
+    check_sha256(heads_path, manifest.heads_sha256, f"files.{HEADS_FILE}")
     tensors = _read_tensors(heads_path)
     saes = {entry.name: _load_sae(path, entry) for entry in manifest.saes}
-    bundle = Bundle(path, manifest, tensors, saes, _load_explain(path, manifest, saes))
+    check_artifact_files(path, manifest.artifacts)
+    queries = {label: int(getattr(e.config, "heads", 0)) for e in manifest.active_heads
+               if e.type == "attention_pool_linear" for label in e.config.labels}  # fmt: skip
+    explain = load_explain(path, manifest.artifacts, queries, saes)
+    trace = load_trace(path, manifest.artifacts, manifest.host.d_model, manifest.host.num_layers)
+    bundle = Bundle(path, manifest, tensors, saes, explain, trace)
     _check_saes(bundle, str(manifest_path))
     _check_tensors(bundle, str(heads_path))
     return bundle
@@ -292,15 +300,6 @@ def _read_tensors(heads_path: Path) -> dict[str, torch.Tensor]:
         raise _corrupt(str(heads_path), f"unreadable safetensors ({type(exc).__name__})") from None
 
 
-def _check_sha256(file: Path, expected: object, field_name: str) -> None:
-    if not isinstance(expected, str):
-        raise _corrupt(str(file.parent / MANIFEST), f"field {field_name}.sha256 is missing")
-    actual = sha256_file(file)
-    if actual != expected:
-        raise _corrupt(str(file), f"sha256 {actual[:12]}… does not match {MANIFEST} field {field_name}.sha256 "
-                                  f"({expected[:12]}…)")  # fmt: skip
-
-
 def _load_sae(path: Path, entry: SAEEntry) -> SparseAutoencoder:
     folder = path / entry.folder
     if set(entry.files) != {CFG_FILE, WEIGHTS_FILE}:
@@ -308,26 +307,8 @@ def _load_sae(path: Path, entry: SAEEntry) -> SparseAutoencoder:
     for name, sha in entry.files.items():
         if not (folder / name).is_file():
             raise BundleNotFoundError(f"bundle file {folder / name} does not exist")
-        _check_sha256(folder / name, sha, f"saes[{entry.name}].files.{name}")
+        check_sha256(folder / name, sha, f"saes[{entry.name}].files.{name}")
     return read_sae_folder(folder, entry.name)
-
-
-def _load_explain(path: Path, manifest: Manifest, saes: dict[str, SparseAutoencoder]) -> ExplainArtifacts | None:
-    if not manifest.explain_files:
-        return None
-    for name, sha in manifest.explain_files.items():
-        if not (path / EXPLAIN_DIR / name).is_file():
-            raise BundleNotFoundError(f"bundle file {path / EXPLAIN_DIR / name} does not exist")
-        _check_sha256(path / EXPLAIN_DIR / name, sha, f"explain.files.{name}")
-    queries = {label: int(getattr(e.config, "heads", 0)) for e in manifest.active_heads
-               if e.type == "attention_pool_linear" for label in e.config.labels}  # fmt: skip
-    try:
-        sae_name = json.loads((path / EXPLAIN_DIR / FILES[0]).read_text("utf-8")).get("sae")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise _corrupt(str(path / EXPLAIN_DIR / FILES[0]), f"not a JSON object ({type(exc).__name__})") from None
-    if sae_name not in saes:
-        raise _corrupt(str(path / EXPLAIN_DIR), f"explain artifacts describe SAE {sae_name!r}, which field saes lacks")
-    return read_explain(path / EXPLAIN_DIR, saes[sae_name].config.d_sae, queries)
 
 
 def _check_saes(bundle: Bundle, where: str) -> None:
@@ -376,6 +357,7 @@ def save_bundle(
     training_data: dict[str, Any] | None = None,
     sae_dtype: torch.dtype = torch.float32,
     explain: ExplainArtifacts | None = None,
+    trace: LayerProbes | None = None,
 ) -> Bundle:
     """Write manifest + head tensors + one SAELens folder per SAE, then load the result back through every check."""
     path = Path(path)
@@ -391,8 +373,7 @@ def save_bundle(
         for k, v in head.state_dict().items()
     }
     save_file(tensors, str(path / HEADS_FILE))
-    if explain is not None:
-        write_explain(path / EXPLAIN_DIR, explain)
+    artifacts = write_artifacts(path, explain, trace)
     manifest = Manifest(
         name=name,
         version=version,
@@ -403,7 +384,7 @@ def save_bundle(
         metrics=metrics or {},
         training_data=training_data or {},
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        explain_files={f: sha256_file(path / EXPLAIN_DIR / f) for f in FILES} if explain is not None else {},
+        artifacts=artifacts,
     )
     (path / MANIFEST).write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return load_bundle(path)
