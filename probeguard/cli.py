@@ -37,6 +37,8 @@ COMMANDS: tuple[Command, ...] = (
             "configure_info", "run_info"),
     Command("features", "what the bundle knows about SAE features: top tokens, contexts, sources they fire on",
             "probeguard.detector.commands", "configure_features", "run_features"),
+    Command("trace", "follow a text's category scores through every layer of the host (offline, full host)",
+            "probeguard.detector.trace_cli", "configure_trace", "run_trace"),
     Command("doctor", "check host, cache, runtime and truncated-vs-full parity; non-zero on failure",
             "probeguard.detector.commands", "configure_doctor", "run_doctor"),
     Command("prepare", "fill a cache ahead of serving (host converted, graph exported): replicas start in seconds",

@@ -205,6 +205,17 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
         assert 1 / (1 + np.exp(-e.logit)) == pytest.approx(why.categories[category].score, abs=1e-4)
     assert metrics["explain"]["dev"].keys() == {"unsafe", "prompt_injection"}
     assert "## Explanations" in (out / "report.md").read_text()
+    # the layer trace: a mean probe per category at every layer of the host, from one full-host pass
+    trace = det.bundle.trace
+    assert trace is not None and trace.layers == tuple(range(det.bundle.manifest.host.num_layers + 1))
+    assert trace.served_layer == 2 and set(trace.categories) == {"unsafe", "prompt_injection"}
+    assert metrics["trace"]["layers"] == list(trace.layers) and metrics["trace"]["tensor_bytes"] > 0
+    for category, r in metrics["trace"]["by_category"].items():  # a dev AUROC per positive source and layer
+        assert r["dev_auroc_by_source"], category
+        assert all(
+            len(v) == len(trace.layers) and all(0 <= a <= 1 for a in v) for v in r["dev_auroc_by_source"].values()
+        )
+    assert "## Layer trace" in (out / "report.md").read_text()
 
     # The int8 variant: the same choices refit on the int8 host graph's activations, served on the int8 graph.
     pii = metrics["pii_selection"]["chosen"]

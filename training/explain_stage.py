@@ -128,10 +128,11 @@ def build_explain(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from probeguard.detector.bundle import HostRef, load_bundle, save_bundle
+    from probeguard.detector.bundle import load_bundle
     from probeguard.detector.settings import DetectorSettings
+    from probeguard.training.bundle_rewrite import rewrite_bundle
     from probeguard.training.pii_harvest import harvester
-    from probeguard.training.report import write_report
+    from probeguard.training.report import EXPLAIN_ADDS
     from probeguard.training.run_sources import DEFAULT_CONFIG, category_sources_of, pii_sources_of
     from probeguard.training.sae_fit import bundle_sae
     from probeguard.training.train_config import load_config
@@ -157,8 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(config.threads)
     bundle = load_bundle(args.bundle)
     m = bundle.manifest
-    if len(m.active_heads) != len(m.heads):
-        raise SystemExit("the bundle has inactive heads, which a rewrite would drop: retrain it instead")
     out, version = args.out or args.bundle, args.version or m.version
     metrics_path = args.bundle / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
@@ -174,22 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                     for k in e.config.layers_read)  # fmt: skip
         sae, sae_report = bundle_sae(config.sae, pii, categories, harvest, layer, config.seed)
         saes = [sae]
-    heads = [(h, e.thresholds) for h, e in zip(bundle.build_heads(), m.active_heads, strict=True)]
-
-    def write(explain: ExplainArtifacts | None) -> None:
-        save_bundle(out, name=m.name, version=version, host=HostRef(**vars(m.host)), heads=heads, saes=saes,
-                    metrics=m.metrics, training_data=m.training_data, sae_dtype=torch.float16,
-                    explain=explain)  # fmt: skip
-
-    write(None)  # the SAE in place first: the detector that redacts and measures is the written bundle
+    # the SAE in place first: the detector that redacts and measures is the written bundle
+    rewrite_bundle(args.bundle, out, version, saes=saes, explain=None)
     detector = Detector.load(out, settings)
     art, report = build_explain(detector, detector.explainer.sae, pii, categories, harvest,
                                 config.sae.texts_per_source, config.seed, args.per_source)  # fmt: skip
-    write(art)
-    if metrics:
-        derived = {"derived_from": f"{m.name} {m.version}"} if (out, version) != (args.bundle, m.version) else {}
-        metrics.update({"bundle": f"{m.name} {version}", "sae": sae_report, "explain": report, **derived})
-        write_report(out, metrics)
+    # from the source again (in place: the same heads): with the SAE, the artifacts, and the report when it has one
+    rewrite_bundle(args.bundle, out, version, saes=saes, explain=art,
+                   metrics_update={"sae": sae_report, "explain": report}, adds=EXPLAIN_ADDS)  # fmt: skip
     print(json.dumps(report, indent=2))
     return 0
 

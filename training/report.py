@@ -13,6 +13,9 @@ from probeguard.training.category_select import mean_recall
 from probeguard.training.devsuite import render_markdown
 from probeguard.training.train_config import CHOICE_PARTS
 
+# What a version derived from another (heads unchanged) adds, when its metrics do not say.
+EXPLAIN_ADDS = "the SAE and the explain artifacts (`python -m probeguard.training.explain_stage`)"
+
 
 def _plt():
     import matplotlib
@@ -171,6 +174,29 @@ def _explain_section(explain: dict[str, Any] | None) -> list[str]:
             ""]  # fmt: skip
 
 
+def _trace_section(trace: dict[str, Any] | None) -> list[str]:
+    """The layer trace's depth curve: per category, each positive source's dev AUROC (against the pooled dev
+    negatives) at every layer, and the worst source's."""
+    if not trace:
+        return []
+    layers = trace["layers"]
+    lines = ["## Layer trace (per-layer probes, dev AUROC against pooled dev negatives)", "",
+             f"A mean-pooled linear probe per category at every layer ({trace['layer_numbering']}), fitted on the "
+             f"category heads' training rows; the served heads read layer {trace['served_layer']}. Harvest "
+             f"{trace['harvest_seconds']:.0f} s (one full-host pass), fit {trace['fit_seconds']:.0f} s; "
+             f"{trace['tensor_bytes'] / 1024:.0f} KiB in the bundle. `python -m probeguard.training.layer_trace`.",
+             ""]  # fmt: skip
+    for category, r in trace["by_category"].items():
+        if not r["dev_auroc_by_source"]:
+            continue
+        lines += [f"**{category}**", "", "| source | " + " | ".join(f"L{k}" for k in layers) + " |",
+                  "|---|" + "---|" * len(layers)]  # fmt: skip
+        rows = {**r["dev_auroc_by_source"], "**worst**": r["worst_dev_auroc"]}
+        lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |" for name, values in rows.items()]
+        lines.append("")
+    return lines
+
+
 def write_report(out: Path, metrics: dict[str, Any]) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_dev_sources(metrics["dev"]["pii"], out / "dev_sources.png")
@@ -188,8 +214,8 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         + _refit_sentence(metrics),
         "",
         *([f"Heads, thresholds, selection and dev suite below are **{metrics['derived_from']}**'s, unchanged (the same "
-           "answers); this version adds the SAE and the explain artifacts (`python -m "
-           "probeguard.training.explain_stage`).", ""] if metrics.get("derived_from") else []),
+           f"answers); this version adds {'; '.join(metrics.get('derived_adds') or [EXPLAIN_ADDS])}.", ""]
+          if metrics.get("derived_from") else []),
         "Every choice below was made leave-one-source-out (fit without a source, score on it, rank by the worst "
         "source); the dev suite at the end runs the saved bundle on dev parts that nothing was fitted, selected or "
         "thresholded on. No public evaluation benchmark was used anywhere.",
@@ -204,6 +230,7 @@ def write_report(out: Path, metrics: dict[str, Any]) -> None:
         "",
         *_sae_section(metrics.get("sae")),
         *_explain_section(metrics.get("explain")),
+        *_trace_section(metrics.get("trace")),
         dev.replace("# Dev suite", "# Dev suite (saved bundle)", 1).replace("\n# ", "\n## ").replace("\n## ", "\n### "),
         "![dev F1 per source](dev_sources.png)",
         "",

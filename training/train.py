@@ -225,6 +225,15 @@ def run(args: argparse.Namespace) -> int:
         explain, explain_report = build_explain(detector, saes[0], pii_sources, cat_sources, harvest,
                                                 config.sae.texts_per_source, config.seed)  # fmt: skip
         log({"explain": explain_report})
+    trace, trace_report = None, None
+    if config.trace.enabled:  # per-layer probes for the layer trace: one full-host pass, pooled activations only
+        from probeguard.training.layer_trace import build_layer_probes
+
+        served = max(k for h, _ in heads if h.level == "sequence" for k in h.config.layers_read)
+        trace, trace_report = build_layer_probes(cat_sources, host.path, host.sha256, detector.tokenizer,
+                                                 settings.cache_dir, settings.window_tokens, served,
+                                                 config.categories, config.seed)  # fmt: skip
+        log({"trace": {k: v for k, v in trace_report.items() if k != "by_category"}})
     peer = not args.no_peer and _presidio_available()
     metrics = {
         "bundle": f"{name} {version}", "host": host.id, "host_layers": n_layers, "variant": config.variant,
@@ -232,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         "evaluate_fixed": config.evaluate_fixed,
         "layers": sorted({pii_choice.layer, *(k for h, _ in heads for k in h.config.layers_read)}),
         "pii_selection": pii_selection, "category_selection": cat_selection, "sae": sae_report,
-        "explain": explain_report,
+        "explain": explain_report, "trace": trace_report,
         "dev": {"pii": run_pii(detector, pii_sources, with_peer=peer),
                 "categories": run_categories(detector, cat_sources)},
         "peer": "Presidio + spaCy en_core_web_sm" if peer else "not installed (pip install '.[dev]')",
@@ -240,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         "machine": f"{platform.machine()} {platform.system()}, torch {torch.__version__}",
     }  # fmt: skip
     save_bundle(out, name=name, version=version, host=ref, heads=heads, saes=saes, metrics=_headline(metrics),
-                training_data=summary, sae_dtype=torch.float16, explain=explain)  # fmt: skip
+                training_data=summary, sae_dtype=torch.float16, explain=explain, trace=trace)  # fmt: skip
     write_report(out, metrics)
     log(_headline(metrics))
     return 0

@@ -193,6 +193,15 @@ class SAESection:
 
 
 @dataclass(frozen=True)
+class TraceSection:
+    """The layer trace (training.layer_trace): a mean-pooled probe per category at every layer of the host, from one
+    full-host pass over the category sources (pooled activations only), stored under trace/ in the bundle (~100 KB
+    for 2 categories x 19 layers x 640). `probeguard trace` and the console's /v1/trace read it."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class ChoicesSection:
     """Choices a run refits instead of selecting: the PII head as "L<layer>/<linear|mlp>" (its lookahead and hidden
     units are [pii]'s, one value each), a category as its selection candidate ("L8/attention", "L6+8/mean"). An empty
@@ -234,6 +243,7 @@ class TrainConfig:
     pii: PiiSection = field(default_factory=PiiSection)
     categories: CategorySection = field(default_factory=CategorySection)
     sae: SAESection = field(default_factory=SAESection)
+    trace: TraceSection = field(default_factory=TraceSection)
     host: str = ""  # model folder; empty = the packaged Gemma 3 270M
     # Arithmetic the bundle is served with, and so the one its activations are harvested from: fp32 (exact) or int8
     # (the dynamically quantised host graph, ~2.3x faster on CPU; heads trained on its activations, see README).
