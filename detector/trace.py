@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from probeguard.detector.errors import ConfigError, EmptyInputError
+from probeguard.detector.errors import ConfigError, EmptyInputError, ProbeguardError
 from probeguard.detector.tokenize import HostTokenizer, plan_windows
 from probeguard.detector.trace_store import LayerProbes
 from probeguard.detector.truncate import TruncatedHost, load_host_config, load_truncated_host, num_host_layers
 
 
-class TraceUnavailableError(ConfigError):
+class TraceUnavailableError(ProbeguardError):
     """The bundle carries no layer-trace probes (retrain it, or add them with training.layer_trace)."""
 
 

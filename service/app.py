@@ -26,13 +26,25 @@ from probeguard.service.state import (
     WARMUP_TEXT,
     ServiceState,
     calibrate_detector,
+    load_tracer,
     publish_bundle_info,
     record_batch,
     reload_detector,
 )
 
 log = logging.getLogger("probeguard.service")
-KNOWN_ROUTES = ("/v1/detect", "/v1/detect/batch", "/healthz", "/readyz", "/metrics", "/admin/reload", "/schema")
+KNOWN_ROUTES = (
+    "/v1/detect",
+    "/v1/detect/batch",
+    "/v1/trace",
+    "/v1/features",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/admin/reload",
+    "/schema",
+    "/console",
+)
 
 
 def _lifespan(state: ServiceState):
@@ -105,7 +117,8 @@ class RequestContext:
             await self.app(scope, receive, send_wrapper)
         finally:
             path = scope.get("path", "")
-            route = path if path in KNOWN_ROUTES else ("/schema" if path.startswith("/schema") else "other")
+            prefix = next((p for p in ("/schema", "/console") if path.startswith(p)), None)
+            route = path if path in KNOWN_ROUTES else (prefix or "other")
             elapsed = time.perf_counter() - started
             self.metrics.request_seconds.labels(route=route, status=str(status["code"])).observe(elapsed)
             log.info("request", extra={"request_id": request_id, "route": route, "status": status["code"],
@@ -121,8 +134,14 @@ def create_app(
             f"({detector.settings.batch_tokens}): one full batch must fit in the queue"
         )
     state = ServiceState(settings=settings, detector=detector, loader=loader or (lambda _: detector))
+    routes = list(ROUTES)
+    if settings.console:  # off by default: then /console, /v1/trace and /v1/features do not exist
+        from probeguard.service.console import CONSOLE_ROUTES
+
+        state.tracer = load_tracer(detector)
+        routes += CONSOLE_ROUTES
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=routes,
         state=State({"service": state, "settings": settings, "metrics": state.metrics}),
         lifespan=[_lifespan(state)],
         exception_handlers={Exception: error_response},

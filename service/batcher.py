@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from probeguard.detector import Detection, Detector
 from probeguard.detector.tokenize import EncodedText
@@ -27,6 +28,7 @@ BATCH_SHARE = 0.5
 # any other work. Measured 2.06 (`python -m probeguard.loadtest.explain_bench --repeats 3`, golden corpus, probeguard-
 # base 0.12.1, 1 thread, 2-core x86_64 AVX-512 box, 2026-12-07: p50 35.4 -> 63.2 ms per text).
 EXPLAIN_WORK_PER_TOKEN = 2.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -174,6 +176,20 @@ class MicroBatcher:
         self._queued_work += job.work
         self._wake.set()
         return await job.future
+
+    async def run_exclusive(self, fn: Callable[[], T], work: float) -> T:
+        """Run `fn` (work that is not a detect batch: the console's layer trace) on the inference thread, admitted
+        like a request of `work` planned tokens: 429 over the wait budget or the answer deadline, and counted in the
+        wait every later request is admitted against until it is done."""
+        wait = self.admit()
+        self.admit_answer(wait, work)
+        self._queued_work += work
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        finally:
+            self._in_flight -= 1
+            self._queued_work = max(0.0, self._queued_work - work)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from probeguard.detector.errors import (
     ProbeguardError,
 )
 from probeguard.detector.explanation import ExplainUnavailableError
+from probeguard.detector.trace import TraceUnavailableError
 
 log = logging.getLogger("probeguard.service")
 REQUEST_ID: ContextVar[str] = ContextVar("probeguard_request_id", default="")  # set per request by the middleware
@@ -90,6 +91,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int]] = [
     (QueueFullError, 429),
     (ReloadFailedError, 409),
     (ExplainUnavailableError, 409),  # explain asked of a bundle without an SAE: the request is fine, the bundle can't
+    (TraceUnavailableError, 409),  # the console's trace asked of a bundle without trace probes
     (NotReadyError, 503),
     (DrainingError, 503),
     (InferenceError, 503),

@@ -79,7 +79,7 @@ def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         raise NotAuthorizedException()
 
 
-def _texts_of(req: DetectRequest, svc: ServiceState, detector: Detector) -> list[str]:
+def texts_of(req: DetectRequest, svc: ServiceState, detector: Detector) -> list[str]:
     if (req.text is None) == (req.messages is None):
         raise RequestError("give exactly one of 'text' or 'messages'")
     if req.messages is not None:
@@ -164,7 +164,7 @@ async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[Detec
     if not svc.ready or svc.batcher is None:
         raise NotReadyError("the service is starting")
     detector = svc.detector
-    per_request = [_texts_of(r, svc, detector) for r in requests]
+    per_request = [texts_of(r, svc, detector) for r in requests]
     texts = [t for group in per_request for t in group]
     wait = svc.batcher.estimated_wait_s()
     svc.metrics.estimated_wait_seconds.observe(wait)

@@ -50,6 +50,10 @@ class ServiceSettings:
     auth_token: str = ""
     # Seconds a shutdown waits for in-flight requests before giving up.
     drain_seconds: float = 20.0
+    # Serve the operator console at /console and the routes it calls (/v1/trace, /v1/features; behind the bearer token
+    # when one is set). Loads the full torch host for the layer trace (~1 GB more memory at Gemma 3 270M) when the
+    # bundle has trace probes. Off: none of these routes exist.
+    console: bool = False
 
     def __post_init__(self) -> None:
         for name in ("port", "queue_tokens", "max_body_bytes", "max_messages", "max_batch_items"):

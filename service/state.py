@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from probeguard.detector import Detector, Redactor
+from probeguard.detector.trace import LayerTracer
 from probeguard.service.batcher import BatchStats, MicroBatcher
 from probeguard.service.metrics import Metrics
 from probeguard.service.settings import ServiceSettings
@@ -31,6 +32,7 @@ class ServiceState:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="probeguard-tokenize")
     )
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tracer: LayerTracer | None = None  # the console's layer trace (full torch host); None when off or unavailable
 
 
 def publish_bundle_info(state: ServiceState) -> None:
@@ -80,7 +82,19 @@ async def reload_detector(state: ServiceState, bundle: Path | None) -> Detector:
         new = await loop.run_in_executor(None, state.loader, bundle)
         await loop.run_in_executor(None, new.detect, [WARMUP_TEXT])
         await calibrate_detector(state, new)  # alongside the serving batches: timings a little high under load
-        state.detector = new
+        tracer = await loop.run_in_executor(None, load_tracer, new) if state.settings.console else None
+        state.detector, state.tracer = new, tracer
         publish_bundle_info(state)
         log.info("bundle reloaded", extra={"bundle": new.bundle.manifest.name, "version": new.bundle.manifest.version})
         return new
+
+
+def load_tracer(detector: Detector) -> LayerTracer | None:
+    """The console's full torch host for the layer trace (~1 GB at Gemma 3 270M) when the bundle has trace probes;
+    None (logged) when it has none. A host that cannot be loaded fails startup or the reload (HostError)."""
+    probes = detector.bundle.trace
+    if probes is None:
+        log.warning("console: the bundle has no trace probes; /v1/trace answers 409")
+        return None
+    s = detector.settings
+    return LayerTracer.load(detector.host.path, detector.tokenizer, probes, s.window_tokens, s.window_overlap)

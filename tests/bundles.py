@@ -30,6 +30,7 @@ from probeguard.detector.heads import (
 )
 from probeguard.detector.host import host_from_folder
 from probeguard.detector.sae import SAEConfig, SparseAutoencoder
+from probeguard.detector.trace_store import LayerProbes
 from probeguard.detector.truncate import load_host_config
 
 TOKEN_LABELS = ("PERSON", "EMAIL", "PHONE")
@@ -112,14 +113,16 @@ def make_bundle(
     )
 
 
-def explaining_bundle(folder: Path, host: Path, artifacts: ExplainArtifacts | None = None) -> Bundle:
+def explaining_bundle(
+    folder: Path, host: Path, artifacts: ExplainArtifacts | None = None, trace: LayerProbes | None = None
+) -> Bundle:
     """Random served head types, all on layer 1, with an SAE on layer 1; thresholds low enough that categories flag."""
     ref = host_ref(host)
     heads = random_heads(default_configs(token_layer=1), ref.d_model)
     sae = random_sae(ref.d_model, name="resid_l1", layer=1, d_sae=D_SAE)
     return save_bundle(folder, name="t", version="0.0.1", host=ref,
                        heads=[(h, dict.fromkeys(h.config.labels, 0.05)) for h in heads], saes=[sae],
-                       explain=artifacts)  # fmt: skip
+                       explain=artifacts, trace=trace)  # fmt: skip
 
 
 def explain_artifacts(rows: int = 6) -> ExplainArtifacts:
@@ -136,3 +139,16 @@ def explain_artifacts(rows: int = 6) -> ExplainArtifacts:
         x = np.hstack([rng.normal(size=(rows, q)), np.ones((rows, 1))])
         influence[cat] = InfluenceLayer(cat, train, x, rng.normal(size=rows), np.eye(q + 1), rng.normal(size=q + 1))
     return ExplainArtifacts("resid_l1", labels, sources, rng.random((D_SAE, 2)), influence)
+
+
+def random_trace_probes(
+    num_layers: int, d_model: int, categories: Sequence[str] = ("prompt_injection", "unsafe"), served: int = 1,
+    seed: int = 0, threshold: float = 0.5,
+) -> LayerProbes:  # fmt: skip
+    """Random per-layer probes (detector.trace_store) for a host of `num_layers` blocks."""
+    rng = np.random.default_rng(seed)
+    shape = (len(categories), num_layers + 1)
+    return LayerProbes(tuple(categories), tuple(range(num_layers + 1)), served,
+                       rng.normal(size=(*shape, d_model)).astype(np.float32) * 0.3,
+                       rng.normal(size=shape).astype(np.float32), np.full(shape, threshold, dtype=np.float32),
+                       {"pooling": "mean"})  # fmt: skip
