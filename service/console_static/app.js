@@ -177,7 +177,7 @@
     for (const h of ["source", "role", "label", "licence", "text", valueName]) head.append(el("th", h));
     table.append(head);
     for (const r of rows) {
-      const tr = el("tr", null, "row");
+      const tr = el("tr", null, "training-row");
       tr.append(el("td", r.source), el("td", r.role), el("td", r.label), el("td", r.licence),
         el("td", r.snippet === null ? `(row ${r.row}; text not redistributable)` : r.snippet),
         el("td", r.value.toFixed(3), "num"));
@@ -264,7 +264,8 @@
       const th = c.thresholds.map((v, i) => `${x(i)},${y(v)}`).join(" ");
       plot.append(svg("polyline", { points: th, fill: "none", stroke: color, "stroke-dasharray": "5 4",
         "stroke-width": 1 }));
-      const label = svg("text", { x: W - R + 8, y: T + 14 + 16 * j, fill: color });
+      const label = svg("text", { x: W - R + 8, y: T + 14 + 16 * j });
+      label.style.fill = color;
       label.textContent = name;
       plot.append(label);
     });
