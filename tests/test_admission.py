@@ -249,6 +249,43 @@ def test_retry_after_is_the_excess_rounded_up_to_whole_seconds():
         batcher._executor.shutdown()
 
 
+def test_exclusive_work_is_admitted_like_a_request_and_counted_while_it_runs():
+    """The console's trace: refused with 429 when the queue is over budget; admitted, it runs on the inference thread
+    and counts in the wait later requests see until it is done."""
+    import asyncio
+
+    from probeguard.service.batcher import MicroBatcher
+    from probeguard.service.errors import QueueFullError
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5, answer_deadline_s=1.0)
+        try:
+            batcher.meter.tokens_per_s = 100.0
+            batcher._in_flight, batcher._queued_work = 1, 80.0  # 0.8 s of work ahead: over the 0.5 s budget
+            with pytest.raises(QueueFullError) as refused:
+                await batcher.run_exclusive(lambda: "ran", 10.0)
+            assert refused.value.reason == "wait_budget" and batcher._queued_work == 80.0
+            batcher._in_flight, batcher._queued_work = 0, 0.0
+            release = threading.Event()
+            seen: list[float] = []
+
+            def work() -> str:
+                release.wait(5)
+                return threading.current_thread().name
+
+            running = asyncio.ensure_future(batcher.run_exclusive(work, 30.0))
+            await asyncio.sleep(0.05)
+            seen.append(batcher.estimated_wait_s())
+            release.set()
+            thread = await running
+            assert seen[0] == pytest.approx(0.3) and batcher._queued_work == 0.0 and not batcher.busy
+            assert thread.startswith("probeguard-inference"), "runs on the inference thread, serialised with batches"
+        finally:
+            batcher._executor.shutdown()
+
+    asyncio.run(scenario())
+
+
 def test_the_queue_memory_bound_refuses_with_its_own_reason(tiny_detector):
     """With no rate measured the time bounds admit everything; the queue's token bound still holds: one request runs
     (blocked), one waits, the next would pass the bound and is refused as queue_tokens."""
