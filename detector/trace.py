@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,7 +68,7 @@ class LayerTracer:
         self.overlap = overlap
 
     @classmethod
-    def load(cls, host_path, tokenizer: HostTokenizer, probes: LayerProbes | None, window_tokens: int,
+    def load(cls, host_path: Path, tokenizer: HostTokenizer, probes: LayerProbes | None, window_tokens: int,
              overlap: int) -> LayerTracer:  # fmt: skip
         """Raises TraceUnavailableError when `probes` is None (the bundle has no trace/)."""
         if probes is None:

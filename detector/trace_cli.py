@@ -9,7 +9,6 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from probeguard.detector.errors import ConfigError, InputError
 from probeguard.detector.trace import LayerTrace, LayerTracer
@@ -56,10 +55,6 @@ def read_messages(path: Path) -> list[tuple[str, str]]:
     return [(m["role"], m["content"]) for m in data]
 
 
-def trace_dict(trace: LayerTrace) -> dict[str, Any]:
-    return asdict(trace)
-
-
 def render_text(label: str, text: str, trace: LayerTrace) -> str:
     layers = trace.layers
     lines = [f"== {label} ({len(trace.tokens)} tokens, {trace.windows} window(s); served layer {trace.served_layer})",
@@ -88,7 +83,7 @@ def run_trace(args: argparse.Namespace) -> int:
 
         draw_traces(traces, args.png)
     if args.json:
-        out = [{"role": role, **trace_dict(t)} for role, _, t in traces]
+        out = [{"role": role, **asdict(t)} for role, _, t in traces]
         json.dump(out[0] if args.text is not None else out, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
