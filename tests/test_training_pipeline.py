@@ -165,7 +165,7 @@ def test_quick_training_run_end_to_end_on_a_tiny_host(tmp_path, tiny_hosts, monk
     out = tmp_path / "bundle"
     assert main(["train", "--config", str(config), "--quick", "--no-peer", "--out", str(out)]) == 0
     for name in ("manifest.json", "heads.safetensors", "report.md", "metrics.json", "dev_sources.png",
-                 "category_loso.png"):  # fmt: skip
+                 "category_loso.png", "trace_depth.png", "trace/trace.json", "trace/trace.safetensors"):  # fmt: skip
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["layers"] == [1, 2] and set(metrics["category_selection"]) == {"unsafe", "prompt_injection"}

@@ -64,6 +64,27 @@ def plot_category_loso(selection: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_trace_depth(trace: dict[str, Any], path: Path) -> None:
+    """The layer trace's depth curve: per category, the worst and the median positive source's dev AUROC by layer."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    layers = trace["layers"]
+    for category, r in trace["by_category"].items():
+        if not r["dev_auroc_by_source"]:
+            continue
+        grid = np.array(list(r["dev_auroc_by_source"].values()))  # [sources, layers]
+        (line,) = ax.plot(layers, grid.min(0), marker="o", label=f"{category}: worst source")
+        ax.plot(layers, np.median(grid, 0), linestyle="--", color=line.get_color(), label=f"{category}: median")
+    ax.axvline(trace["served_layer"], color="grey", linewidth=0.8)
+    ax.set(xlabel="layer (residual stream after k blocks)", ylabel="dev AUROC vs pooled negatives",
+           title="Layer trace: where each category becomes readable (grey: the served layer)")  # fmt: skip
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _pii_selection(sel: dict[str, Any]) -> list[str]:
     if not sel["candidates"]:
         return [
@@ -194,13 +215,15 @@ def _trace_section(trace: dict[str, Any] | None) -> list[str]:
         rows = {**r["dev_auroc_by_source"], "**worst**": r["worst_dev_auroc"]}
         lines += [f"| {name} | " + " | ".join(f"{v:.3f}" for v in values) + " |" for name, values in rows.items()]
         lines.append("")
-    return lines
+    return [*lines, "![dev AUROC by layer](trace_depth.png)", ""]
 
 
 def write_report(out: Path, metrics: dict[str, Any]) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_dev_sources(metrics["dev"]["pii"], out / "dev_sources.png")
     plot_category_loso(metrics["category_selection"], out / "category_loso.png")
+    if metrics.get("trace"):
+        plot_trace_depth(metrics["trace"], out / "trace_depth.png")
     dev = render_markdown({"bundle": metrics["bundle"], "machine": metrics["machine"], "command": "probeguard train",
                            "pii": metrics["dev"]["pii"], "categories": metrics["dev"]["categories"]})  # fmt: skip
     lines = [
