@@ -33,6 +33,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_ready(proc: subprocess.Popen, url: str, timeout_s: float, name: str, poll_s: float = 0.1) -> None:
+    """Poll `url` until it answers 200; RuntimeError if the process exits first or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} before it was ready")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not become ready in time")
+        time.sleep(poll_s)
+
+
 @contextlib.contextmanager
 def running_server(
     env: dict[str, str] | None = None,
@@ -50,18 +66,7 @@ def running_server(
     proc = subprocess.Popen(argv, env=full_env, stdout=out, stderr=out, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"probeguard serve exited with {proc.returncode} before it was ready")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("probeguard serve did not become ready in time")
-            time.sleep(0.1)
+        wait_until_ready(proc, f"{base}/readyz", timeout_s, "probeguard serve")
         yield base, proc
     finally:
         if proc.poll() is None:

@@ -10,6 +10,7 @@ code, no frames, API calls to this origin only); the page renders every text wit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from importlib import resources
 
@@ -133,7 +134,9 @@ async def trace(data: JSONBody[TraceRequest], request: Request) -> TraceResponse
     # work in planned tokens: the full host runs num_layers blocks where the served graph runs its deepest layer's
     depth = max(detector.bundle.manifest.layers)
     factor = detector.bundle.manifest.host.num_layers / max(depth, 1)
-    work = factor * sum(detector.batch_cost([tracer.window_tokens(t)]) for t in texts)
+    loop = asyncio.get_running_loop()  # tokenizing is CPU work: off the event loop, as /v1/detect does it
+    tokens = await loop.run_in_executor(svc.tokenize_pool, lambda: [tracer.window_tokens(t) for t in texts])
+    work = factor * sum(detector.batch_cost([n]) for n in tokens)
     traces = await svc.batcher.run_exclusive(lambda: [tracer.trace(t) for t in texts], work)
     probes = tracer.probes
     return TraceResponse(list(probes.layers), probes.served_layer,

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from probeguard.loadtest.server import free_port, running_server
+from probeguard.loadtest.server import free_port, running_server, wait_until_ready
 from tests.bundles import explaining_bundle
 
 pytestmark = pytest.mark.slow
@@ -59,19 +59,10 @@ def running_prometheus(binary: str, target: str, folder: Path) -> Iterator[str]:
         proc = subprocess.Popen(argv, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                output = (folder / "prometheus.log").read_text()
-                raise RuntimeError(f"prometheus exited with {proc.returncode}: {output}")
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("prometheus did not become ready in time")
-            time.sleep(0.2)
+        try:
+            wait_until_ready(proc, f"{base}/-/ready", 60, "prometheus", poll_s=0.2)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {(folder / 'prometheus.log').read_text()}") from None
         yield base
     finally:
         proc.terminate()
