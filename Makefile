@@ -37,10 +37,11 @@ check: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -m "not integration and not slow" $(PYTEST_ARGS)
 
+# Two workers, whole files each (module fixtures are built once per file): CI's two cores, one torch thread per test.
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # Presidio (the peer) comes with the dev extra, so bench never reinstalls the project over the editable install.
 bench: setup
