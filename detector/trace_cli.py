@@ -58,12 +58,14 @@ def read_messages(path: Path) -> list[tuple[str, str]]:
 def render_text(label: str, text: str, trace: LayerTrace) -> str:
     layers = trace.layers
     lines = [f"== {label} ({len(trace.tokens)} tokens, {trace.windows} window(s); served layer {trace.served_layer})",
+             "   (a mean-pooled probe per layer; the served score is the served head's, at the served layer)",
              "layer      " + " ".join(f"{k:>5}" for k in layers)]  # fmt: skip
     for name, c in trace.categories.items():
         lines.append(f"{name[:10]:<10} " + " ".join(f"{s:5.2f}" for s in c.scores))
         lines.append(f"{'threshold':<10} " + " ".join(f"{t:5.2f}" for t in c.thresholds))
-        crossing = "never" if c.first_crossing is None else f"layer {layers[c.first_crossing]}"
-        lines.append(f"  {name}: first crosses its threshold at {crossing}")
+        crossing = ("never crosses its threshold" if c.first_crossing is None
+                    else f"first crosses its threshold at layer {layers[c.first_crossing]}")  # fmt: skip
+        lines.append(f"  {name}: {crossing}")
         top = sorted(trace.tokens, key=lambda t: -t.scores[name])[:TOP_TOKENS]
         shown = ", ".join(f"{text[t.start : t.end]!r} {t.scores[name]:.2f}" for t in top)
         lines.append(f"  top tokens at layer {trace.served_layer}: {shown}")

@@ -284,6 +284,8 @@
       const box = el("div", null, "trace");
       box.append(el("h3", (t.role ? `${t.role}: ` : "") + "score by layer (dashed: threshold; grey: served layer " +
         `${traced.served_layer})`));
+      box.append(el("p", "A mean-pooled probe per layer, fitted on the heads' training rows: where each category " +
+        "becomes readable. The score above is the served head's, at the served layer.", "muted"));
       box.append(tracePlot(traced.layers, traced.served_layer, t.categories));
       const crossings = el("ul");
       for (const [name, c] of Object.entries(t.categories)) {
