@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from probeguard.detector.errors import ConfigError, EmptyInputError, ProbeguardError
-from probeguard.detector.tokenize import HostTokenizer, plan_windows
+from probeguard.detector.tokenize import EncodedText, HostTokenizer, plan_windows
 from probeguard.detector.trace_store import LayerProbes
 from probeguard.detector.truncate import TruncatedHost, load_host_config, load_truncated_host, num_host_layers
 
@@ -80,17 +80,23 @@ class LayerTracer:
                               f"{num_host_layers(config) + 1} (0..{num_host_layers(config)})")  # fmt: skip
         return cls(load_truncated_host(host_path, probes.layers, config), tokenizer, probes, window_tokens, overlap)
 
-    def window_tokens(self, text: str) -> int:
-        """Tokens the trace of `text` runs through the full host (its windows, specials included): admission's work."""
-        n = len(self.tokenizer.encode(text).ids)
-        windows = plan_windows(n, self.content_len, self.overlap)
+    def encode(self, text: str) -> EncodedText:
+        """The text's tokens; EmptyInputError when it has none."""
+        enc = self.tokenizer.encode(text)
+        if not len(enc.ids):
+            raise EmptyInputError("nothing to trace: the text has no tokens")
+        return enc
+
+    def window_tokens(self, enc: EncodedText) -> int:
+        """Tokens the trace runs through the full host (its windows, specials included): admission's work."""
+        windows = plan_windows(len(enc.ids), self.content_len, self.overlap)
         return sum(w.end - w.start + self.tokenizer.num_special for w in windows)
 
     def trace(self, text: str) -> LayerTrace:
-        enc = self.tokenizer.encode(text)
+        return self.trace_encoded(self.encode(text))
+
+    def trace_encoded(self, enc: EncodedText) -> LayerTrace:
         probes = self.probes
-        if not len(enc.ids):
-            raise EmptyInputError("nothing to trace: the text has no tokens")
         windows = plan_windows(len(enc.ids), self.content_len, self.overlap)
         batch = self.tokenizer.collate(windows, [enc])
         with torch.inference_mode():

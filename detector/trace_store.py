@@ -53,9 +53,6 @@ class LayerProbes:
         k = self.layers.index(layer)
         return acts @ self.weight[:, k].T + self.bias[:, k]  # [seq, categories]
 
-    def index(self, category: str) -> int:
-        return self.categories.index(category)
-
 
 def write_trace(folder: Path, probes: LayerProbes) -> None:
     folder.mkdir(parents=True, exist_ok=True)

@@ -135,9 +135,9 @@ async def trace(data: JSONBody[TraceRequest], request: Request) -> TraceResponse
     depth = max(detector.bundle.manifest.layers)
     factor = detector.bundle.manifest.host.num_layers / max(depth, 1)
     loop = asyncio.get_running_loop()  # tokenizing is CPU work: off the event loop, as /v1/detect does it
-    tokens = await loop.run_in_executor(svc.tokenize_pool, lambda: [tracer.window_tokens(t) for t in texts])
-    work = factor * sum(detector.batch_cost([n]) for n in tokens)
-    traces = await svc.batcher.run_exclusive(lambda: [tracer.trace(t) for t in texts], work)
+    encoded = await loop.run_in_executor(svc.tokenize_pool, lambda: [tracer.encode(t) for t in texts])
+    work = factor * sum(detector.batch_cost([tracer.window_tokens(e)]) for e in encoded)
+    traces = await svc.batcher.run_exclusive(lambda: [tracer.trace_encoded(e) for e in encoded], work)
     probes = tracer.probes
     return TraceResponse(list(probes.layers), probes.served_layer,
                          [_trace_out(r, t) for r, t in zip(roles, traces, strict=True)])  # fmt: skip
