@@ -27,6 +27,8 @@ def configure_trace(p: argparse.ArgumentParser) -> None:
 
 
 def load_tracer(args: argparse.Namespace) -> LayerTracer:
+    import torch
+
     from probeguard.detector.bundle import load_bundle
     from probeguard.detector.commands import _settings
     from probeguard.detector.host import resolve_host
@@ -34,6 +36,7 @@ def load_tracer(args: argparse.Namespace) -> LayerTracer:
     from probeguard.detector.tokenize import HostTokenizer
 
     settings = _settings(args)
+    torch.set_num_threads(settings.num_threads)
     bundle = load_bundle(default_bundle_path(args.bundle, settings))
     host = resolve_host(bundle.manifest.host.id, settings.cache_dir, settings.host_path)
     tokenizer = HostTokenizer.from_folder(host.path)
