@@ -69,8 +69,9 @@ class LayerTracer:
 
     @classmethod
     def load(cls, host_path: Path, tokenizer: HostTokenizer, probes: LayerProbes | None, window_tokens: int,
-             overlap: int) -> LayerTracer:  # fmt: skip
-        """Raises TraceUnavailableError when `probes` is None (the bundle has no trace/)."""
+             overlap: int, num_threads: int = 1) -> LayerTracer:  # fmt: skip
+        """Raises TraceUnavailableError when `probes` is None (the bundle has no trace/). The torch host keeps to
+        `num_threads` (torch's default would take every core, beside an ONNX session sharing them)."""
         if probes is None:
             raise TraceUnavailableError("this bundle has no layer-trace probes: retrain it (probeguard train) or add "
                                         "them with python -m probeguard.training.layer_trace")  # fmt: skip
@@ -78,6 +79,7 @@ class LayerTracer:
         if num_host_layers(config) + 1 != len(probes.layers):
             raise ConfigError(f"trace probes cover {len(probes.layers)} layers; the host has "
                               f"{num_host_layers(config) + 1} (0..{num_host_layers(config)})")  # fmt: skip
+        torch.set_num_threads(num_threads)
         return cls(load_truncated_host(host_path, probes.layers, config), tokenizer, probes, window_tokens, overlap)
 
     def encode(self, text: str) -> EncodedText:

@@ -27,8 +27,6 @@ def configure_trace(p: argparse.ArgumentParser) -> None:
 
 
 def load_tracer(args: argparse.Namespace) -> LayerTracer:
-    import torch
-
     from probeguard.detector.bundle import load_bundle
     from probeguard.detector.commands import _settings
     from probeguard.detector.host import resolve_host
@@ -36,11 +34,12 @@ def load_tracer(args: argparse.Namespace) -> LayerTracer:
     from probeguard.detector.tokenize import HostTokenizer
 
     settings = _settings(args)
-    torch.set_num_threads(settings.num_threads)
     bundle = load_bundle(default_bundle_path(args.bundle, settings))
     host = resolve_host(bundle.manifest.host.id, settings.cache_dir, settings.host_path)
     tokenizer = HostTokenizer.from_folder(host.path)
-    return LayerTracer.load(host.path, tokenizer, bundle.trace, settings.window_tokens, settings.window_overlap)
+    return LayerTracer.load(
+        host.path, tokenizer, bundle.trace, settings.window_tokens, settings.window_overlap, settings.num_threads
+    )
 
 
 def read_messages(path: Path) -> list[tuple[str, str]]:

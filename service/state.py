@@ -9,8 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from probeguard.detector import Detector, Redactor
 from probeguard.detector.trace import LayerTracer
 from probeguard.service.batcher import BatchStats, MicroBatcher
@@ -99,5 +97,6 @@ def load_tracer(detector: Detector) -> LayerTracer | None:
         log.warning("console: the bundle has no trace probes; /v1/trace answers 409")
         return None
     s = detector.settings
-    torch.set_num_threads(s.num_threads)  # the trace's torch host keeps to the configured threads, as inference does
-    return LayerTracer.load(detector.host.path, detector.tokenizer, probes, s.window_tokens, s.window_overlap)
+    return LayerTracer.load(
+        detector.host.path, detector.tokenizer, probes, s.window_tokens, s.window_overlap, s.num_threads
+    )

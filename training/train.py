@@ -229,9 +229,8 @@ def run(args: argparse.Namespace) -> int:
     if config.trace.enabled:  # per-layer probes for the layer trace: one full-host pass, pooled activations only
         from probeguard.training.layer_trace import build_layer_probes
 
-        served = max(k for h, _ in heads if h.level == "sequence" for k in h.config.layers_read)
         trace, trace_report = build_layer_probes(cat_sources, host.path, host.sha256, detector.tokenizer,
-                                                 settings.cache_dir, settings.window_tokens, served,
+                                                 settings.cache_dir, settings.window_tokens, read,
                                                  config.categories, config.seed)  # fmt: skip
         log({"trace": {k: v for k, v in trace_report.items() if k != "by_category"}})
     peer = not args.no_peer and _presidio_available()
