@@ -21,7 +21,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from probeguard.detector.explanation import ExplainUnavailableError
 from probeguard.detector.trace import LayerTrace, LayerTracer, TraceUnavailableError
 from probeguard.service.errors import NotReadyError, RequestError, TooManyItemsError
-from probeguard.service.routes import require_token, texts_of
+from probeguard.service.routes import require_token, service_of, texts_of
 from probeguard.service.schemas import DetectRequest, Message
 from probeguard.service.state import ServiceState
 
@@ -87,10 +87,6 @@ class FeaturesResponse(msgspec.Struct):
     features: list[FeatureInfoOut]
 
 
-def _svc(request: Request) -> ServiceState:
-    return request.app.state["service"]
-
-
 def _tracer(svc: ServiceState) -> LayerTracer:
     if svc.tracer is None:
         raise TraceUnavailableError("the layer trace is off: the served bundle has no trace probes (retrain it, or "
@@ -123,7 +119,7 @@ def _static(name: str) -> Response:
 @post("/v1/trace", guards=[require_token], status_code=200,
       summary="Layer trace: each category's score at every layer of the host (console only)")  # fmt: skip
 async def trace(data: JSONBody[TraceRequest], request: Request) -> TraceResponse:
-    svc = _svc(request)
+    svc = service_of(request)
     tracer = _tracer(svc)
     detector = svc.detector
     texts = texts_of(DetectRequest(text=data.text, messages=data.messages), svc, detector)  # as /v1/detect checks
@@ -146,7 +142,7 @@ async def trace(data: JSONBody[TraceRequest], request: Request) -> TraceResponse
 @get("/v1/features", guards=[require_token],
      summary="SAE features as the bundle labels them: top tokens, redacted top contexts (console only)")  # fmt: skip
 async def features(ids: FromQuery[str], request: Request) -> FeaturesResponse:
-    svc = _svc(request)
+    svc = service_of(request)
     explainer = svc.detector.explainer  # 409 when the bundle cannot explain
     art = explainer.artifacts
     if art is None:

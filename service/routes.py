@@ -55,7 +55,7 @@ _ADMIN_ERRORS = {
 }
 
 
-def _svc(connection: ASGIConnection) -> ServiceState:
+def service_of(connection: ASGIConnection) -> ServiceState:
     return connection.app.state["service"]
 
 
@@ -66,13 +66,13 @@ def _token_ok(connection: ASGIConnection, expected: str) -> bool:
 
 
 def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    expected = _svc(connection).settings.auth_token
+    expected = service_of(connection).settings.auth_token
     if expected and not _token_ok(connection, expected):
         raise NotAuthorizedException()
 
 
 def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    expected = _svc(connection).settings.auth_token
+    expected = service_of(connection).settings.auth_token
     if not expected:
         raise AdminDisabledError("admin routes are disabled: set PROBEGUARD_AUTH_TOKEN to enable them")
     if not _token_ok(connection, expected):
@@ -187,14 +187,14 @@ async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[Detec
 @post("/v1/detect", guards=[require_token], status_code=200, summary="Detect PII spans and unsafe categories",
       responses=_ERRORS)  # fmt: skip
 async def detect(data: JSONBody[DetectRequest], request: Request) -> DetectResponse:
-    (response,) = await _score(_svc(request), [data])
+    (response,) = await _score(service_of(request), [data])
     return response
 
 
 @post("/v1/detect/batch", guards=[require_token], status_code=200, summary="Detect for many items in one call",
       responses=_ERRORS)  # fmt: skip
 async def detect_batch(data: JSONBody[BatchRequest], request: Request) -> BatchResponse:
-    svc = _svc(request)
+    svc = service_of(request)
     if not data.items:
         raise RequestError("'items' is empty")
     if len(data.items) > svc.settings.max_batch_items:
@@ -210,7 +210,7 @@ async def healthz() -> dict[str, str]:
 @get("/readyz", summary="Bundle loaded and warmed up (503 until then, and while draining)",
      responses={503: ResponseSpec(ErrorResponse, description="not ready or draining")})  # fmt: skip
 async def readyz(request: Request) -> dict[str, str]:
-    svc = _svc(request)
+    svc = service_of(request)
     if svc.batcher is not None and svc.batcher.draining:
         raise DrainingError("draining")
     if not svc.ready:
@@ -221,7 +221,7 @@ async def readyz(request: Request) -> dict[str, str]:
 
 @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    svc = _svc(request)
+    svc = service_of(request)
     if svc.batcher is not None:
         svc.metrics.queue_depth.set(svc.batcher.depth_tokens)
     return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -236,7 +236,7 @@ class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True):
 @post("/admin/reload", guards=[require_admin], status_code=200, summary="Swap to a new bundle atomically",
       responses=_ADMIN_ERRORS)  # fmt: skip
 async def admin_reload(request: Request, data: JSONBody[ReloadRequest]) -> dict[str, str]:
-    svc = _svc(request)
+    svc = service_of(request)
     if data.bundle is not None and not is_bundle_name(data.bundle):
         raise RequestError("bundle must be '<name>/<version>' or '<name>' of a bundle in the models folders")
     try:  # a well-formed name that names no bundle fails like any other reload: 409, the old bundle keeps serving
