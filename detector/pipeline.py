@@ -55,6 +55,15 @@ class Detection:
         return out
 
 
+@dataclass
+class TextScores:
+    """What one text's scored windows have added so far (`Detector.score_windows`; one call or several)."""
+
+    token_probs: np.ndarray  # [n_tokens, n_labels]
+    cat_probs: dict[str, float]  # highest window so far
+    acts: list[WindowActs] | None  # the served layer per scored window, kept for an explanation; None = not asked
+
+
 @dataclass(frozen=True)
 class _OutputPlan:
     """Which head produces which token label or category."""
@@ -196,7 +205,8 @@ class Detector:
         return [self.tokenizer.encode(t) for t in self.validate(texts)]
 
     # -- host + heads ------------------------------------------------------------------------------------------------
-    def _windows(self, encoded: Sequence[EncodedText]) -> list[Window]:
+    def windows_of(self, encoded: Sequence[EncodedText]) -> list[Window]:
+        """The windows these texts are scored in (`text_index` = position in `encoded`)."""
         windows: list[Window] = []
         for i, enc in enumerate(encoded):
             windows.extend(plan_windows(len(enc.ids), self.content_len, self.settings.window_overlap, i))
@@ -208,22 +218,33 @@ class Detector:
 
     def window_lengths(self, encoded: Sequence[EncodedText]) -> list[int]:
         """Row lengths of the windows these texts are scored in."""
-        return [self._row_length(w) for w in self._windows(encoded)]
+        return [self._row_length(w) for w in self.windows_of(encoded)]
+
+    def row_lengths(self, windows: Sequence[Window]) -> list[int]:
+        return [self._row_length(w) for w in windows]
 
     def batch_cost(self, lengths: Sequence[int], token_budget: int | None = None) -> float:
         """Padded tokens (plus per-call overhead) the best plan of forward passes over rows of these lengths costs."""
         budget = token_budget or self.settings.batch_tokens
         return plan_passes(sorted(lengths, reverse=True), budget, self.pass_cost)[1]
 
+    def rows_work(self, lengths: Sequence[int]) -> float:
+        """Compute of rows of these lengths without padding or per-call overhead: what they add to a full batch."""
+        return sum(self.pass_cost.row(n) for n in lengths)
+
     def forward_batches(self, encoded: Sequence[EncodedText], token_budget: int | None = None) -> list[list[Window]]:
         """Windows sorted longest first, split into the forward passes of least padded cost, each within
         `token_budget` padded tokens (default: settings.batch_tokens); a window over the budget runs alone."""
+        return self.plan_passes(self.windows_of(encoded), token_budget)
+
+    def plan_passes(self, windows: Sequence[Window], token_budget: int | None = None) -> list[list[Window]]:
+        """`forward_batches` for any windows (those of several texts, or part of one text's)."""
         budget = token_budget or self.settings.batch_tokens
-        windows = sorted(self._windows(encoded), key=lambda w: w.end - w.start, reverse=True)
-        sizes, _ = plan_passes([self._row_length(w) for w in windows], budget, self.pass_cost)
+        ordered = sorted(windows, key=lambda w: w.end - w.start, reverse=True)
+        sizes, _ = plan_passes(self.row_lengths(ordered), budget, self.pass_cost)
         batches, at = [], 0
         for size in sizes:
-            batches.append(windows[at : at + size])
+            batches.append(ordered[at : at + size])
             at += size
         return batches
 
@@ -247,42 +268,55 @@ class Detector:
         self, encoded: Sequence[EncodedText], token_budget: int | None = None
     ) -> tuple[list[np.ndarray], list[dict[str, float]]]:
         """Token label probabilities [n_tokens, n_labels] and category probabilities, per text."""
-        token_probs, cat_probs, _ = self._score(encoded, token_budget, frozenset())
-        return token_probs, cat_probs
+        scores = self.start_scores(encoded)
+        self.score_windows(self.windows_of(encoded), encoded, scores, token_budget)
+        return [s.token_probs for s in scores], [s.cat_probs for s in scores]
 
     def window_activations(self, encoded: Sequence[EncodedText]) -> list[list[WindowActs]]:
         """Per text, the served layer activations of each of its windows (what an explanation reads)."""
-        return [v for _, v in sorted(self._score(encoded, None, frozenset(range(len(encoded))))[2].items())]
+        scores = self.start_scores(encoded, [True] * len(encoded))
+        self.score_windows(self.windows_of(encoded), encoded, scores)
+        return [s.acts or [] for s in scores]
 
-    def _score(
-        self, encoded: Sequence[EncodedText], token_budget: int | None, keep: frozenset[int]
-    ) -> tuple[list[np.ndarray], list[dict[str, float]], dict[int, list[WindowActs]]]:
-        """`score`, keeping the served layer activations of the windows of the texts in `keep` (fetched from the
-        backend only for the passes that hold one of them)."""
-        plan = self.plan
-        token_probs = [np.zeros((len(e.ids), len(plan.token_labels)), dtype=np.float32) for e in encoded]
-        cat_probs: list[dict[str, float]] = [{c: 0.0 for c in plan.categories} for _ in encoded]
-        kept: dict[int, list[WindowActs]] = {i: [] for i in keep}
-        for windows in self.forward_batches(encoded, token_budget):
-            batch = self.tokenizer.collate(windows, encoded)
-            wanted = [row for row, w in enumerate(batch.windows) if w.text_index in keep]
+    def start_scores(self, encoded: Sequence[EncodedText], keep_acts: Sequence[bool] = ()) -> list[TextScores]:
+        """Empty per-text accumulators for `score_windows`; `keep_acts[i]` keeps text i's served layer activations
+        (what its explanation reads)."""
+        n_labels = len(self.plan.token_labels)
+        keep = list(keep_acts) or [False] * len(encoded)
+        return [TextScores(np.zeros((len(e.ids), n_labels), dtype=np.float32), dict.fromkeys(self.plan.categories, 0.0),
+                           [] if k else None) for e, k in zip(encoded, keep, strict=True)]  # fmt: skip
+
+    def score_windows(
+        self,
+        windows: Sequence[Window],
+        encoded: Sequence[EncodedText],
+        scores: Sequence[TextScores],
+        token_budget: int | None = None,
+    ) -> None:
+        """Run these windows (`text_index` = position in `encoded` and `scores`) and add what they own to `scores`.
+        A text's windows may come in several calls, in any order: each window writes only the tokens it owns, and a
+        category keeps its highest window, so the result equals scoring them all at once. The served layer is fetched
+        from the backend only for the passes that hold a window whose text keeps its activations."""
+        for pass_windows in self.plan_passes(windows, token_budget):
+            batch = self.tokenizer.collate(pass_windows, encoded)
+            wanted = [row for row, w in enumerate(batch.windows) if scores[w.text_index].acts is not None]
             logits = self.backend.forward(batch, layers=True) if wanted else self.backend.forward(batch)
-            self._stitch(batch.windows, batch.content_offset, logits, token_probs, cat_probs)
+            self._stitch(batch.windows, batch.content_offset, logits, scores)
             if wanted:
                 layer = logits[layer_output_name(self.explainer.layer)]  # [batch, seq, d_model]
+                at = batch.content_offset
                 for row in wanted:
                     w = batch.windows[row]
-                    at = batch.content_offset
-                    kept[w.text_index].append(WindowActs(w, np.array(layer[row, at : at + w.end - w.start])))
-        return token_probs, cat_probs, kept
+                    acts = scores[w.text_index].acts
+                    if acts is not None:
+                        acts.append(WindowActs(w, np.array(layer[row, at : at + w.end - w.start])))
 
     def _stitch(
         self,
         windows: Sequence[Window],
         offset: int,
         logits: HeadLogits,
-        token_probs: list[np.ndarray],
-        cat_probs: list[dict[str, float]],
+        scores: Sequence[TextScores],
     ) -> None:
         plan = self.plan
         token_cols = [sigmoid(logits[name]) for name in plan.token_heads]  # each [batch, seq, labels_h]
@@ -290,10 +324,10 @@ class Detector:
         for row, w in enumerate(windows):
             if token_all is not None:
                 lo, hi = offset + w.own_start - w.start, offset + w.own_end - w.start
-                token_probs[w.text_index][w.own_start : w.own_end] = token_all[row, lo:hi]
+                scores[w.text_index].token_probs[w.own_start : w.own_end] = token_all[row, lo:hi]
+            cats = scores[w.text_index].cat_probs
             for cat, (head, col, _) in plan.categories.items():
-                p = float(sigmoid(logits[head][row, col]))
-                cat_probs[w.text_index][cat] = max(cat_probs[w.text_index][cat], p)  # any unsafe window flags
+                cats[cat] = max(cats[cat], float(sigmoid(logits[head][row, col])))  # any unsafe window flags
 
     # -- spans ---------------------------------------------------------------------------------------------------------
     def detect(
@@ -314,19 +348,28 @@ class Detector:
     ) -> list[Detection]:
         """`detect` for texts already validated and tokenized (the service tokenizes before queueing); `explain[i]`
         asks for text i's explanation (absent: none)."""
-        keep = frozenset(i for i, e in enumerate(explain) if e)
-        explainer = self.explainer if keep else None
-        token_probs, cat_probs, kept = self._score(encoded, token_budget, keep)
+        scores = self.start_scores(encoded, list(explain) or [False] * len(encoded))
+        if any(s.acts is not None for s in scores):
+            _ = self.explainer  # ExplainUnavailableError before any work when the bundle cannot explain
+        self.score_windows(self.windows_of(encoded), encoded, scores, token_budget)
+        return self.finish(valid, encoded, scores)
+
+    def finish(
+        self, valid: Sequence[str], encoded: Sequence[EncodedText], scores: Sequence[TextScores]
+    ) -> list[Detection]:
+        """Spans, categories and (where activations were kept) explanations of texts whose windows have all been
+        scored (`score_windows`)."""
         plan = self.plan
         results = []
-        for i, (text, enc, probs, cats) in enumerate(zip(valid, encoded, token_probs, cat_probs, strict=True)):
-            spans = decode_spans(text, enc.offsets, probs, plan.token_labels, plan.token_thresholds)
+        for text, enc, score in zip(valid, encoded, scores, strict=True):
+            spans = decode_spans(text, enc.offsets, score.token_probs, plan.token_labels, plan.token_thresholds)
             categories = {
-                c: CategoryScore(p, p >= plan.categories[c][2], plan.categories[c][2]) for c, p in cats.items()
+                c: CategoryScore(p, p >= plan.categories[c][2], plan.categories[c][2])
+                for c, p in score.cat_probs.items()
             }
             explanation = None
-            if explainer is not None and i in keep:  # every category: a caller's own thresholds may flag others
-                explanation = explainer.explain(enc, spans, list(categories), kept[i])
+            if score.acts is not None:  # every category: a caller's own thresholds may flag others
+                explanation = self.explainer.explain(enc, spans, list(categories), score.acts)
             results.append(Detection(tuple(spans), categories, len(enc.ids), explanation))
         return results
 

@@ -28,6 +28,7 @@ from probeguard.service.state import (
     calibrate_detector,
     load_tracer,
     publish_bundle_info,
+    record_admission,
     record_batch,
     reload_detector,
 )
@@ -53,7 +54,8 @@ def _lifespan(state: ServiceState):
         loop = asyncio.get_running_loop()
         s = state.settings
         state.batcher = MicroBatcher(s.batch_wait_ms / 1000, s.queue_tokens, record_batch(state), s.queue_timeout_s,
-                                     s.latency_budget_ms / 1000, s.answer_deadline_ms / 1000)  # fmt: skip
+                                     s.latency_budget_ms / 1000, s.answer_slowdown,
+                                     record_admission(state))  # fmt: skip
         state.batcher.start()
         publish_bundle_info(state)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread (tests)

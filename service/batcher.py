@@ -1,49 +1,70 @@
-"""Micro-batcher: concurrent requests are grouped up to the detector's padding-aware token budget
-(`DetectorSettings.batch_tokens`, the same budget that packs windows into forward passes) or a short wait, scored
-off the event loop in one inference thread, and answered. Admission answers 429 at once when the estimated wait
-passes the latency budget, or, while busy, the estimated answer time (wait plus own work) passes the answer deadline,
-or the queue is full; a request whose client has gone (its future cancelled) is dropped before inference."""
+"""Micro-batcher: admitted requests are cut into steps (service.admission), and steps are grouped earliest due first up
+to the detector's padding-aware token budget (`DetectorSettings.batch_tokens`) and a share of the latency budget,
+scored off the event loop in one inference thread, and answered when their last step has run. A request larger than
+one batch (a document) is scored across several batches between other requests' steps, so its own cost never has to
+fit one batch and never blocks the others. Admission answers 429 at once, with a Retry-After, when a request would
+finish after its size-scaled answer bound or make an admitted one late, or when the queue's token bound is full; a
+request whose client has gone (its future cancelled) leaves the schedule before inference."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from probeguard.detector import Detection, Detector
-from probeguard.detector.tokenize import EncodedText
+from probeguard.detector.pipeline import TextScores
+from probeguard.detector.tokenize import EncodedText, Window
+from probeguard.service.admission import Schedule, Step, answer_bound_s, plan_dues, size_class
 from probeguard.service.errors import DrainingError, QueueFullError, QueueTimeoutError
 
-# Share of the latency budget one batch may last. Smaller keeps answers closer to the budget; larger amortises the
-# per-call cost (~20 tokens of compute, detector/batching.py) over more texts; at 1.0 accepted p99 overshoots the
-# budget by up to one batch.
+# Share of the latency budget one batch may last. Smaller keeps answers closer to their bounds; larger amortises the
+# per-call cost (~20 tokens of compute, detector/batching.py) over more texts.
 BATCH_SHARE = 0.5
 # Work an explanation adds, in planned tokens per token of the explained text's windows (detector.explanation: one
 # SAE encode per window and the splits over its active features, on the inference thread); admission counts it like
 # any other work. Measured 2.06 (`python -m probeguard.loadtest.explain_bench --repeats 3`, golden corpus, probeguard-
 # base 0.12.1, 1 thread, 2-core x86_64 AVX-512 box, 2026-12-07: p50 35.4 -> 63.2 ms per text).
 EXPLAIN_WORK_PER_TOKEN = 2.0
+# What an explained token holds until its request is answered, in plain tokens of the queue's memory bound: its served
+# layer row (d_model floats: 2.5 KB at Gemma 3 270M) against ~100 bytes of ids, offsets and label scores.
+EXPLAIN_MEMORY_PER_TOKEN = 25
 T = TypeVar("T")
 
 
 @dataclass
 class Job:
-    detector: Detector  # the detector that tokenized these texts; a batch never mixes detectors (reload)
+    """One request: its texts, what their scored windows have added so far, and how it is answered."""
+
+    detector: Detector | None  # the one that tokenized these texts (a batch never mixes detectors: reload); None
+    # for exclusive work
     texts: list[str]
     encoded: list[EncodedText]
-    tokens: int  # unpadded: what the queue's memory bound counts
-    lengths: list[int]  # row lengths of its windows
-    work: float  # planned tokens of its forward passes alone (padding and per-call overhead): what waiting counts
-    future: asyncio.Future[list[Detection]]
-    deadline: float
-    explain: list[bool]  # per text: add its explanation
-    explain_work: float = 0.0  # the explanations' share of `work` (EXPLAIN_WORK_PER_TOKEN x their window tokens)
+    scores: list[TextScores]
+    tokens: int  # unpadded, explained ones weighed by their kept activations: what the queue's memory bound counts
+    future: asyncio.Future[Any]
+    expires: float  # past its last due plus the queue timeout: answered 503 instead of run further
+    steps_left: int = 0
+    exclusive: Callable[[], Any] | None = None  # work that is not a detect batch (the console's layer trace)
     enqueued: float = field(default_factory=time.perf_counter)
+    started: float | None = None
+
+
+@dataclass(order=True)
+class JobStep(Step):
+    job: Job = field(compare=False)
+    windows: list[Window] = field(default_factory=list, compare=False)  # `text_index` = position in job.encoded
+
+
+@dataclass(frozen=True)
+class Scored:
+    detections: list[Detection]  # one per text
+    bound_s: float  # the answer bound it was admitted with (service.admission), seconds after it arrived
 
 
 @dataclass
@@ -51,13 +72,15 @@ class BatchStats:
     items: int
     tokens: int
     inference_s: float
-    waits_s: list[float]
+    waits_s: list[float]  # of the requests whose first step ran in this batch
 
 
 class ThroughputMeter:
-    """Backend speed in planned tokens (padding and per-call overhead included, detector.batching) per second, on
-    recent batches: decayed totals, so a slow long batch weighs by its duration (an average of per-batch rates
-    overrated the backend: 581 vs a true 381 tokens/s, quick short batches outvoting slow long ones)."""
+    """Backend speed in row work (`Detector.rows_work`: a row's compute without padding or per-call overhead, which
+    the measured rate absorbs) per second, on recent batches: decayed totals, so a slow long batch weighs by its
+    duration (an average of per-batch rates overrated the backend: 581 vs a true 381 tokens/s, quick short batches
+    outvoting slow long ones). A step is planned at its row work, so short requests are not counted at the cost of a
+    pass of their own (34 vs 14 tokens for a 12-token text): batched, they cost what their rows add."""
 
     def __init__(self, decay: float = 0.9) -> None:
         self.decay = decay  # per batch; 0.9 keeps roughly the last ten batches
@@ -77,6 +100,10 @@ class ThroughputMeter:
         self.tokens_per_s = self._tokens / self._seconds
 
 
+# (size class, admitted, answer bound in seconds): called for every admission decision.
+AdmissionHook = Callable[[str, bool, float], None]
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -85,24 +112,26 @@ class MicroBatcher:
         on_batch: Callable[[BatchStats], None] | None = None,
         queue_timeout_s: float = 10.0,
         latency_budget_s: float = 0.5,
-        answer_deadline_s: float = 1.0,
+        answer_slowdown: float = 2.0,
+        on_admission: AdmissionHook | None = None,
     ) -> None:
         self.latency_budget_s = latency_budget_s
-        self.answer_deadline_s = answer_deadline_s
-        self.meter = ThroughputMeter()
-        self._running_work = 0.0
-        self._queued_work = 0.0
-        self._running_since = 0.0
+        self.answer_slowdown = answer_slowdown
         self.queue_timeout_s = queue_timeout_s
         self.wait_s = wait_s
         self.queue_tokens = queue_tokens
+        self.meter = ThroughputMeter()
         self._on_batch = on_batch
-        self._queue: deque[Job] = deque()
+        self._on_admission = on_admission
+        self._schedule: Schedule[JobStep] = Schedule()
+        self._seq = itertools.count()
         self._queued_tokens = 0
+        self._running_work = 0.0
+        self._running_since = 0.0
+        self._in_flight = 0
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probeguard-inference")
         self._task: asyncio.Task[None] | None = None
-        self._in_flight = 0
         self.draining = False
 
     @property
@@ -111,171 +140,244 @@ class MicroBatcher:
 
     @property
     def busy(self) -> bool:
-        return bool(self._queue) or self._in_flight > 0
+        return bool(self._schedule) or self._in_flight > 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="probeguard-batcher")
 
+    def _running_left(self, rate: float) -> float:
+        """Planned work left of the running batch, at `rate`."""
+        if not self._in_flight:
+            return 0.0
+        return max(0.0, self._running_work - rate * (time.perf_counter() - self._running_since))
+
     def estimated_wait_s(self) -> float:
-        """Seconds a request arriving now would wait before its batch starts: queued work plus what is left of the
-        running batch, over the measured rate (0 before the first batch has been measured)."""
+        """Seconds all admitted work would take at the measured rate (0 before the first measurement): how far
+        behind the service is. A request's own wait depends on its deadline: earlier-due steps run first."""
         rate = self.meter.tokens_per_s
         if rate is None:
             return 0.0
-        running = max(0.0, self._running_work - rate * (time.perf_counter() - self._running_since))
-        return (self._queued_work + (running if self._in_flight else 0.0)) / rate
+        return (self._schedule.work + self._running_left(rate)) / rate
 
-    def _refusal(self, reason: str, bound: str, excess_s: float) -> QueueFullError:
-        retry = max(1, math.ceil(excess_s))  # until the work ahead has shrunk by the excess
-        return QueueFullError(f"{reason}; retry in {retry} s", retry_after_s=retry, reason=bound)
+    def batch_work_limit(self, detector: Detector) -> float:
+        """Most planned tokens one batch (and one step) takes: the detector's budget, and no more than the measured
+        rate scores in BATCH_SHARE of the latency budget. A single window over it is a step of its own."""
+        rate = self.meter.tokens_per_s
+        limit = float(detector.settings.batch_tokens)
+        return limit if rate is None else min(limit, rate * self.latency_budget_s * BATCH_SHARE)
 
-    def admit(self, wait: float | None = None) -> float:
-        """Raise QueueFullError (429) when the estimated wait (given, or estimated now) exceeds the latency budget;
-        else return it. Cheap: called before a request is even tokenized, and again when it is queued."""
+    def _refusal(self, reason: str, message: str, late_s: float) -> QueueFullError:
+        retry = max(1, math.ceil(late_s))  # until the work ahead has shrunk by that much
+        return QueueFullError(f"{message}; retry in {retry} s", retry_after_s=retry, reason=reason)
+
+    def _admit(self, steps: list[JobStep], size: str | None, tokens: int) -> float:
+        """Add the steps of one request to the schedule, or raise QueueFullError (429): the queue's token bound is
+        full, or (rate measured, service busy) it would be answered after its bound (queued behind a document on the
+        bulk lane, or behind earlier-due work), or it would make an admitted request late. Alone on an idle service
+        any request runs. `size`: the request's size class (None: not a request). Returns its answer bound."""
         if self.draining:
             raise DrainingError("the service is shutting down")
-        wait = self.estimated_wait_s() if wait is None else wait
-        if wait > self.latency_budget_s and self.busy:
-            raise self._refusal(f"estimated wait {wait:.2f} s exceeds the {self.latency_budget_s:g} s budget",
-                                "wait_budget", wait - self.latency_budget_s)  # fmt: skip
-        return wait
-
-    def admit_answer(self, wait: float, work: float) -> None:
-        """Raise QueueFullError (429) when the estimated answer time (the wait plus this request's own planned work
-        over the measured rate) exceeds the answer deadline while others are queued or running. A request that alone
-        takes longer still runs on an idle service; under load the longest texts are refused first."""
+        bound = self.answer_bound_s(sum(s.work for s in steps))
         rate = self.meter.tokens_per_s
-        if rate is None or not self.busy:
-            return
-        answer = wait + work / rate
-        if answer > self.answer_deadline_s:
-            raise self._refusal(f"estimated answer in {answer:.2f} s exceeds the {self.answer_deadline_s:g} s "
-                                "deadline", "answer_deadline", answer - self.answer_deadline_s)  # fmt: skip
+        refusal = None
+        if self._queued_tokens + tokens > self.queue_tokens and self.busy:
+            refusal = self._refusal("queue_tokens", f"queue holds {self._queued_tokens} tokens; limit "
+                                    f"{self.queue_tokens}", self.estimated_wait_s())  # fmt: skip
+        elif rate is not None and self.busy:
+            start = time.perf_counter() + self._running_left(rate) / rate
+            own, others = self._schedule.lateness_s(steps, start, rate)
+            if steps[0].bulk:  # queued on the bulk lane behind another document: that long past its bound
+                lane = self._schedule.lane_free_at((1 - BATCH_SHARE) * self.latency_budget_s)
+                own = max(own, lane - steps[0].job.enqueued)
+            if own > 0:
+                refusal = self._refusal("answer_deadline", f"estimated answer {own:.2f} s after its {bound:.2f} s "
+                                        "bound", own)  # fmt: skip
+            elif others > 0:
+                refusal = self._refusal("admitted_deadline", f"admitting it would make an admitted request "
+                                        f"{others:.2f} s late", others)  # fmt: skip
+        if self._on_admission is not None and size is not None:
+            self._on_admission(size, refusal is None, bound)
+        if refusal is not None:
+            raise refusal
+        self._schedule.add(steps)
+        self._queued_tokens += tokens
+        self._wake.set()
+        return bound
+
+    def _dues(self, works: list[float], arrived: float) -> list[float]:
+        rate = self.meter.tokens_per_s
+        if rate is None:  # nothing measured yet: no estimate, first come first served
+            return [arrived + self.latency_budget_s] * len(works)
+        batch_s = BATCH_SHARE * self.latency_budget_s  # the longest batch (batch_work_limit)
+        lane = self._schedule.lane_free_at(self.latency_budget_s - batch_s)
+        return plan_dues(works, arrived, rate, self.latency_budget_s, self.answer_slowdown, lane, batch_s)
+
+    def answer_bound_s(self, work: float) -> float:
+        """The answer bound of a request of `work` planned tokens at the measured rate (the latency budget before
+        any measurement)."""
+        rate = self.meter.tokens_per_s
+        if rate is None:
+            return self.latency_budget_s
+        return answer_bound_s(work / rate, self.latency_budget_s, self.answer_slowdown)
 
     async def submit(
-        self, detector: Detector, texts: list[str], encoded: list[EncodedText], explain: list[bool] | None = None
-    ) -> list[Detection]:
-        """Queue the texts; `explain[i]` asks for text i's explanation (its work is counted in admission)."""
+        self, detector: Detector, texts: list[str], encoded: list[EncodedText], explain: list[bool] | None = None,
+        arrived: float | None = None,
+    ) -> Scored:  # fmt: skip
+        """Admit and queue the texts (one request, arrived at `arrived`, default now); answered when all their
+        windows have been scored. `explain[i]` asks for text i's explanation (its work is counted in admission)."""
         explain = explain if explain is not None else [False] * len(texts)
-        wait = self.admit()
-        tokens = sum(len(e.ids) for e in encoded)
-        if self._queued_tokens + tokens > self.queue_tokens and self._queue:
-            raise self._refusal(f"queue holds {self._queued_tokens} tokens; limit {self.queue_tokens}",
-                                "queue_tokens", wait - self.latency_budget_s)  # fmt: skip
-        lengths = detector.window_lengths(encoded)
-        explained = [e for e, wanted in zip(encoded, explain, strict=True) if wanted]
-        explain_work = EXPLAIN_WORK_PER_TOKEN * sum(detector.window_lengths(explained))
-        work = detector.batch_cost(lengths) + explain_work
-        self.admit_answer(wait, work)
-        future = asyncio.get_running_loop().create_future()
-        job = Job(detector, texts, encoded, tokens, lengths, work, future,
-                  deadline=time.perf_counter() + self.queue_timeout_s, explain=list(explain),
-                  explain_work=explain_work)  # fmt: skip
-        self._queue.append(job)
-        self._queued_tokens += tokens
-        self._queued_work += job.work
-        self._wake.set()
-        return await job.future
+        size = size_class(sum(len(e.ids) for e in encoded))
+        windows = detector.windows_of(encoded)
+        limit = self.batch_work_limit(detector)
+        fits = detector.batch_cost(detector.row_lengths(windows)) <= limit
+        groups = [windows] if fits else detector.plan_passes(windows, max(1, int(limit)))
+        works = [detector.rows_work(detector.row_lengths(g)) for g in groups]
+        explained = [w for w in windows if explain[w.text_index]]
+        works[-1] += EXPLAIN_WORK_PER_TOKEN * sum(detector.row_lengths(explained))  # explained when the last runs
+        held = sum(
+            len(e.ids) * (1 + EXPLAIN_MEMORY_PER_TOKEN * wanted) for e, wanted in zip(encoded, explain, strict=True)
+        )
+        job = Job(detector, texts, encoded, detector.start_scores(encoded, explain), held,
+                  asyncio.get_running_loop().create_future(), expires=0.0, steps_left=len(groups),
+                  enqueued=arrived if arrived is not None else time.perf_counter())  # fmt: skip
+        dues = self._dues(works, job.enqueued)
+        job.expires = dues[-1] + self.queue_timeout_s
+        steps = [JobStep(due, next(self._seq), work, len(groups) > 1, job, group)
+                 for due, work, group in zip(dues, works, groups, strict=True)]  # fmt: skip
+        bound = self._admit(steps, size, held)
+        job.future.add_done_callback(lambda f: self._forget(job) if f.cancelled() else None)
+        return Scored(await job.future, bound)
 
     async def run_exclusive(self, fn: Callable[[], T], work: float) -> T:
-        """Run `fn` (work that is not a detect batch: the console's layer trace) on the inference thread, admitted
-        like a request of `work` planned tokens: 429 over the wait budget or the answer deadline, and counted in the
-        wait every later request is admitted against until it is done."""
-        wait = self.admit()
-        self.admit_answer(wait, work)
-        self._queued_work += work
-        self._in_flight += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-        finally:
-            self._in_flight -= 1
-            self._queued_work = max(0.0, self._queued_work - work)
+        """Run `fn` (work that is not a detect batch: the console's layer trace) on the inference thread, alone in its
+        batch, admitted and scheduled like a one-step request of `work` planned tokens."""
+        job = Job(None, [], [], [], 0, asyncio.get_running_loop().create_future(), expires=0.0, steps_left=1,
+                  exclusive=fn)  # fmt: skip
+        (due,) = self._dues([work], job.enqueued)
+        job.expires = due + self.queue_timeout_s
+        self._admit([JobStep(due, next(self._seq), work, False, job)], None, 0)
+        return await job.future
+
+    def _forget(self, job: Job) -> None:
+        """Take a finished, failed or abandoned request's remaining steps off the schedule."""
+        if job.steps_left > 0:
+            self._schedule.remove([s for s in self._schedule if s.job is job])
+            job.steps_left = 0
+            self._queued_tokens -= job.tokens
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                first = self._queue[0]
-                deadline = first.enqueued + self.wait_s
-                budget = first.detector.settings.batch_tokens
-                while self._queued_tokens < budget and time.perf_counter() < deadline:
-                    await asyncio.sleep(max(0.0, min(deadline - time.perf_counter(), 0.001)))
-                jobs, work = self._take()
-                if not jobs:
+            while self._schedule:
+                first = self._schedule.peek().job
+                if first.exclusive is None and self.wait_s > 0:
+                    deadline = first.enqueued + self.wait_s
+                    budget = first.detector.settings.batch_tokens
+                    while self._queued_tokens < budget and time.perf_counter() < deadline:
+                        await asyncio.sleep(max(0.0, min(deadline - time.perf_counter(), 0.001)))
+                steps = self._take()
+                if not steps:
                     continue
                 self._in_flight += 1
-                self._running_work = work
+                self._running_work = sum(s.work for s in steps)
                 self._running_since = time.perf_counter()
                 try:
-                    await self._run(loop, jobs)
+                    await self._run(loop, steps)
                 finally:
                     self._in_flight -= 1
 
-    def _cost_with_next(self, jobs: list[Job], lengths: list[int]) -> float | None:
-        """Planned forward-pass work of the batch if the next queued job joins it (explanations apart); None when it
-        may not (over the limit, or a reload happened between them: the next batch takes the rest)."""
-        nxt = self._queue[0]
-        if not jobs:
-            return nxt.work - nxt.explain_work
-        detector = jobs[0].detector
-        if nxt.detector is not detector:
-            return None
-        cost = detector.batch_cost([*lengths, *nxt.lengths])
-        return cost if cost <= self.batch_work_limit(detector) else None
-
-    def batch_work_limit(self, detector: Detector) -> float:
-        """Most planned tokens one batch takes: the detector's budget, and no more than the measured rate scores in
-        BATCH_SHARE of the latency budget. A request waits up to the budget for its batch to start, then for its whole
-        batch: so it is answered within (1 + BATCH_SHARE) x the budget, unless it alone is longer."""
-        rate = self.meter.tokens_per_s
-        limit = float(detector.settings.batch_tokens)
-        return limit if rate is None else min(limit, rate * self.latency_budget_s * BATCH_SHARE)
-
-    def _take(self) -> tuple[list[Job], float]:
-        """The next batch and its planned work (the running batch's share of the wait estimate)."""
-        jobs: list[Job] = []
+    def _take(self) -> list[JobStep]:
+        """The next batch: steps earliest due first, one detector, its forward passes (padding and per-call overhead
+        included) and explanations within the batch work limit (an exclusive step runs alone); steps of requests
+        that are gone or expired leave the schedule here."""
+        steps: list[JobStep] = []
         lengths: list[int] = []
-        work = explain_work = 0.0
-        while self._queue and (cost := self._cost_with_next(jobs, lengths)) is not None:
-            job = self._queue.popleft()
-            self._queued_tokens -= job.tokens
-            self._queued_work = self._queued_work - job.work if self._queue else 0.0  # no float drift when empty
-            if job.future.done():  # cancelled: the client went away
+        extra = 0.0  # steps' work beyond their rows (explanations)
+        while self._schedule:
+            step = self._schedule.peek()
+            job = step.job
+            if job.future.done() or time.perf_counter() > job.expires:
+                self._schedule.pop()
+                if not job.future.done():  # its client has most likely given up: answer, do not run
+                    job.future.set_exception(QueueTimeoutError(f"not answered {self.queue_timeout_s:g} s after its "
+                                                               "bound"))  # fmt: skip
+                self._forget(job)
                 continue
-            if time.perf_counter() > job.deadline:  # its client has most likely given up: answer, do not run
-                job.future.set_exception(QueueTimeoutError(f"waited over {self.queue_timeout_s:g} s in the queue"))
-                continue
-            jobs.append(job)
-            lengths.extend(job.lengths)
-            explain_work += job.explain_work
-            work = cost + explain_work
-        return jobs, work
+            if job.exclusive is not None or (steps and steps[0].job.exclusive is not None):
+                if not steps:
+                    steps.append(self._schedule.pop())
+                break
+            detector = job.detector
+            if steps and detector is not steps[0].job.detector:
+                break
+            rows = detector.row_lengths(step.windows)
+            step_extra = step.work - detector.rows_work(rows)
+            if steps and detector.batch_cost([*lengths, *rows]) + extra + step_extra > self.batch_work_limit(detector):
+                break
+            steps.append(self._schedule.pop())
+            lengths.extend(rows)
+            extra += step_extra
+        return steps
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
-        texts = [t for j in jobs for t in j.texts]
-        encoded = [e for j in jobs for e in j.encoded]
-        explain = [e for j in jobs for e in j.explain]
+    async def _run(self, loop: asyncio.AbstractEventLoop, steps: list[JobStep]) -> None:
         started = time.perf_counter()
-        waits = [started - j.enqueued for j in jobs]
-        detect = jobs[0].detector.detect_encoded
+        jobs: dict[int, Job] = {}
+        for step in steps:
+            jobs.setdefault(id(step.job), step.job)
+        waits = [started - j.enqueued for j in jobs.values() if j.started is None]
+        for job in jobs.values():
+            job.started = job.started or started
+        counts = {key: sum(1 for s in steps if s.job is job) for key, job in jobs.items()}
+        finishing = [job for key, job in jobs.items() if job.steps_left == counts[key]]
+        (first,) = steps[:1]
         try:
-            results = await loop.run_in_executor(self._executor, detect, texts, encoded, None, explain)
+            if first.job.exclusive is not None:
+                results = [await loop.run_in_executor(self._executor, first.job.exclusive)]
+            else:
+                results = await loop.run_in_executor(self._executor, self._score, steps, finishing)
         except Exception as exc:  # every failure goes to the waiting requests, typed by the error table
-            for job in jobs:
+            for job in jobs.values():
                 if not job.future.done():
                     job.future.set_exception(exc)
+                self._forget(job)
             return
-        at = 0
-        for job in jobs:
-            if not job.future.done():
-                job.future.set_result(results[at : at + len(job.texts)])
-            at += len(job.texts)
+        answers = {id(job): result for job, result in zip(finishing, results, strict=True)}
+        for key, job in jobs.items():
+            if job.future.done():  # abandoned while it ran: already taken off the schedule
+                continue
+            job.steps_left -= counts[key]
+            if job.steps_left == 0:
+                self._queued_tokens -= job.tokens
+                job.future.set_result(answers[key])
+        if first.job.exclusive is not None:
+            return
         elapsed = time.perf_counter() - started
         self.meter.observe(self._running_work, elapsed)
         if self._on_batch is not None:
-            self._on_batch(BatchStats(len(jobs), sum(j.tokens for j in jobs), elapsed, waits))
+            tokens = sum(w.own_end - w.own_start for s in steps for w in s.windows)
+            self._on_batch(BatchStats(len(jobs), tokens, elapsed, waits))
+
+    @staticmethod
+    def _score(steps: list[JobStep], finishing: list[Job]) -> list[list[Detection]]:
+        """On the inference thread: score the steps' windows in one call (passes planned across requests), then
+        decode the requests whose last step this was."""
+        encoded: list[EncodedText] = []
+        scores: list[TextScores] = []
+        windows: list[Window] = []
+        base: dict[int, int] = {}
+        for step in steps:
+            job = step.job
+            if id(job) not in base:
+                base[id(job)] = len(encoded)
+                encoded.extend(job.encoded)
+                scores.extend(job.scores)
+            windows.extend(replace(w, text_index=w.text_index + base[id(job)]) for w in step.windows)
+        detector = steps[0].job.detector
+        detector.score_windows(windows, encoded, scores)
+        return [job.detector.finish(job.texts, job.encoded, job.scores) for job in finishing]
 
     async def drain(self, timeout_s: float) -> bool:
         """Refuse new work and wait for queued and running batches; True if everything finished."""
@@ -292,7 +394,8 @@ class MicroBatcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        for job in self._queue:
+        for step in self._schedule:
+            job = step.job
             if not job.future.done():
                 job.future.set_exception(DrainingError("the service stopped before this request ran"))
         self._executor.shutdown(wait=False, cancel_futures=True)

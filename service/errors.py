@@ -32,13 +32,14 @@ REQUEST_ID: ContextVar[str] = ContextVar("probeguard_request_id", default="")  #
 _QUOTED = re.compile(r"'[^']*'")  # schema messages may quote a submitted value: never echo it
 
 
-# Why admission refused a request: the bound it would break (the `reason` label of probeguard_refusals_total).
-REFUSAL_REASONS = ("wait_budget", "answer_deadline", "queue_tokens")
+# Why admission refused a request (the `reason` label of probeguard_refusals_total): it would be answered after its own
+# bound, it would make an admitted request late, or the queue's token bound is full.
+REFUSAL_REASONS = ("answer_deadline", "admitted_deadline", "queue_tokens")
 
 
 class QueueFullError(ProbeguardError):
-    """Admitting the request would break the latency budget, the answer deadline or the queue's memory bound: 429
-    with Retry-After."""
+    """Admitting the request would break its own answer bound, an admitted request's, or the queue's memory bound:
+    429 with Retry-After."""
 
     def __init__(self, message: str, retry_after_s: int, reason: str) -> None:
         if reason not in REFUSAL_REASONS:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from probeguard.service.admission import SIZE_CLASS_NAMES
 from probeguard.service.errors import REFUSAL_REASONS
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+# Answer bounds grow with a request's size (service.admission): ~1 s for a chat message, a minute for a 20k-token text.
+BOUND_BUCKETS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 BATCH_ITEMS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 BATCH_TOKENS_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
@@ -27,7 +30,8 @@ class Metrics:
         self.batch_tokens = Histogram("probeguard_batch_tokens", "Tokens per batch", buckets=BATCH_TOKENS_BUCKETS,
                                       registry=r)  # fmt: skip
         self.estimated_wait_seconds = Histogram("probeguard_estimated_wait_seconds",
-                                                "Estimated queue wait at admission (over the budget = 429)",
+                                                "Admitted work ahead of a request when it arrives, in seconds at the "
+                                                "measured rate (a request due earlier than some of it runs sooner)",
                                                 buckets=LATENCY_BUCKETS, registry=r)  # fmt: skip
         self.backend_rate = Gauge("probeguard_backend_tokens_per_second",
                                   "Backend speed on recent batches, planned tokens (padding included) per second",
@@ -43,6 +47,15 @@ class Metrics:
                                 "would break", ["reason"], registry=r)  # fmt: skip
         for reason in REFUSAL_REASONS:  # every series exists from the start: rate() sees 0, not no data
             self.refusals.labels(reason=reason)
+        self.admissions = Counter("probeguard_admissions", "Admission decisions by request size class (tokens: "
+                                  "short <= 64 < medium <= 256 < long <= 2048 < document) and outcome (admitted, "
+                                  "refused)", ["size_class", "outcome"], registry=r)  # fmt: skip
+        self.answer_bound_seconds = Histogram("probeguard_answer_bound_seconds", "Answer bound given at admission: "
+                                              "max(answer deadline, latency budget + 2 x own work at the measured "
+                                              "rate)", ["size_class"], buckets=BOUND_BUCKETS, registry=r)  # fmt: skip
+        for size in SIZE_CLASS_NAMES:  # every class starts at 0: an admitted-share panel is never empty
+            for outcome in ("admitted", "refused"):
+                self.admissions.labels(size_class=size, outcome=outcome)
         self.bundle = Info("probeguard_bundle", "Loaded bundle and runtime", registry=r)
         self.ready = Gauge("probeguard_ready", "1 when the bundle is loaded and warmed up", registry=r)
 

@@ -166,17 +166,17 @@ async def _score(svc: ServiceState, requests: list[DetectRequest]) -> list[Detec
     detector = svc.detector
     per_request = [texts_of(r, svc, detector) for r in requests]
     texts = [t for group in per_request for t in group]
-    wait = svc.batcher.estimated_wait_s()
-    svc.metrics.estimated_wait_seconds.observe(wait)
-    svc.batcher.admit(wait)  # over the latency budget: 429 now, before any tokenizing
+    svc.metrics.estimated_wait_seconds.observe(svc.batcher.estimated_wait_s())
     loop = asyncio.get_running_loop()
     encoded = await loop.run_in_executor(svc.tokenize_pool, detector.encode, texts)
     queued = time.perf_counter()
     explain = [r.explain for r, group in zip(requests, per_request, strict=True) for _ in group]
     svc.metrics.explained.inc(sum(explain))
-    results = await svc.batcher.submit(detector, texts, encoded, explain)
+    scored = await svc.batcher.submit(detector, texts, encoded, explain, arrived=started)
+    results = scored.detections
     done = time.perf_counter()
-    timing = {"tokenize": round((queued - started) * 1000, 3), "queue_and_inference": round((done - queued) * 1000, 3)}
+    timing = {"tokenize": round((queued - started) * 1000, 3), "queue_and_inference": round((done - queued) * 1000, 3),
+              "answer_bound": round(scored.bound_s * 1000, 3)}  # fmt: skip
     out, at = [], 0
     for req, group in zip(requests, per_request, strict=True):
         out.append(_response(svc, detector, req, group, results[at : at + len(group)], timing))

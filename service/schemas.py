@@ -111,6 +111,9 @@ class DetectResponse(msgspec.Struct, omit_defaults=True):
     categories: dict[str, CategoryOut]  # per request: the max over messages
     bundle: str
     version: str
+    # tokenize, queue_and_inference, and answer_bound: the bound it was admitted with (latency budget + answer
+    # slowdown x its own compute at the measured rate; a long text may take longer than a short one). Every window of
+    # every text is scored before the answer: under load a request is refused (429), never scored in part.
     timing_ms: dict[str, float]
     redacted: str | None = None
     messages: list[MessageResult] | None = None

@@ -12,6 +12,11 @@ from probeguard.detector.typed_config import read_env
 log = logging.getLogger("probeguard.service")
 # Old name of PROBEGUARD_BIND_HOST; "host" means the host model everywhere else, so it is read with a warning only.
 DEPRECATED_BIND_VARIABLE = "PROBEGUARD_HOST"
+# Settings that were removed, and what replaced them: set, they fail startup rather than be silently ignored.
+REMOVED_VARIABLES = {
+    "PROBEGUARD_ANSWER_DEADLINE_MS": "a request's bound is now PROBEGUARD_LATENCY_BUDGET_MS plus "
+    "PROBEGUARD_ANSWER_SLOWDOWN times its own compute (a fixed deadline refused the longest texts first)",
+}
 
 
 @dataclass(frozen=True)
@@ -23,22 +28,27 @@ class ServiceSettings:
     # Extra wait for company before an idle batcher runs; 0 = no added latency. Under load batches still form:
     # requests that arrive while a batch runs are taken together by the next one.
     batch_wait_ms: float = 0.0
-    # Longest estimated queue wait (work ahead / measured tokens per second) a request is admitted with; over it the
-    # answer is 429 at once, with a computed Retry-After. Lower keeps accepted requests fast and refuses more under
-    # load (a chat backend can retry or fail open); higher accepts more requests that then wait longer.
+    # The wait every request's answer bound allows beside its own compute (see answer_slowdown): a request that could
+    # not be answered within its bound is refused at once (429, with a computed Retry-After). Lower keeps accepted
+    # requests fast and refuses more under load (a chat backend can retry or fail open); higher accepts more requests
+    # that then wait longer. One batch lasts at most half of it.
     latency_budget_ms: float = 500.0
-    # Longest estimated time to answer (that wait plus the request's own compute at the measured rate) a request is
-    # admitted with while others are queued or running; alone, any request runs. Lower keeps accepted p99 down by
-    # refusing the longest texts first under load (they can starve while it lasts); higher admits them to answer later.
-    answer_deadline_ms: float = 1000.0
+    # A request's answer bound is the latency budget plus this many times its own compute at the measured rate
+    # (0.55 s for a short message, ~2 s for a 512-token text, about a minute for a 20k-token document on one CPU
+    # thread); it is admitted only if it and every admitted request can still meet their bounds, so a long request
+    # competes on equal terms with short ones. A document also gets 1 / this share of the service while short requests
+    # keep it busy. Higher gives long requests more slack (slower answers) and short ones more of the service.
+    answer_slowdown: float = 2.0
     # Time a few rows at startup and reload (~2-3 s on CPU, Gemma 3 270M at K = 8) and fit the pass cost model to this
     # box and graph (detector.calibrate), which also gives the first requests a measured rate; off = the backend's fixed
     # constants (fitted on one box's fp32 graph; a guess on GPU) and no wait estimate until the first batch has run.
     calibrate_cost: bool = True
-    # Hard bound on tokens waiting in the queue (at least PROBEGUARD_BATCH_TOKENS, the work one forward pass takes):
-    # bounds memory whatever the measured rate says; over it the answer is 429.
-    queue_tokens: int = 16384
-    # A request still queued after this many seconds is answered 503 instead of run: its client has likely gone.
+    # Hard bound on tokens admitted and not yet answered: bounds memory whatever the measured rate says; over it the
+    # answer is 429. The default holds a full 1 MiB body of text (~250k tokens) with room to spare, so no single request
+    # is refused by it for its size on an idle service.
+    queue_tokens: int = 524288
+    # A request not answered this many seconds after its bound is answered 503 instead of run further: its client has
+    # likely gone (the backend slowed far below the measured rate).
     queue_timeout_s: float = 10.0
     # Largest request body in bytes, enforced before parsing.
     max_body_bytes: int = 1_048_576
@@ -64,15 +74,17 @@ class ServiceSettings:
             raise ConfigError(f"setting queue_timeout_s must be in (0, 3600], got {self.queue_timeout_s}")
         if not 0 < self.latency_budget_ms <= 60_000:
             raise ConfigError(f"setting latency_budget_ms must be in (0, 60000], got {self.latency_budget_ms}")
-        if not self.latency_budget_ms <= self.answer_deadline_ms <= 60_000:
-            raise ConfigError(f"setting answer_deadline_ms must be in [latency_budget_ms, 60000], got "
-                              f"{self.answer_deadline_ms}")  # fmt: skip
+        if not 1.0 <= self.answer_slowdown <= 100.0:
+            raise ConfigError(f"setting answer_slowdown must be in [1, 100], got {self.answer_slowdown}")
         if not 0 <= self.batch_wait_ms <= 1000:
             raise ConfigError(f"setting batch_wait_ms must be in [0, 1000], got {self.batch_wait_ms}")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> ServiceSettings:
         source = os.environ if env is None else env
+        for name, why in REMOVED_VARIABLES.items():
+            if name in source:
+                raise ConfigError(f"{name} was removed: {why}")
         values = read_env(cls, source)
         old = source.get(DEPRECATED_BIND_VARIABLE)
         if old is not None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from probeguard.detector import Detector, Redactor
 from probeguard.detector.trace import LayerTracer
-from probeguard.service.batcher import BatchStats, MicroBatcher
+from probeguard.service.batcher import AdmissionHook, BatchStats, MicroBatcher
 from probeguard.service.metrics import Metrics
 from probeguard.service.settings import ServiceSettings
 
@@ -45,6 +45,15 @@ def publish_bundle_info(state: ServiceState) -> None:
         state.metrics.detections.labels(label=label)
     for category in state.detector.plan.categories:
         state.metrics.flags.labels(category=category)
+
+
+def record_admission(state: ServiceState) -> AdmissionHook:
+    def record(size: str, admitted: bool, bound_s: float) -> None:
+        state.metrics.admissions.labels(size_class=size, outcome="admitted" if admitted else "refused").inc()
+        if admitted:
+            state.metrics.answer_bound_seconds.labels(size_class=size).observe(bound_s)
+
+    return record
 
 
 def record_batch(state: ServiceState) -> Callable[[BatchStats], None]:

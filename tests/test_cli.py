@@ -164,8 +164,8 @@ def test_bind_address_setting_and_its_deprecated_name(caplog):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"PROBEGUARD_ANSWER_DEADLINE_MS": "400"}, "answer_deadline_ms"),  # under the 500 ms wait budget
-        ({"PROBEGUARD_LATENCY_BUDGET_MS": "2000"}, "answer_deadline_ms"),  # the budget past the default deadline
+        ({"PROBEGUARD_ANSWER_DEADLINE_MS": "1500"}, "PROBEGUARD_ANSWER_DEADLINE_MS was removed"),  # not ignored
+        ({"PROBEGUARD_ANSWER_SLOWDOWN": "0.5"}, "answer_slowdown"),  # a bound shorter than the work itself
         ({"PROBEGUARD_CALIBRATE_COST": "sometimes"}, "PROBEGUARD_CALIBRATE_COST"),
     ],
 )
@@ -176,7 +176,7 @@ def test_admission_settings_are_checked_at_startup(env, message):
     with pytest.raises(ConfigError, match=message):
         ServiceSettings.from_env(env)
     assert ServiceSettings.from_env({"PROBEGUARD_CALIBRATE_COST": "false"}).calibrate_cost is False
-    assert ServiceSettings.from_env({"PROBEGUARD_ANSWER_DEADLINE_MS": "1500"}).answer_deadline_ms == 1500.0
+    assert ServiceSettings.from_env({"PROBEGUARD_ANSWER_SLOWDOWN": "3"}).answer_slowdown == 3.0
 
 
 def test_detect_explain_and_features(tmp_path, tiny_hosts, monkeypatch, capsys):

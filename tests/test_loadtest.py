@@ -132,10 +132,10 @@ def test_refusal_deltas_come_from_the_service_s_own_counter():
     from probeguard.service.metrics import Metrics
 
     metrics = Metrics()
-    metrics.refusals.labels(reason="wait_budget").inc(3)  # before the load: not counted
+    metrics.refusals.labels(reason="admitted_deadline").inc(3)  # before the load: not counted
     before = generate_latest(metrics.registry).decode()
-    metrics.refusals.labels(reason="wait_budget").inc(2)
+    metrics.refusals.labels(reason="admitted_deadline").inc(2)
     metrics.refusals.labels(reason="answer_deadline").inc(7)
     after = generate_latest(metrics.registry).decode()
     deltas = counter_deltas(before, after, "probeguard_refusals", "reason")
-    assert deltas == {"answer_deadline": 7.0, "queue_tokens": 0.0, "wait_budget": 2.0}
+    assert deltas == {"admitted_deadline": 2.0, "answer_deadline": 7.0, "queue_tokens": 0.0}

@@ -47,7 +47,8 @@ def test_detect_text_matches_the_library(client, tiny_detector):
     assert body["categories"]["unsafe"]["score"] == pytest.approx(lib.categories["unsafe"].score, abs=1e-4)
     assert "threshold" in body["categories"]["unsafe"] and body["bundle"] == "test-bundle"
     assert body["redacted"] == tiny_detector_redact(text, lib)
-    assert set(body["timing_ms"]) == {"tokenize", "queue_and_inference"}
+    assert set(body["timing_ms"]) == {"tokenize", "queue_and_inference", "answer_bound"}
+    assert body["timing_ms"]["answer_bound"] == 500.0  # no rate measured yet (calibration off): the latency budget
 
 
 def test_request_thresholds_move_the_flag_not_the_score(client, tiny_detector):

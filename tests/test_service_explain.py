@@ -99,7 +99,13 @@ def test_admission_counts_the_explanation(explaining_detector, monkeypatch):
 
     async def run() -> None:
         batcher = MicroBatcher(wait_s=0.0, queue_tokens=100_000)
-        monkeypatch.setattr(batcher, "admit_answer", lambda wait, work: seen.append(work))
+        real = batcher._admit
+
+        def admit(steps, size, tokens):
+            seen.append(sum(s.work for s in steps))
+            real(steps, size, tokens)
+
+        monkeypatch.setattr(batcher, "_admit", admit)
         batcher.start()
         enc = explaining_detector.encode([TEXT])
         for explain in (False, True):

@@ -1,0 +1,125 @@
+"""Admission by deadline, fair across request sizes: every request gets an answer bound that grows with its own work,
+its windows are scored in steps run earliest deadline first, and it is admitted only while every admitted step can
+still meet its deadline at the measured rate.
+
+- A request's bound is `latency_budget + slowdown x own` after it arrived (`own` = its planned work at the measured
+  rate; slowdown 2 by default): ~0.55 s for a 26-token message, 1.9 s for a 512-token text (0.7 s of work on one
+  CPU thread), about a minute for a 20k-token document. The bound has the same wait allowance for every size and
+  grows at least as fast as the work, so under load a long request needs no larger gap in the queue than a short one:
+  admission is as likely for every size (a bound with a fixed floor refused the long texts first).
+- A request that fits one batch is one step, due at its bound less one batch (it is answered when its batch ends).
+  A larger one (a document) is split into steps of at
+  most one batch and placed on the bulk lane: a virtual clock that runs at 1 / slowdown of the measured rate,
+  documents one after another. Step i is due when the lane would finish it, plus the latency budget; so while
+  short requests keep the service busy a document still gets 1 / slowdown of it, and when they leave it gets
+  everything (the schedule is work conserving). One document alone on the lane is due at its bound; one that would
+  queue behind another past its bound is refused.
+- Admission merges the new steps into the schedule and refuses (429, Retry-After = how late it would run) when any
+  step, new or admitted, would finish after its due. A request alone on an idle service always runs.
+
+Size classes (the soak's and the metrics' `size_class` label) only report; admission never looks at them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+# Upper token bounds of the size classes (the last one is open); the soak's texts are ~26, ~100, ~520 and ~20k tokens.
+SIZE_CLASSES: tuple[tuple[str, int | None], ...] = (("short", 64), ("medium", 256), ("long", 2048), ("document", None))
+SIZE_CLASS_NAMES = tuple(name for name, _ in SIZE_CLASSES)
+
+
+def size_class(tokens: int) -> str:
+    """The size class of a request of `tokens` tokens (all its texts)."""
+    for name, upper in SIZE_CLASSES:
+        if upper is None or tokens <= upper:
+            return name
+    raise AssertionError("the last size class is open")  # pragma: no cover
+
+
+def answer_bound_s(own_s: float, latency_budget_s: float, slowdown: float) -> float:
+    """Seconds after arrival a request whose own work takes `own_s` at the measured rate is answered within."""
+    return latency_budget_s + slowdown * own_s
+
+
+@dataclass(order=True)
+class Step:
+    """Part of one request's work: scored in one batch (with other steps), due by `due` (perf_counter seconds)."""
+
+    due: float
+    seq: int  # ties: first planned first
+    work: float = field(compare=False)  # planned tokens (detector.batching)
+    bulk: bool = field(compare=False)  # on the bulk lane (a request split over several batches)
+
+
+def plan_dues(
+    works: list[float], arrived: float, rate: float, latency_budget_s: float, slowdown: float, lane_free_at: float,
+    batch_s: float,
+) -> list[float]:  # fmt: skip
+    """Due times of a request's steps (their planned work, in order): one step = its bound; several = the bulk lane,
+    starting when the lane is free (`lane_free_at`, at the earliest the arrival). Each is planned `batch_s` (the
+    longest batch) early: a step is answered when its whole batch ends, and the others in it run after it."""
+    if len(works) == 1:
+        return [arrived + answer_bound_s(works[0] / rate, latency_budget_s, slowdown) - batch_s]
+    clock, dues = max(arrived, lane_free_at), []
+    for work in works:
+        clock += slowdown * work / rate
+        dues.append(clock + latency_budget_s - batch_s)
+    return dues
+
+
+S = TypeVar("S", bound=Step)
+
+
+class Schedule(Generic[S]):
+    """Admitted steps, earliest due first, and the feasibility test admission runs against them."""
+
+    def __init__(self) -> None:
+        self._steps: list[S] = []
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __iter__(self) -> Iterator[S]:
+        return iter(self._steps)
+
+    @property
+    def work(self) -> float:
+        return sum(s.work for s in self._steps)
+
+    def add(self, steps: Iterable[S]) -> None:
+        for step in steps:
+            insort(self._steps, step)
+
+    def peek(self) -> S:
+        return self._steps[0]
+
+    def pop(self) -> S:
+        return self._steps.pop(0)
+
+    def remove(self, steps: Iterable[S]) -> None:
+        gone = {id(s) for s in steps}
+        self._steps = [s for s in self._steps if id(s) not in gone]
+
+    def lane_free_at(self, offset_s: float) -> float:
+        """When the bulk lane's clock reaches the end of the last admitted bulk step (-inf: nothing on the lane);
+        `offset_s`: what `plan_dues` added to the lane clock (latency budget less one batch)."""
+        return max((s.due - offset_s for s in self._steps if s.bulk), default=float("-inf"))
+
+    def lateness_s(self, new: list[S], start: float, rate: float) -> tuple[float, float]:
+        """How late (seconds past due) the latest of the `new` steps, and the latest admitted step they delay, would
+        finish if they joined the schedule and the backend ran every step in due order from `start` at `rate`; <= 0:
+        on time (-inf: no such step). Admitted steps due before the first new one are not delayed by it."""
+        first, mine = min(new), {id(s) for s in new}
+        clock, own, others = start, float("-inf"), float("-inf")
+        for step in heapq.merge(self._steps, sorted(new)):
+            clock += step.work / rate
+            if id(step) in mine:
+                own = max(own, clock - step.due)
+            elif step > first:
+                others = max(others, clock - step.due)
+        return own, others
