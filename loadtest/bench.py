@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from probeguard.detector.cpu import int8_path
+from probeguard.loadtest.soak_report import soak_section
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("accuracy", "roofline", "variants", "judge", "service", "explain")
@@ -70,6 +71,7 @@ def _service_ratios(service: dict) -> dict[str, object]:
     return {
         "overhead_p50_ms": service.get("overhead_p50_ms"),
         "http_c32_over_raw_batched": round(c32 / raw["batched_texts_per_s"], 3),
+        "accepted_vs_raw_within_budget": service.get("accepted_vs_raw_within_budget"),
     }
 
 
@@ -178,13 +180,18 @@ def markdown(report: dict) -> str:
                 f"| {k} ({svc['raw']['tokens'][k]} tokens) | {svc['raw'][k]['p50_ms']} / {svc['raw'][k]['p99_ms']}"
                 f" | {svc['http'][k]['p50_ms']} / {svc['http'][k]['p99_ms']} |"
             )
+        when = report.get("remeasured", {}).get("service")
+        if when:
+            lines += ["", f"(Service figures measured again on {when}, same machine class.)"]
         thr = svc["http"]["throughput"]
         lines += ["", "| concurrency | requests/s | p50 ms | p99 ms |", "|---|---|---|---|"]
         lines += [f"| {c} | {thr[c]['throughput_rps']} | {thr[c]['p50_ms']} | {thr[c]['p99_ms']} |" for c in thr]
         lines += [
             "",
             f"Service overhead (HTTP p50 - raw p50): {svc['overhead_p50_ms']} ms; HTTP throughput at "
-            f"concurrency 32 / raw batched throughput: {report['ratios'].get('http_c32_over_raw_batched')}.",
+            f"concurrency 32 / raw batched throughput: {report['ratios'].get('http_c32_over_raw_batched')}; "
+            "accepted throughput with 32 clients that wait out Retry-After / the best raw batches lasting at most "
+            f"the latency budget: {report['ratios'].get('accepted_vs_raw_within_budget')}.",
             "",
         ]
     exp = report.get("explain", {})
@@ -197,7 +204,15 @@ def markdown(report: dict) -> str:
                   f"differ by {exp['plain_arms_differ_p50_ms']} ms (noise). Explanation work per token: "
                   f"{exp['explain_work_per_token']} of a plain pass's (admission counts "
                   "service.batcher.EXPLAIN_WORK_PER_TOKEN).", ""]  # fmt: skip
+    lines += soak_section(ROOT / "reports")
     return "\n".join(lines)
+
+
+def render(saved: Path) -> None:
+    """Rewrite reports/BENCHMARKS.md from a saved report (and the saved soaks), measuring nothing."""
+    text = saved.read_text()
+    report = json.JSONDecoder().raw_decode(text[text.index("{") :])[0]
+    (ROOT / "reports" / "BENCHMARKS.md").write_text(markdown(report) + "\n")
 
 
 def main() -> None:
@@ -207,22 +222,25 @@ def main() -> None:
     p.add_argument("--skip", default="", help="comma-separated parts to skip: " + ",".join(PARTS))
     p.add_argument("--no-write", action="store_true", help="do not rewrite reports/BENCHMARKS.md")
     p.add_argument("--from-json", type=Path, help="re-render reports/BENCHMARKS.md from a saved report, not measuring")
+    p.add_argument("--merge", action="store_true", help="keep the saved report's other parts (reports/benchmarks."
+                   "json) and replace only the parts measured now (their date is noted)")  # fmt: skip
     args = p.parse_args()
     if args.from_json:
-        text = args.from_json.read_text()
-        report = json.JSONDecoder().raw_decode(text[text.index("{") :])[0]
-        (ROOT / "reports" / "BENCHMARKS.md").write_text(markdown(report) + "\n")
+        render(args.from_json)
         return
     skip = {s for s in args.skip.split(",") if s}
-    report: dict[str, object] = {
+    saved = ROOT / "reports" / "benchmarks.json"
+    report: dict[str, object] = json.loads(saved.read_text()) if args.merge else {
         "date": time.strftime("%Y-%m-%d"),
         "subset": args.subset,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {int8_path()}, {platform.system()} (no GPU)",
-    }
+    }  # fmt: skip
     for part in PARTS:
         if part not in skip:
             started = time.perf_counter()
             report[part] = _part(part, args.threads, args.subset)
+            if args.merge:
+                report.setdefault("remeasured", {})[part] = time.strftime("%Y-%m-%d")  # type: ignore[union-attr]
             print(f"{part}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     report["ratios"] = _service_ratios(report.get("service", {}))  # type: ignore[arg-type]
     print(json.dumps(report, indent=2))

@@ -7,13 +7,13 @@ still meet its deadline at the measured rate.
   CPU thread), about a minute for a 20k-token document. The bound has the same wait allowance for every size and
   grows at least as fast as the work, so under load a long request needs no larger gap in the queue than a short one:
   admission is as likely for every size (a bound with a fixed floor refused the long texts first).
-- A request that fits one batch is one step, due at its bound less one batch (it is answered when its batch ends).
-  A larger one (a document) is split into steps of at
-  most one batch and placed on the bulk lane: a virtual clock that runs at 1 / slowdown of the measured rate,
-  documents one after another. Step i is due when the lane would finish it, plus the latency budget; so while
-  short requests keep the service busy a document still gets 1 / slowdown of it, and when they leave it gets
-  everything (the schedule is work conserving). One document alone on the lane is due at its bound; one that would
-  queue behind another past its bound is refused.
+- A request is split into steps of at most one batch (most fit one). Step i is due `latency_budget + slowdown x`
+  its work so far after the request arrived, planned one batch early (a step is answered when its whole batch ends);
+  the last one at its bound. A request whose own work lasts over four latency budgets (a document) starts on the
+  bulk lane instead: a virtual clock that runs at 1 / slowdown of the measured rate, documents one after another.
+  So while short requests keep the service busy a document still gets 1 / slowdown of it, and when they leave it
+  gets everything (the schedule is work conserving). A document may wait for the lane as long as its own time on it
+  (its bound grows by as much); one that would wait longer is refused.
 - Admission merges the new steps into the schedule and refuses (429, Retry-After = how late it would run) when any
   step, new or admitted, would finish after its due. A request alone on an idle service always runs.
 
@@ -31,6 +31,12 @@ from typing import Generic, TypeVar
 # Upper token bounds of the size classes (the last one is open); the soak's texts are ~26, ~100, ~520 and ~20k tokens.
 SIZE_CLASSES: tuple[tuple[str, int | None], ...] = (("short", 64), ("medium", 256), ("long", 2048), ("document", None))
 SIZE_CLASS_NAMES = tuple(name for name, _ in SIZE_CLASSES)
+# A request whose own work lasts over this many latency budgets is a document to the scheduler: it waits for the bulk
+# lane. Shorter ones split over batches (a 512-token text on a CPU) are planned from their arrival like any other.
+BULK_BUDGETS = 4.0
+# A document may wait for the bulk lane behind others for up to this many times its own time on it: the lane then
+# never idles between documents that arrive while one is scored (strictly one at a time, a 2x soak admitted 1 of 10).
+LANE_QUEUE = 1.0
 
 
 def size_class(tokens: int) -> str:
@@ -42,8 +48,16 @@ def size_class(tokens: int) -> str:
 
 
 def answer_bound_s(own_s: float, latency_budget_s: float, slowdown: float) -> float:
-    """Seconds after arrival a request whose own work takes `own_s` at the measured rate is answered within."""
-    return latency_budget_s + slowdown * own_s
+    """Seconds after arrival a request whose own work takes `own_s` at the measured rate is answered within: the
+    latency budget plus `slowdown` times its work, and for a document (`is_bulk`) as long again to wait on the bulk
+    lane behind documents admitted before it."""
+    lane_wait = lane_wait_allowance(own_s, slowdown) if is_bulk(own_s, latency_budget_s) else 0.0
+    return latency_budget_s + slowdown * own_s + lane_wait
+
+
+def lane_wait_allowance(own_s: float, slowdown: float) -> float:
+    """How long a document may wait for the bulk lane: LANE_QUEUE times its own time on the lane."""
+    return LANE_QUEUE * slowdown * own_s
 
 
 @dataclass(order=True)
@@ -56,20 +70,23 @@ class Step:
     bulk: bool = field(compare=False)  # on the bulk lane (a request split over several batches)
 
 
-def plan_dues(
-    works: list[float], arrived: float, rate: float, latency_budget_s: float, slowdown: float, lane_free_at: float,
-    batch_s: float,
-) -> list[float]:  # fmt: skip
-    """Due times of a request's steps (their planned work, in order): one step = its bound; several = the bulk lane,
-    starting when the lane is free (`lane_free_at`, at the earliest the arrival). Each is planned `batch_s` (the
-    longest batch) early: a step is answered when its whole batch ends, and the others in it run after it."""
-    if len(works) == 1:
-        return [arrived + answer_bound_s(works[0] / rate, latency_budget_s, slowdown) - batch_s]
-    clock, dues = max(arrived, lane_free_at), []
+def plan_dues(works: list[float], start: float, rate: float, latency_budget_s: float, slowdown: float,
+              batch_s: float) -> list[float]:  # fmt: skip
+    """Due times of a request's steps (their planned work, in order): step i is due `latency_budget + slowdown x` the
+    work up to and including it after `start` (the arrival, or for a document when the bulk lane is free), so the
+    last one at the request's bound. Each is planned `batch_s` (the longest batch) early: a step is answered when its
+    whole batch ends, and the others in it run after it."""
+    clock, dues = start, []
     for work in works:
         clock += slowdown * work / rate
         dues.append(clock + latency_budget_s - batch_s)
     return dues
+
+
+def is_bulk(own_s: float, latency_budget_s: float) -> bool:
+    """Whether a request goes on the bulk lane: its own work at the measured rate lasts over BULK_BUDGETS latency
+    budgets (2 s at the defaults: a ~1,500-token text on one CPU thread)."""
+    return own_s > BULK_BUDGETS * latency_budget_s
 
 
 S = TypeVar("S", bound=Step)

@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 from probeguard.detector import Detection, Detector
 from probeguard.detector.pipeline import TextScores
 from probeguard.detector.tokenize import EncodedText, Window
-from probeguard.service.admission import Schedule, Step, answer_bound_s, plan_dues, size_class
+from probeguard.service.admission import (
+    Schedule,
+    Step,
+    answer_bound_s,
+    is_bulk,
+    lane_wait_allowance,
+    plan_dues,
+    size_class,
+)
 from probeguard.service.errors import DrainingError, QueueFullError, QueueTimeoutError
 
 # Share of the latency budget one batch may last. Smaller keeps answers closer to their bounds; larger amortises the
@@ -186,9 +194,10 @@ class MicroBatcher:
         elif rate is not None and self.busy:
             start = time.perf_counter() + self._running_left(rate) / rate
             own, others = self._schedule.lateness_s(steps, start, rate)
-            if steps[0].bulk:  # queued on the bulk lane behind another document: that long past its bound
-                lane = self._schedule.lane_free_at((1 - BATCH_SHARE) * self.latency_budget_s)
-                own = max(own, lane - steps[0].job.enqueued)
+            if steps[0].bulk:  # waiting for the bulk lane behind other documents longer than it may
+                own_s = sum(s.work for s in steps) / rate
+                wait = self._lane_free_at() - steps[0].job.enqueued
+                own = max(own, wait - lane_wait_allowance(own_s, self.answer_slowdown))
             if own > 0:
                 refusal = self._refusal("answer_deadline", f"estimated answer {own:.2f} s after its {bound:.2f} s "
                                         "bound", own)  # fmt: skip
@@ -204,13 +213,17 @@ class MicroBatcher:
         self._wake.set()
         return bound
 
-    def _dues(self, works: list[float], arrived: float) -> list[float]:
+    def _dues(self, works: list[float], arrived: float, bulk: bool) -> list[float]:
         rate = self.meter.tokens_per_s
         if rate is None:  # nothing measured yet: no estimate, first come first served
             return [arrived + self.latency_budget_s] * len(works)
-        batch_s = BATCH_SHARE * self.latency_budget_s  # the longest batch (batch_work_limit)
-        lane = self._schedule.lane_free_at(self.latency_budget_s - batch_s)
-        return plan_dues(works, arrived, rate, self.latency_budget_s, self.answer_slowdown, lane, batch_s)
+        start = max(arrived, self._lane_free_at()) if bulk else arrived
+        return plan_dues(works, start, rate, self.latency_budget_s, self.answer_slowdown,
+                         BATCH_SHARE * self.latency_budget_s)  # fmt: skip
+
+    def _lane_free_at(self) -> float:
+        """When the bulk lane is free: its dues are planned the latency budget less one batch after its clock."""
+        return self._schedule.lane_free_at((1 - BATCH_SHARE) * self.latency_budget_s)
 
     def answer_bound_s(self, work: float) -> float:
         """The answer bound of a request of `work` planned tokens at the measured rate (the latency budget before
@@ -241,9 +254,11 @@ class MicroBatcher:
         job = Job(detector, texts, encoded, detector.start_scores(encoded, explain), held,
                   asyncio.get_running_loop().create_future(), expires=0.0, steps_left=len(groups),
                   enqueued=arrived if arrived is not None else time.perf_counter())  # fmt: skip
-        dues = self._dues(works, job.enqueued)
+        rate = self.meter.tokens_per_s
+        bulk = rate is not None and is_bulk(sum(works) / rate, self.latency_budget_s)
+        dues = self._dues(works, job.enqueued, bulk)
         job.expires = dues[-1] + self.queue_timeout_s
-        steps = [JobStep(due, next(self._seq), work, len(groups) > 1, job, group)
+        steps = [JobStep(due, next(self._seq), work, bulk, job, group)
                  for due, work, group in zip(dues, works, groups, strict=True)]  # fmt: skip
         bound = self._admit(steps, size, held)
         job.future.add_done_callback(lambda f: self._forget(job) if f.cancelled() else None)
@@ -254,7 +269,7 @@ class MicroBatcher:
         batch, admitted and scheduled like a one-step request of `work` planned tokens."""
         job = Job(None, [], [], [], 0, asyncio.get_running_loop().create_future(), expires=0.0, steps_left=1,
                   exclusive=fn)  # fmt: skip
-        (due,) = self._dues([work], job.enqueued)
+        (due,) = self._dues([work], job.enqueued, False)
         job.expires = due + self.queue_timeout_s
         self._admit([JobStep(due, next(self._seq), work, False, job)], None, 0)
         return await job.future

@@ -162,15 +162,16 @@ def test_schedule_lateness_worked_by_hand():
 
 
 def test_answer_bounds_grow_with_the_work_and_documents_share_the_lane():
-    """The bound is the latency budget plus twice the own work; a document's steps are due where a lane at half the
-    rate would finish them, after the document already on it."""
-    from probeguard.service.admission import Schedule, Step, answer_bound_s, plan_dues, size_class
+    """The bound is the latency budget plus twice the own work; each step is due at that bound of the work so far; the
+    bulk lane is free after its last admitted step."""
+    from probeguard.service.admission import Schedule, Step, answer_bound_s, is_bulk, plan_dues, size_class
 
     assert answer_bound_s(1.0, 0.5, 2.0) == 2.5
-    assert plan_dues([100.0], 10.0, 100.0, 0.5, 2.0, float("-inf"), 0.0) == [12.5]
-    assert plan_dues([100.0], 10.0, 100.0, 0.5, 2.0, float("-inf"), 0.25) == [12.25]  # planned one batch early
-    assert plan_dues([100.0, 100.0], 10.0, 100.0, 0.5, 2.0, float("-inf"), 0.0) == [12.5, 14.5]  # lane free: bound
-    assert plan_dues([100.0, 100.0], 10.0, 100.0, 0.5, 2.0, 13.0, 0.0) == [15.5, 17.5]  # behind the lane's last step
+    assert answer_bound_s(3.0, 0.5, 2.0) == 0.5 + 6.0 + 6.0  # a document: as long again to wait for the lane
+    assert plan_dues([100.0], 10.0, 100.0, 0.5, 2.0, 0.0) == [12.5]
+    assert plan_dues([100.0], 10.0, 100.0, 0.5, 2.0, 0.25) == [12.25]  # planned one batch early
+    assert plan_dues([100.0, 100.0], 10.0, 100.0, 0.5, 2.0, 0.0) == [12.5, 14.5]  # step by step: the last at the bound
+    assert not is_bulk(2.0, 0.5) and is_bulk(2.01, 0.5)  # over four budgets of own work: a document
     schedule: Schedule[Step] = Schedule()
     schedule.add([Step(14.5, 0, 100.0, True), Step(11.0, 1, 5.0, False)])
     assert schedule.lane_free_at(0.5) == 14.0
@@ -284,20 +285,23 @@ def test_a_document_is_admitted_and_answered_while_short_requests_overload_the_s
     assert took <= doc_bound + 0.3, (took, doc_bound)
     during = [r for r in answered if arrived < r[0] < done]
     assert len(during) >= 10, "short requests kept being admitted while the document was scored"
-    assert max(r[2] for r in answered) < short_bound + 0.15  # its bound (~0.56 s), and a little for this busy box
+    within = [r[2] <= short_bound + 0.05 for r in answered]  # its bound (~0.56 s), and a little for the event loop
+    assert sum(within) >= 0.9 * len(within), (short_bound, sorted(r[2] for r in answered)[-10:])
 
 
-def test_a_second_document_waits_for_the_lane_and_a_late_request_is_refused_by_its_own_bound(tiny_detector):
-    """Busy with a document on the bulk lane, a second one would end past its own bound: 429 answer_deadline, with
-    the lane's remaining time as Retry-After; a short request is still admitted."""
+def test_documents_wait_for_the_bulk_lane_as_long_as_their_own_time_on_it(tiny_detector):
+    """Busy, 100 tokens/s: a document (several seconds of work, in steps) takes the bulk lane; a second one may wait
+    for it (as long as its own time on the lane, which its bound includes); a third would wait twice that: 429
+    answer_deadline with the excess as Retry-After. A short request is still admitted."""
     import asyncio
 
+    from probeguard.service.admission import LANE_QUEUE
     from probeguard.service.batcher import MicroBatcher
     from probeguard.service.errors import QueueFullError
 
     short, doc = "Anna Schmidt lives at 221B Baker Street in London.", "Anna Schmidt lives in London. " * 60
 
-    async def run(gate: threading.Event, entered: threading.Event) -> QueueFullError:
+    async def run(gate: threading.Event, entered: threading.Event) -> tuple[QueueFullError, list[float]]:
         batcher = MicroBatcher(0.0, 1_000_000, latency_budget_s=0.5, answer_slowdown=2.0)
         batcher.meter.tokens_per_s = 1000.0
         batcher.start()
@@ -305,25 +309,29 @@ def test_a_second_document_waits_for_the_lane_and_a_late_request_is_refused_by_i
         first = asyncio.ensure_future(batcher.submit(tiny_detector, [short], tiny_detector.encode([short])))
         assert await asyncio.to_thread(entered.wait, 5), "running, blocked on the gate: the service is busy"
         batcher.meter.tokens_per_s = 100.0  # the document: several seconds of work, split into steps
-        on_lane = asyncio.ensure_future(batcher.submit(tiny_detector, [doc], enc))
+        docs = [asyncio.ensure_future(batcher.submit(tiny_detector, [doc], enc)) for _ in range(2)]
         await asyncio.sleep(0)
-        assert sum(s.bulk for s in batcher._schedule) >= 2, "a document is split into steps on the bulk lane"
+        assert all(s.bulk for s in batcher._schedule) and len(batcher._schedule) >= 4, "two documents, in steps"
         try:
             await batcher.submit(tiny_detector, [doc], enc)
-            raise AssertionError("a second document was admitted past its bound")
+            raise AssertionError("a third document was admitted past its bound")
         except QueueFullError as exc:
             refused = exc
-        batcher.meter.tokens_per_s = 1000.0  # a short request: due well before the document's steps
+        batcher.meter.tokens_per_s = 1000.0  # a short request: due well before the documents' steps
         admitted = asyncio.ensure_future(batcher.submit(tiny_detector, [short], tiny_detector.encode([short])))
         await asyncio.sleep(0)
         gate.set()
-        assert all(len(r.detections) == 1 for r in await asyncio.gather(first, on_lane, admitted))
+        answers = await asyncio.gather(first, *docs, admitted)
+        assert all(len(r.detections) == 1 for r in answers)
         await batcher.close()
-        return refused
+        return refused, [a.bound_s for a in answers[1:3]]
 
+    assert LANE_QUEUE == 1.0
     with _gated(tiny_detector) as gates:
-        refused = asyncio.run(run(*gates))
+        refused, bounds = asyncio.run(run(*gates))
     assert refused.reason == "answer_deadline" and refused.retry_after_s >= 2
+    own = (bounds[0] - 0.5) / 4  # a document's bound: the budget, twice its work, and as long again on the lane
+    assert own > 2.0 / 2 and bounds[0] == pytest.approx(bounds[1])
 
 
 def test_a_request_that_would_make_an_admitted_one_late_is_refused(tiny_detector):

@@ -139,3 +139,41 @@ def test_refusal_deltas_come_from_the_service_s_own_counter():
     after = generate_latest(metrics.registry).decode()
     deltas = counter_deltas(before, after, "probeguard_refusals", "reason")
     assert deltas == {"admitted_deadline": 2.0, "answer_deadline": 7.0, "queue_tokens": 0.0}
+
+
+def _soak_result(first: dict[str, float], p99: dict[str, float], statuses: dict[str, int]) -> dict:
+    sizes = sorted(first)
+    load = {"admitted_first_try_by_size": first, "admitted_with_retries_by_size": first, "p99_ms_by_size": p99,
+            "p50_ms_by_size": p99, "requests_by_size": dict.fromkeys(sizes, 10), "over_bound_by_size": {},
+            "statuses": statuses, "unanswered": 0, "retry_after_s": {"1": 3}, "wall_s": 120.0}  # fmt: skip
+    return {"date": "2026-12-08", "machine": "x86_64, 2 cores", "times_capacity": 5.0, "offered_rps": 6.0,
+            "capacity": {"throughput_rps": 1.2}, "load": load, "server": {"refusals": {"answer_deadline": 3.0}},
+            "load_generator": {"cores_used": 0.01}, "after": 200,
+            "rss_mb": {"before": 1800.0, "max": 1850.0, "after_10s_idle": 1810.0,
+                       "after_vs_before": 0.006}}  # fmt: skip
+
+
+def test_soak_checks_hold_the_issue_s_bounds_and_the_report_shows_them(tmp_path):
+    """At 5x, half a fair share is 0.1 of each size's requests; short and medium p99 within 1 s; no 5xx."""
+    import json
+
+    from probeguard.loadtest.soak import checks
+    from probeguard.loadtest.soak_report import soak_section
+
+    fair = {"short": 0.3, "medium": 0.2, "long": 0.12, "document": 0.1}
+    good = _soak_result(fair, {"short": 600.0, "medium": 900.0}, {"200": 90, "429": 10})
+    assert all(checks(good, 5.0).values())
+    starved = _soak_result({**fair, "long": 0.05}, {"short": 600.0}, {"200": 90, "429": 10})
+    assert checks(starved, 5.0)["every_size_admitted_at_least_half_a_fair_share"] is False
+    assert checks(starved, None)["every_size_admitted_at_least_half_a_fair_share"] is None  # not at a multiple
+    slow = _soak_result(fair, {"short": 600.0, "medium": 1200.0}, {"200": 90, "503": 1})
+    verdict = checks(slow, 5.0)
+    assert not verdict["short_and_medium_p99_within_1s"] and not verdict["no_5xx"]
+    good["checks"], slow["checks"] = checks(good, 5.0), verdict
+    (tmp_path / "soak_5x.json").write_text(json.dumps(good))
+    (tmp_path / "soak_2x.json").write_text(json.dumps({**slow, "times_capacity": 2.0}))
+    text = "\n".join(soak_section(tmp_path))
+    assert text.index("| 2 | short |") < text.index("| 5 | short |"), "soaks in order of load"
+    assert "| 5 | long | 10 | 0.12 (0.12) |" in text and "checks all hold" in text
+    assert "FAILED: short_and_medium_p99_within_1s, no_5xx" in text
+    assert soak_section(tmp_path / "none") == []
