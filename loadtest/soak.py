@@ -1,7 +1,7 @@
 """Overload soak (loopback only, bounded): start `probeguard serve`, drive it past capacity with a mix of sizes, watch
 memory, then check that it recovers.
 
-    python -m probeguard.loadtest.soak [--bundle B] [--rate R | --times-capacity 2] [--duration 120]
+    python -m probeguard.loadtest.soak [--bundle B] [--rate R | --times-capacity 2] [--duration 180]
 
 Sizes: short (~26 tokens), medium (~100), long (~512, one window) and document (~20k tokens, an e-mail thread),
 60 / 28 / 10 / 2 % of requests (documents are then most of the work). `--times-capacity X` first measures the
@@ -163,7 +163,7 @@ def main() -> None:
     p.add_argument("--bundle", type=Path)
     p.add_argument("--rate", type=float, help="requests per second offered (default: --times-capacity)")
     p.add_argument("--times-capacity", type=float, default=2.0, help="offer this multiple of measured capacity")
-    p.add_argument("--duration", type=float, default=120.0, help="seconds of overload (bounded)")
+    p.add_argument("--duration", type=float, default=180.0, help="seconds of overload (bounded)")
     p.add_argument("--write", action="store_true", help="save reports/soak_<X>x.json and update BENCHMARKS.md")
     args = p.parse_args()
     if args.write and args.rate:

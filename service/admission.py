@@ -10,10 +10,11 @@ still meet its deadline at the measured rate.
 - A request is split into steps of at most one batch (most fit one). Step i is due `latency_budget + slowdown x`
   its work so far after the request arrived, planned one batch early (a step is answered when its whole batch ends);
   the last one at its bound. A request whose own work lasts over four latency budgets (a document) starts on the
-  bulk lane instead: a virtual clock that runs at 1 / slowdown of the measured rate, documents one after another.
+  bulk lane instead: a virtual clock that runs at 1 / slowdown of the measured rate, documents one after another,
+  re-planned from what is left of them when a new one arrives.
   So while short requests keep the service busy a document still gets 1 / slowdown of it, and when they leave it
-  gets everything (the schedule is work conserving). A document may wait for the lane as long as its own time on it
-  (its bound grows by as much); one that would wait longer is refused.
+  gets everything (the schedule is work conserving). A document may wait for the lane up to twice its own time on
+  it (its bound grows by as much: `latency_budget + 3 x slowdown x own`); one that would wait longer is refused.
 - Admission merges the new steps into the schedule and refuses (429, Retry-After = how late it would run) when any
   step, new or admitted, would finish after its due. A request alone on an idle service always runs.
 
@@ -34,9 +35,10 @@ SIZE_CLASS_NAMES = tuple(name for name, _ in SIZE_CLASSES)
 # A request whose own work lasts over this many latency budgets is a document to the scheduler: it waits for the bulk
 # lane. Shorter ones split over batches (a 512-token text on a CPU) are planned from their arrival like any other.
 BULK_BUDGETS = 4.0
-# A document may wait for the bulk lane behind others for up to this many times its own time on it: the lane then
-# never idles between documents that arrive while one is scored (strictly one at a time, a 2x soak admitted 1 of 10).
-LANE_QUEUE = 1.0
+# A document may wait for the bulk lane behind others for up to this many times its own time on it, so the lane does
+# not idle between documents that arrive while one is scored. 2x soaks (experiments/README.md, "Fair admission"):
+# strictly one at a time admitted 1 of 10 documents on the first try, a wait of once its own time 2 of 10.
+LANE_QUEUE = 2.0
 
 
 def size_class(tokens: int) -> str:
@@ -49,8 +51,8 @@ def size_class(tokens: int) -> str:
 
 def answer_bound_s(own_s: float, latency_budget_s: float, slowdown: float) -> float:
     """Seconds after arrival a request whose own work takes `own_s` at the measured rate is answered within: the
-    latency budget plus `slowdown` times its work, and for a document (`is_bulk`) as long again to wait on the bulk
-    lane behind documents admitted before it."""
+    latency budget plus `slowdown` times its work, and for a document (`is_bulk`) LANE_QUEUE times that to wait for
+    the bulk lane behind documents admitted before it."""
     lane_wait = lane_wait_allowance(own_s, slowdown) if is_bulk(own_s, latency_budget_s) else 0.0
     return latency_budget_s + slowdown * own_s + lane_wait
 
@@ -122,10 +124,12 @@ class Schedule(Generic[S]):
         gone = {id(s) for s in steps}
         self._steps = [s for s in self._steps if id(s) not in gone]
 
-    def lane_free_at(self, offset_s: float) -> float:
-        """When the bulk lane's clock reaches the end of the last admitted bulk step (-inf: nothing on the lane);
-        `offset_s`: what `plan_dues` added to the lane clock (latency budget less one batch)."""
-        return max((s.due - offset_s for s in self._steps if s.bulk), default=float("-inf"))
+    def lane_free_at(self, now: float, rate: float, slowdown: float) -> float:
+        """When the bulk lane would be free if the documents on it went on at its rate (1 / slowdown of `rate`) from
+        `now`: re-planned from what is left, so a document ahead of its plan (the service was not busy) frees the lane
+        early. -inf when nothing is on it."""
+        left = sum(s.work for s in self._steps if s.bulk)
+        return now + slowdown * left / rate if left else float("-inf")
 
     def lateness_s(self, new: list[S], start: float, rate: float) -> tuple[float, float]:
         """How late (seconds past due) the latest of the `new` steps, and the latest admitted step they delay, would

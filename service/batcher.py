@@ -222,8 +222,8 @@ class MicroBatcher:
                          BATCH_SHARE * self.latency_budget_s)  # fmt: skip
 
     def _lane_free_at(self) -> float:
-        """When the bulk lane is free: its dues are planned the latency budget less one batch after its clock."""
-        return self._schedule.lane_free_at((1 - BATCH_SHARE) * self.latency_budget_s)
+        rate = self.meter.tokens_per_s
+        return self._schedule.lane_free_at(time.perf_counter(), rate, self.answer_slowdown) if rate else float("-inf")
 
     def answer_bound_s(self, work: float) -> float:
         """The answer bound of a request of `work` planned tokens at the measured rate (the latency budget before
