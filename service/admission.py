@@ -4,7 +4,7 @@ still meet its deadline at the measured rate.
 
 - A request's bound is `latency_budget + slowdown x own` after it arrived (`own` = its planned work at the measured
   rate; slowdown 2 by default): ~0.55 s for a 26-token message, 1.9 s for a 512-token text (0.7 s of work on one
-  CPU thread), about a minute for a 20k-token document. The bound has the same wait allowance for every size and
+  CPU thread). The bound has the same wait allowance for every size and
   grows at least as fast as the work, so under load a long request needs no larger gap in the queue than a short one:
   admission is as likely for every size (a bound with a fixed floor refused the long texts first).
 - A request is split into steps of at most one batch (most fit one). Step i is due `latency_budget + slowdown x`

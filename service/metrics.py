@@ -9,7 +9,7 @@ from probeguard.service.admission import SIZE_CLASS_NAMES
 from probeguard.service.errors import REFUSAL_REASONS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-# Answer bounds grow with a request's size (service.admission): ~1 s for a chat message, a minute for a 20k-token text.
+# Answer bounds grow with a request's size (service.admission): ~0.5 s for a chat message, minutes for 20k tokens.
 BOUND_BUCKETS = (0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 BATCH_ITEMS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 BATCH_TOKENS_BUCKETS = (16, 64, 256, 512, 1024, 2048, 4096, 8192, 16384)

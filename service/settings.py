@@ -33,11 +33,12 @@ class ServiceSettings:
     # requests fast and refuses more under load (a chat backend can retry or fail open); higher accepts more requests
     # that then wait longer. One batch lasts at most half of it.
     latency_budget_ms: float = 500.0
-    # A request's answer bound is the latency budget plus this many times its own compute at the measured rate
-    # (0.55 s for a short message, ~2 s for a 512-token text, about a minute for a 20k-token document on one CPU
-    # thread); it is admitted only if it and every admitted request can still meet their bounds, so a long request
-    # competes on equal terms with short ones. A document also gets 1 / this share of the service while short requests
-    # keep it busy. Higher gives long requests more slack (slower answers) and short ones more of the service.
+    # A request's answer bound is the latency budget plus this many times its own compute at the measured rate (0.55 s
+    # for a short message, ~2 s for a 512-token text on one CPU thread); a document (over four latency budgets of
+    # work) may also wait for the bulk lane up to twice that (~160 s for 20k tokens here). A request is admitted only
+    # if it and every admitted one can still meet their bounds, so a long request competes on equal terms with short
+    # ones; a document gets 1 / this share of the service while short requests keep it busy. Higher gives long
+    # requests more slack (slower answers) and short ones more of the service.
     answer_slowdown: float = 2.0
     # Time a few rows at startup and reload (~2-3 s on CPU, Gemma 3 270M at K = 8) and fit the pass cost model to this
     # box and graph (detector.calibrate), which also gives the first requests a measured rate; off = the backend's fixed
