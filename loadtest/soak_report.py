@@ -21,7 +21,7 @@ def soak_section(reports: Path) -> list[str]:
     intro = (
         "`python -m probeguard.loadtest.soak --times-capacity X --write`: open loop at X times the capacity measured "
         "for the mix (60 / 28 / 10 / 2 % short ~26 / medium ~137 / long ~523 / document ~20k tokens), refused "
-        "requests retried after their Retry-After inside the window. Admitted: first try (with retries). p50 / p99 "
+        "requests sent again after their Retry-After (`retries` times). Admitted: first try (at all). p50 / p99 "
         "of accepted requests, client side; over bound: accepted but answered after the bound the service gave "
         "(`timing_ms.answer_bound` + 50 ms)."
     )
@@ -42,10 +42,11 @@ def soak_section(reports: Path) -> list[str]:
         rss, cap = r["rss_mb"], r["capacity"]
         failed = [k for k, ok in r["checks"].items() if ok is False]
         retry = ", ".join(f"{k} s × {v}" for k, v in load["retry_after_s"].items())
+        retries = load.get("retries", "unbounded")
         totals.append(
             f"- {x:g}x ({r['date']}, {r['machine']}): capacity {cap['throughput_rps']} requests/s, offered "
-            f"{r['offered_rps']}/s for {load['wall_s']:.0f} s; statuses {load['statuses']}, unanswered "
-            f"{load['unanswered']}; refusals by reason {r['server']['refusals']}; Retry-After {retry}; RSS "
+            f"{r['offered_rps']}/s for {load['wall_s']:.0f} s, retries {retries}; statuses {load['statuses']}, "
+            f"unanswered {load['unanswered']}; refusals by reason {r['server']['refusals']}; Retry-After {retry}; RSS "
             f"{rss['before']:.0f} → max {rss['max']:.0f} → {rss['after_10s_idle']:.0f} MB 10 s after; load generator "
             f"{r['load_generator']['cores_used']:.3f} cores; first request after: {r['after']}; checks "
             f"{'all hold' if not failed else 'FAILED: ' + ', '.join(failed)}."
