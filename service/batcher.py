@@ -23,6 +23,7 @@ from probeguard.detector.tokenize import EncodedText, Window
 from probeguard.service.admission import (
     Schedule,
     Step,
+    ThroughputMeter,
     answer_bound_s,
     is_bulk,
     lane_wait_allowance,
@@ -81,31 +82,6 @@ class BatchStats:
     tokens: int
     inference_s: float
     waits_s: list[float]  # of the requests whose first step ran in this batch
-
-
-class ThroughputMeter:
-    """Backend speed in row work (`Detector.rows_work`: a row's compute without padding or per-call overhead, which
-    the measured rate absorbs) per second, on recent batches: decayed totals, so a slow long batch weighs by its
-    duration (an average of per-batch rates overrated the backend: 581 vs a true 381 tokens/s, quick short batches
-    outvoting slow long ones). A step is planned at its row work, so short requests are not counted at the cost of a
-    pass of their own (34 vs 14 tokens for a 12-token text): batched, they cost what their rows add."""
-
-    def __init__(self, decay: float = 0.9) -> None:
-        self.decay = decay  # per batch; 0.9 keeps roughly the last ten batches
-        self._tokens = 0.0
-        self._seconds = 0.0
-        self.tokens_per_s: float | None = None  # None until the first batch has run
-
-    def seed(self, tokens: float, seconds: float) -> None:
-        """Start from a measurement taken before serving (detector.calibrate), so the first requests' waits are
-        estimated too; real batches outweigh it within a few batches."""
-        self._tokens = self._seconds = 0.0
-        self.observe(tokens, seconds)
-
-    def observe(self, tokens: float, seconds: float) -> None:
-        self._tokens = self.decay * self._tokens + tokens
-        self._seconds = self.decay * self._seconds + max(seconds, 1e-6)
-        self.tokens_per_s = self._tokens / self._seconds
 
 
 # (size class, admitted, answer bound in seconds): called for every admission decision.
@@ -347,7 +323,7 @@ class MicroBatcher:
             job.started = job.started or started
         counts = {key: sum(1 for s in steps if s.job is job) for key, job in jobs.items()}
         finishing = [job for key, job in jobs.items() if job.steps_left == counts[key]]
-        (first,) = steps[:1]
+        first = steps[0]
         try:
             if first.job.exclusive is not None:
                 results = [await loop.run_in_executor(self._executor, first.job.exclusive)]

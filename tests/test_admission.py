@@ -480,7 +480,7 @@ def test_a_refusal_is_429_with_retry_after_and_counted_by_reason_and_size(tiny_d
 
 
 def test_throughput_meter_weighs_batches_by_duration():
-    from probeguard.service.batcher import ThroughputMeter
+    from probeguard.service.admission import ThroughputMeter
 
     meter = ThroughputMeter(decay=1.0)
     for _ in range(9):

@@ -1,0 +1,54 @@
+"""Streaming state (#34, first step): the attention-pooled head updated chunk by chunk equals the head on the whole
+text, whatever the cuts."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from probeguard.detector.activations import Activations
+from probeguard.detector.heads import AttentionPoolConfig, AttentionPoolHead
+from probeguard.detector.streaming import AttentionPoolState
+
+D = 8
+
+
+def _head(seed: int) -> AttentionPoolHead:
+    torch.manual_seed(seed)
+    head = AttentionPoolHead(AttentionPoolConfig(name="unsafe", layer=1, labels=("unsafe", "other"), heads=3), D)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0.0, 1.0)  # large enough that the softmax's maximum moves between chunks
+        head.set_standardisation(torch.randn(D), torch.rand(D) + 0.5)
+    return head.eval()
+
+
+def _whole(head: AttentionPoolHead, acts: np.ndarray) -> np.ndarray:
+    h = torch.from_numpy(acts).unsqueeze(0)
+    mask = torch.ones(1, len(acts), dtype=torch.bool)
+    with torch.no_grad():
+        return head(Activations(layers={1: h}, attention_mask=mask, content_mask=mask))[0].double().numpy()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chunked_updates_equal_the_head_on_the_whole_text(seed):
+    head, rng = _head(seed), np.random.default_rng(seed)
+    acts = rng.normal(scale=3.0, size=(int(rng.integers(2, 300)), D)).astype(np.float32)
+    cuts = sorted(set(rng.integers(0, len(acts), size=int(rng.integers(1, 12))).tolist()) | {0, len(acts)})
+    state = AttentionPoolState.of(head)
+    for start, end in itertools.pairwise(cuts):
+        state.update(acts[start:end])
+        np.testing.assert_allclose(state.logits(), _whole(head, acts[:end]), atol=1e-5)  # every prefix too
+    assert state.tokens == len(acts)
+
+
+def test_no_token_is_the_bias_alone_and_bad_shapes_are_refused():
+    head = _head(0)
+    state = AttentionPoolState.of(head)
+    state.update(np.zeros((0, D), dtype=np.float32))
+    np.testing.assert_allclose(state.logits(), head.bias.detach().double().numpy())
+    with pytest.raises(ValueError, match="expected activations"):
+        state.update(np.zeros((3, D + 1), dtype=np.float32))
