@@ -1,10 +1,11 @@
 """Micro-batcher: admitted requests are cut into steps (service.admission), and steps are grouped earliest due first up
 to the detector's padding-aware token budget (`DetectorSettings.batch_tokens`) and a share of the latency budget,
-scored off the event loop in one inference thread, and answered when their last step has run. A request larger than
-one batch (a document) is scored across several batches between other requests' steps, so its own cost never has to
-fit one batch and never blocks the others. Admission answers 429 at once, with a Retry-After, when a request would
-finish after its size-scaled answer bound or make an admitted one late, or when the queue's token bound is full; a
-request whose client has gone (its future cancelled) leaves the schedule before inference."""
+scored off the event loop in one inference thread, and decoded (spans, categories, explanations) on a second thread
+while the next batch runs. A request larger than one batch (a document) is scored across several batches between
+other requests' steps, so its own cost never has to fit one batch and never blocks the others. Admission answers 429
+at once, with a Retry-After, when a request would finish after its size-scaled answer bound or make an admitted one
+late, or when the queue's token bound is full; a request whose client has gone (its future cancelled) leaves the
+schedule before inference."""
 
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ from probeguard.service.errors import DrainingError, QueueFullError, QueueTimeou
 # per-call cost (~20 tokens of compute, detector/batching.py) over more texts.
 BATCH_SHARE = 0.5
 # Work an explanation adds, in planned tokens per token of the explained text's windows (detector.explanation: one
-# SAE encode per window and the splits over its active features, on the inference thread); admission counts it like
-# any other work. Measured 2.06 (`python -m probeguard.loadtest.explain_bench --repeats 3`, golden corpus, probeguard-
-# base 0.12.1, 1 thread, 2-core x86_64 AVX-512 box, 2026-12-07: p50 35.4 -> 63.2 ms per text).
+# SAE encode per window and the splits over its active features, on the decode thread beside the next batch);
+# admission counts it as if it ran on the inference thread (it shares the same cores). Measured 2.06 (`python -m
+# probeguard.loadtest.explain_bench --repeats 3`, golden corpus, probeguard-base 0.12.1, 1 thread, 2-core x86_64
+# AVX-512 box, 2026-12-07: p50 35.4 -> 63.2 ms per text).
 EXPLAIN_WORK_PER_TOKEN = 2.0
 # What an explained token holds until its request is answered, in plain tokens of the queue's memory bound: its served
 # layer row (d_model floats: 2.5 KB at Gemma 3 270M) against ~100 bytes of ids, offsets and label scores.
@@ -115,6 +117,8 @@ class MicroBatcher:
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probeguard-inference")
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probeguard-decode")
+        self._decoding = 0  # batches whose requests are being decoded
         self._task: asyncio.Task[None] | None = None
         self.draining = False
 
@@ -124,7 +128,7 @@ class MicroBatcher:
 
     @property
     def busy(self) -> bool:
-        return bool(self._schedule) or self._in_flight > 0
+        return bool(self._schedule) or self._in_flight > 0 or self._decoding > 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="probeguard-batcher")
@@ -328,33 +332,52 @@ class MicroBatcher:
             if first.job.exclusive is not None:
                 results = [await loop.run_in_executor(self._executor, first.job.exclusive)]
             else:
-                results = await loop.run_in_executor(self._executor, self._score, steps, finishing)
+                await loop.run_in_executor(self._executor, self._score, steps)
         except Exception as exc:  # every failure goes to the waiting requests, typed by the error table
             for job in jobs.values():
                 if not job.future.done():
                     job.future.set_exception(exc)
                 self._forget(job)
             return
-        answers = {id(job): result for job, result in zip(finishing, results, strict=True)}
         for key, job in jobs.items():
-            if job.future.done():  # abandoned while it ran: already taken off the schedule
-                continue
-            job.steps_left -= counts[key]
-            if job.steps_left == 0:
-                self._queued_tokens -= job.tokens
-                job.future.set_result(answers[key])
+            if not job.future.done():  # else abandoned while it ran: already taken off the schedule
+                job.steps_left -= counts[key]
+        finishing = [job for job in finishing if not job.future.done()]
         if first.job.exclusive is not None:
+            self._answer(finishing, results)
             return
         elapsed = time.perf_counter() - started
         self.meter.observe(self._running_work, elapsed)
         if self._on_batch is not None:
             tokens = sum(w.own_end - w.own_start for s in steps for w in s.windows)
             self._on_batch(BatchStats(len(jobs), tokens, elapsed, waits))
+        if finishing:  # decoded beside the next batch's forward passes (which release the GIL)
+            self._decoding += 1
+            loop.create_task(self._decode(loop, finishing))
+
+    async def _decode(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
+        """Spans, categories and explanations of requests whose every window has been scored, on the decode thread."""
+        try:
+            results = await loop.run_in_executor(self._decoder, self._finish, jobs)
+        except Exception as exc:  # typed by the error table, like an inference failure
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+                self._queued_tokens -= job.tokens
+            return
+        finally:
+            self._decoding -= 1
+        self._answer(jobs, results)
+
+    def _answer(self, jobs: list[Job], results: list[Any]) -> None:
+        for job, result in zip(jobs, results, strict=True):
+            self._queued_tokens -= job.tokens
+            if not job.future.done():
+                job.future.set_result(result)
 
     @staticmethod
-    def _score(steps: list[JobStep], finishing: list[Job]) -> list[list[Detection]]:
-        """On the inference thread: score the steps' windows in one call (passes planned across requests), then
-        decode the requests whose last step this was."""
+    def _score(steps: list[JobStep]) -> None:
+        """On the inference thread: score the steps' windows in one call (passes planned across requests)."""
         encoded: list[EncodedText] = []
         scores: list[TextScores] = []
         windows: list[Window] = []
@@ -366,9 +389,11 @@ class MicroBatcher:
                 encoded.extend(job.encoded)
                 scores.extend(job.scores)
             windows.extend(replace(w, text_index=w.text_index + base[id(job)]) for w in step.windows)
-        detector = steps[0].job.detector
-        detector.score_windows(windows, encoded, scores)
-        return [job.detector.finish(job.texts, job.encoded, job.scores) for job in finishing]
+        steps[0].job.detector.score_windows(windows, encoded, scores)
+
+    @staticmethod
+    def _finish(jobs: list[Job]) -> list[list[Detection]]:
+        return [job.detector.finish(job.texts, job.encoded, job.scores) for job in jobs]
 
     async def drain(self, timeout_s: float) -> bool:
         """Refuse new work and wait for queued and running batches; True if everything finished."""
@@ -390,3 +415,4 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.set_exception(DrainingError("the service stopped before this request ran"))
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._decoder.shutdown(wait=False, cancel_futures=True)
