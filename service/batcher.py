@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from probeguard.detector import Detection, Detector
@@ -23,7 +23,6 @@ from probeguard.detector.pipeline import TextScores
 from probeguard.detector.tokenize import EncodedText, Window
 from probeguard.service.admission import (
     Schedule,
-    Step,
     ThroughputMeter,
     answer_bound_s,
     is_bulk,
@@ -32,6 +31,7 @@ from probeguard.service.admission import (
     size_class,
 )
 from probeguard.service.errors import DrainingError, QueueFullError, QueueTimeoutError
+from probeguard.service.jobs import BatchStats, Job, JobStep, Scored
 
 # Share of the latency budget one batch may last. Smaller keeps answers closer to their bounds; larger amortises the
 # per-call cost (~20 tokens of compute, detector/batching.py) over more texts.
@@ -46,44 +46,6 @@ EXPLAIN_WORK_PER_TOKEN = 2.0
 # layer row (d_model floats: 2.5 KB at Gemma 3 270M) against ~100 bytes of ids, offsets and label scores.
 EXPLAIN_MEMORY_PER_TOKEN = 25
 T = TypeVar("T")
-
-
-@dataclass
-class Job:
-    """One request: its texts, what their scored windows have added so far, and how it is answered."""
-
-    detector: Detector | None  # the one that tokenized these texts (a batch never mixes detectors: reload); None
-    # for exclusive work
-    texts: list[str]
-    encoded: list[EncodedText]
-    scores: list[TextScores]
-    tokens: int  # unpadded, explained ones weighed by their kept activations: what the queue's memory bound counts
-    future: asyncio.Future[Any]
-    expires: float  # past its last due plus the queue timeout: answered 503 instead of run further
-    steps_left: int = 0
-    exclusive: Callable[[], Any] | None = None  # work that is not a detect batch (the console's layer trace)
-    enqueued: float = field(default_factory=time.perf_counter)
-    started: float | None = None
-
-
-@dataclass(order=True)
-class JobStep(Step):
-    job: Job = field(compare=False)
-    windows: list[Window] = field(default_factory=list, compare=False)  # `text_index` = position in job.encoded
-
-
-@dataclass(frozen=True)
-class Scored:
-    detections: list[Detection]  # one per text
-    bound_s: float  # the answer bound it was admitted with (service.admission), seconds after it arrived
-
-
-@dataclass
-class BatchStats:
-    items: int
-    tokens: int
-    inference_s: float
-    waits_s: list[float]  # of the requests whose first step ran in this batch
 
 
 # (size class, admitted, answer bound in seconds): called for every admission decision.

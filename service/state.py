@@ -11,7 +11,8 @@ from pathlib import Path
 
 from probeguard.detector import Detector, Redactor
 from probeguard.detector.trace import LayerTracer
-from probeguard.service.batcher import AdmissionHook, BatchStats, MicroBatcher
+from probeguard.service.batcher import AdmissionHook, MicroBatcher
+from probeguard.service.jobs import BatchStats
 from probeguard.service.metrics import Metrics
 from probeguard.service.settings import ServiceSettings
 

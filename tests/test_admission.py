@@ -83,7 +83,8 @@ def test_batcher_groups_requests_by_the_planned_padded_cost(tiny_detector):
     import asyncio
     import dataclasses
 
-    from probeguard.service.batcher import BatchStats, MicroBatcher
+    from probeguard.service.batcher import MicroBatcher
+    from probeguard.service.jobs import BatchStats
 
     sentence = "Anna Schmidt lives at 221B Baker Street in London. "
     encode = tiny_detector.encode
@@ -211,7 +212,8 @@ def test_a_document_alone_runs_across_batches_and_equals_one_shot(small_windows,
     detector answers it in one call."""
     import asyncio
 
-    from probeguard.service.batcher import BatchStats, MicroBatcher
+    from probeguard.service.batcher import MicroBatcher
+    from probeguard.service.jobs import BatchStats
 
     det, doc = small_windows, SENTENCE * 30
     _paced(det, 4000.0, monkeypatch)
