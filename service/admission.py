@@ -18,7 +18,9 @@ still meet its deadline at the measured rate.
 - Admission merges the new steps into the schedule and refuses (429, Retry-After = how late it would run) when any
   step, new or admitted, would finish after its due. A request alone on an idle service always runs.
 
-Size classes (the soak's and the metrics' `size_class` label) only report; admission never looks at them.
+Sizes covered: every request the input limits accept (PROBEGUARD_MAX_CHARS, 100,000 characters per text, ~30k
+tokens; PROBEGUARD_MAX_BODY_BYTES, 1 MiB per body); larger ones are refused with 413 before admission. Size classes
+(the soak's and the metrics' `size_class` label) only report; admission never looks at them.
 """
 
 from __future__ import annotations
