@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, DynamicCache, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from probeguard.detector.errors import HostError
@@ -75,6 +76,33 @@ class TruncatedHost(nn.Module):
         out = self.base(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=False)
         hidden = out.hidden_states  # K + 1 tensors of [batch, seq, d_model]
         return tuple(hidden[k] for k in self.layers)
+
+    def forward_cached(
+        self, input_ids: torch.Tensor, cache: HostCache | None
+    ) -> tuple[tuple[torch.Tensor, ...], HostCache]:
+        """The layers of the next tokens of one text, `input_ids` [1, new], given the cache of the tokens before them
+        (None: the text's first tokens): [1, new, d_model] each, in `layers` order, and the cache grown by them. On a
+        causal host these equal `forward` on the whole text at those positions (the tokens before never change)."""
+        cache = cache if cache is not None else HostCache(DynamicCache(config=self.base.config))
+        seen = cache.tokens + input_ids.shape[1]
+        mask = torch.ones(1, seen, dtype=torch.long)
+        out = self.base(input_ids=input_ids, attention_mask=mask, past_key_values=cache.cache, use_cache=True,
+                        output_hidden_states=True)  # fmt: skip
+        return tuple(out.hidden_states[k] for k in self.layers), HostCache(out.past_key_values, seen)
+
+
+@dataclass
+class HostCache:
+    """One text's key/value cache in a truncated causal host (`TruncatedHost.forward_cached`): the tokens seen so far
+    and each block's keys and values (a sliding-window block keeps only its window)."""
+
+    cache: DynamicCache
+    tokens: int = 0
+
+    def nbytes(self) -> int:
+        """Bytes the cached keys and values hold."""
+        tensors = [getattr(layer, name, None) for layer in self.cache.layers for name in ("keys", "values")]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
 def load_base_model(path: Path, config: PretrainedConfig, attn_implementation: str = "sdpa") -> PreTrainedModel:

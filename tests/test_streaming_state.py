@@ -52,3 +52,23 @@ def test_no_token_is_the_bias_alone_and_bad_shapes_are_refused():
     np.testing.assert_allclose(state.logits(), head.bias.detach().double().numpy())
     with pytest.raises(ValueError, match="expected activations"):
         state.update(np.zeros((3, D + 1), dtype=np.float32))
+
+
+@pytest.mark.parametrize("family", ["gemma3_text", "llama", "qwen2", "gpt2"])
+def test_the_cached_host_equals_the_whole_text_at_every_cut(family, tiny_hosts):
+    """A causal host run chunk by chunk with its key/value cache gives each token the activations it has in the
+    whole text (Gemma 3's sliding-window blocks included: the tiny host's window is 8 tokens, the text 40)."""
+    from probeguard.detector.truncate import load_truncated_host
+
+    host = load_truncated_host(tiny_hosts(family), [1, 3])
+    ids = torch.randint(5, 100, (1, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = host(ids, torch.ones_like(ids))
+        cache, parts = None, []
+        for start, end in itertools.pairwise([0, 1, 9, 10, 23, 40]):
+            layers, cache = host.forward_cached(ids[:, start:end], cache)
+            parts.append(layers)
+    assert cache is not None and cache.tokens == 40 and cache.nbytes() > 0
+    for i in range(len(host.layers)):
+        chunked = torch.cat([p[i] for p in parts], dim=1)
+        torch.testing.assert_close(chunked, whole[i], atol=1e-4, rtol=1e-4)
