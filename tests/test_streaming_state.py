@@ -72,3 +72,18 @@ def test_the_cached_host_equals_the_whole_text_at_every_cut(family, tiny_hosts):
     for i in range(len(host.layers)):
         chunked = torch.cat([p[i] for p in parts], dim=1)
         torch.testing.assert_close(chunked, whole[i], atol=1e-4, rtol=1e-4)
+
+
+def test_the_state_per_stream_is_bounded_by_the_sliding_window_and_the_costs_are_reported(tiny_hosts):
+    """Tiny Gemma 3: blocks 1 and 3 slide over 8 tokens, 2 is global; from 16 to 64 tokens only the global block's
+    cache grows (by 48 tokens x 2 x 16 floats). The delta benchmark times every delta both ways."""
+    from probeguard.detector.truncate import load_truncated_host
+    from probeguard.loadtest.stream_state import delta_costs, state_bytes
+
+    host = load_truncated_host(tiny_hosts("gemma3_text"), [3])
+    ids = torch.randint(5, 100, (1, 64), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sizes = state_bytes(host, ids, (16, 64), chunk=5)
+        costs = delta_costs(host, ids[:, :30], 10)
+    assert sizes["64"] - sizes["16"] == 48 * 2 * 16 * 4  # one global block: keys and values, 1 head x 16, fp32
+    assert costs["deltas"] == 3 and {"cached", "rescore_prefix", "one_pass_s"} <= set(costs)
