@@ -1,9 +1,12 @@
 """The sidecar under test: a tiny-host detector, an in-process client over it (Litestar test client with lifespan),
-and a readiness wait; shared by the route tests (test_service) and the admission tests (test_admission)."""
+and a readiness wait, and a gate that holds the batcher busy; shared by the route and admission tests."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from litestar.testing import TestClient
@@ -37,3 +40,22 @@ def wait_ready(client: TestClient) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("service never became ready")
+
+
+@contextlib.contextmanager
+def gated(detector: Detector) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """`detector.score_windows` blocks until the first yielded event is set (at most 5 s): a batcher stays busy on
+    it. The second is set once a batch is blocked there (the batcher is running)."""
+    gate, entered = threading.Event(), threading.Event()
+    real = detector.score_windows
+
+    def blocked(*args, **kwargs):
+        entered.set()
+        gate.wait(5)
+        return real(*args, **kwargs)
+
+    detector.score_windows = blocked  # type: ignore[method-assign]
+    try:
+        yield gate, entered
+    finally:
+        del detector.score_windows
