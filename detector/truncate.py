@@ -71,6 +71,18 @@ class TruncatedHost(nn.Module):
         self.base = base
         self.layers = tuple(sorted(set(int(k) for k in layers)))
         self.depth = self.layers[-1]  # deepest layer read; the base may hold one block more when depth == 0
+        self._causal: bool | None = None  # measured on first use (`causal`)
+
+    @property
+    def causal(self) -> bool:
+        """Whether a token's activations ignore the tokens after it, as streaming needs: measured once, four token
+        ids run alone against the same four followed by four more (an encoder such as BERT reads both ways)."""
+        if self._causal is None:
+            ids = torch.arange(5, 13).unsqueeze(0)  # [1, 8]: ids every vocabulary has
+            with torch.no_grad():
+                whole, first = self(ids, torch.ones_like(ids)), self(ids[:, :4], torch.ones_like(ids[:, :4]))
+            self._causal = all(torch.allclose(w[:, :4], f, atol=1e-4) for w, f in zip(whole, first, strict=True))
+        return self._causal
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.base(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=False)
@@ -83,6 +95,8 @@ class TruncatedHost(nn.Module):
         """The layers of the next tokens of one text, `input_ids` [1, new], given the cache of the tokens before them
         (None: the text's first tokens): [1, new, d_model] each, in `layers` order, and the cache grown by them. On a
         causal host these equal `forward` on the whole text at those positions (the tokens before never change)."""
+        if not self.causal:
+            raise HostError(f"streaming needs a causal host; {self.base.config.model_type} reads the text both ways")
         cache = cache if cache is not None else HostCache(DynamicCache(config=self.base.config))
         seen = cache.tokens + input_ids.shape[1]
         mask = torch.ones(1, seen, dtype=torch.long)

@@ -87,3 +87,14 @@ def test_the_state_per_stream_is_bounded_by_the_sliding_window_and_the_costs_are
         costs = delta_costs(host, ids[:, :30], 10)
     assert sizes["64"] - sizes["16"] == 48 * 2 * 16 * 4  # one global block: keys and values, 1 head x 16, fp32
     assert costs["deltas"] == 3 and {"cached", "rescore_prefix", "one_pass_s"} <= set(costs)
+
+
+def test_an_encoder_host_is_refused_clearly(tiny_hosts):
+    """BERT reads the text both ways: a token's activations change when more text arrives, so it cannot be streamed."""
+    from probeguard.detector.errors import HostError
+    from probeguard.detector.truncate import load_truncated_host
+
+    encoder, decoder = (load_truncated_host(tiny_hosts(f), [2]) for f in ("bert", "llama"))
+    assert not encoder.causal and decoder.causal
+    with pytest.raises(HostError, match="streaming needs a causal host; bert reads the text both ways"):
+        encoder.forward_cached(torch.tensor([[5, 6, 7]]), None)
