@@ -348,7 +348,7 @@ class Detector:
     ) -> list[Detection]:
         """`detect` for texts already validated and tokenized (the service tokenizes before queueing); `explain[i]`
         asks for text i's explanation (absent: none)."""
-        scores = self.start_scores(encoded, list(explain) or [False] * len(encoded))
+        scores = self.start_scores(encoded, explain)
         if any(s.acts is not None for s in scores):
             _ = self.explainer  # ExplainUnavailableError before any work when the bundle cannot explain
         self.score_windows(self.windows_of(encoded), encoded, scores, token_budget)
